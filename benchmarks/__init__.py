@@ -1,0 +1,1 @@
+"""Benchmarks: measured figures for BENCHMARKS.md and benchmarks.json (``nox -s bench``)."""
