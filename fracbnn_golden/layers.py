@@ -74,7 +74,9 @@ def merge(msb, lsb, residual, bn, rprelu, bn_out):
     t0 = to_fm((t0 << WT_FRAC) + t1 * ONE_THIRD, PRODUCT_FRAC)
     t0 = to_fm(s0 * t0 + (b0 << FM_FRAC), PRODUCT_FRAC)
     t0 = to_fm((t0 << (WT_FRAC - FM_FRAC)) + bx, WT_FRAC)
-    t0 = np.where(t0 < 0, to_fm(t0 * alpha, PRODUCT_FRAC), t0)
+    # PReLU: slope alpha below 0, 1 (= 256 / 256, exact) above, so one rounding serves both.
+    unit = 1 << WT_FRAC
+    t0 = to_fm(t0 * (unit + (t0 < 0) * (alpha - unit)), PRODUCT_FRAC)
     t0 = to_fm((t0 << (WT_FRAC - FM_FRAC)) + by, WT_FRAC)
     summed = saturate(_fm(residual) + t0, FM_BITS)
     return to_fm(s1 * summed + (b1 << FM_FRAC), PRODUCT_FRAC)
