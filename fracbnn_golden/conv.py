@@ -12,7 +12,8 @@ import numpy as np
 from .bitops import pack_bits
 
 __all__ = [
-    "thermometer_counts", "thermometer_bits", "BinaryConv3x3", "binary_conv2d", "output_size",
+    "thermometer_counts", "thermometer_bits", "thermometer_tables", "thermometer_conv",
+    "BinaryConv3x3", "binary_conv2d", "output_size",
 ]
 
 THERMOMETER_BITS = 32
@@ -43,6 +44,53 @@ def thermometer_bits(pixels):
     k = np.arange(THERMOMETER_BITS, dtype=np.uint8).reshape(1, 1, -1, 1, 1)
     bits = (k < counts[:, :, None]).astype(np.uint8)
     return bits.reshape(n, c * THERMOMETER_BITS, h, w)
+
+
+def thermometer_tables(weight):
+    """Prefix-sum tables of a binary conv on thermometer input: ``[O, colours, 9 taps, 33]``.
+
+    ``weight``: 0/1 ``[O, colours * 32, 3, 3]`` with channel ``c * 32 + k``. Because a
+    thermometer code of count ``n`` is ``n`` ones (+1) followed by zeros (-1), the dot product of
+    one colour's 32 bits with the ±1 weights ``w_k`` of one tap is
+    ``sum_{k<n} w_k - sum_{k>=n} w_k = 2 * P(n) - S`` with the prefix sum ``P(n) = sum_{k<n} w_k``
+    and ``S = P(32)``: a 33-entry table replaces 32 XNOR-popcount lanes.
+    """
+    weight = np.asarray(weight)
+    o, channels = weight.shape[:2]
+    if channels % THERMOMETER_BITS or weight.shape[2:] != (KERNEL, KERNEL):
+        raise ValueError(f"weight must have shape [O, colours * 32, 3, 3], "
+                         f"not {list(weight.shape)}")
+    signs = 2 * weight.reshape(o, -1, THERMOMETER_BITS, KERNEL * KERNEL).astype(np.int32) - 1
+    prefix = np.concatenate([np.zeros_like(signs[:, :, :1]), np.cumsum(signs, axis=2)], axis=2)
+    tables = 2 * prefix - prefix[:, :, -1:]                       # [o, colours, 33, taps]
+    return tables.transpose(0, 1, 3, 2).copy()
+
+
+def thermometer_conv(counts, tables):
+    """conv1 from thermometer counts ``[N, colours, H, W]`` (0..32) with prefix-sum tables.
+
+    Equal to ``binary_conv2d`` of the thermometer bits (zero padding 1, stride 1): the sum over
+    in-image taps and colours of ``tables[o, colour, tap, count]``.
+    """
+    counts = np.asarray(counts)
+    n, colours, h, w = counts.shape
+    o = tables.shape[0]
+    if tables.shape[1:] != (colours, KERNEL * KERNEL, THERMOMETER_BITS + 1):
+        raise ValueError(f"tables of shape {list(tables.shape)} do not fit {colours} colours")
+    if counts.size and counts.max() > THERMOMETER_BITS:
+        raise ValueError(f"thermometer counts must be 0..{THERMOMETER_BITS}")
+    # Padding taps index an extra table entry that holds 0.
+    padding = THERMOMETER_BITS + 1
+    zeros = np.zeros((o, colours, KERNEL * KERNEL, 1), tables.dtype)
+    extended = np.concatenate([tables, zeros], axis=-1)
+    padded = np.full((n, colours, h + 2, w + 2), padding, dtype=np.intp)
+    padded[:, :, 1:-1, 1:-1] = counts
+    out = np.zeros((o, n, h, w), dtype=np.int32)
+    for tap in range(KERNEL * KERNEL):
+        ky, kx = divmod(tap, KERNEL)
+        for colour in range(colours):
+            out += extended[:, colour, tap][:, padded[:, colour, ky:ky + h, kx:kx + w]]
+    return out.transpose(1, 0, 2, 3)
 
 
 def output_size(size, stride):

@@ -102,3 +102,32 @@ def test_valid_mask_and_errors():
         valid_mask(17, 16)
     with pytest.raises(ValueError, match="word_bits"):
         pack_bits(np.zeros(4), word_bits=12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(colours=st.integers(1, 3), height=st.integers(1, 9), width=st.integers(1, 9),
+       out_channels=st.integers(1, 5), seed=st.integers(0, 2**32))
+def test_prefix_sum_first_layer_equals_the_popcount_form(colours, height, width, out_channels,
+                                                         seed):
+    from fracbnn_golden.conv import thermometer_conv, thermometer_tables
+
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (2, colours, height, width), dtype=np.uint8)
+    pixels[0, 0, 0, 0], pixels[-1, -1, -1, -1] = 0, 255          # counts 0 and 32
+    weight = rng.integers(0, 2, (out_channels, colours * 32, 3, 3), dtype=np.uint8)
+    tables = thermometer_tables(weight)
+    assert tables.shape == (out_channels, colours, 9, 33)
+    np.testing.assert_array_equal(thermometer_conv(thermometer_counts(pixels), tables),
+                                  binary_conv2d(thermometer_bits(pixels), weight))
+
+
+def test_prefix_sum_first_layer_on_the_public_vectors(net, public_vectors):
+    from fracbnn_golden.conv import thermometer_conv, thermometer_tables
+
+    tables = thermometer_tables(net.params["conv1.weight"])
+    np.testing.assert_array_equal(thermometer_conv(public_vectors["counts"], tables),
+                                  public_vectors["trace.conv1_acc"])
+    # The table entries are 2 * P(n) - S: they start at -S and step by ±2.
+    assert (np.abs(np.diff(tables, axis=-1)) == 2).all()
+    with pytest.raises(ValueError, match="counts must be 0..32"):
+        thermometer_conv(np.full((1, 3, 2, 2), 33), tables)
