@@ -12,7 +12,7 @@ from .fixedpoint import FM_BITS, FM_FRAC, POOL_BITS, POOL_FRAC, WT_FRAC, saturat
 
 __all__ = [
     "TWO_THIRDS", "ONE_THIRD", "ONE_AND_HALF",
-    "input_bn", "quantize", "bit_planes", "precision_gate", "merge", "shortcut",
+    "input_bn", "quantize", "bit_planes", "precision_gate", "gate_threshold", "merge", "shortcut",
     "global_pool", "linear",
 ]
 
@@ -55,6 +55,15 @@ def bit_planes(q):
 def precision_gate(msb, threshold):
     """Where the LSB pass is needed: ``171 * msb > threshold`` (both in units of 1/256, §3.5)."""
     return TWO_THIRDS * _fm(msb) > _per_channel(threshold, np.ndim(msb))
+
+
+def gate_threshold(threshold):
+    """The integer form of the gate: ``171 * msb > threshold`` iff ``msb > gate_threshold``.
+
+    ``msb`` is an integer, so ``171 * msb > threshold`` iff ``msb > threshold / 171`` iff
+    ``msb > floor(threshold / 171)``: hardware compares against this constant, no multiplier.
+    """
+    return np.floor_divide(np.asarray(threshold, dtype=np.int32), TWO_THIRDS)
 
 
 def merge(msb, lsb, residual, bn, rprelu, bn_out):

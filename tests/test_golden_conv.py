@@ -131,3 +131,11 @@ def test_prefix_sum_first_layer_on_the_public_vectors(net, public_vectors):
     assert (np.abs(np.diff(tables, axis=-1)) == 2).all()
     with pytest.raises(ValueError, match="counts must be 0..32"):
         thermometer_conv(np.full((1, 3, 2, 2), 33), tables)
+
+
+@given(msb=st.integers(-600, 600), threshold=st.integers(-2048, 2047))
+def test_integer_gate_threshold_is_the_gate(msb, threshold):
+    from fracbnn_golden.layers import gate_threshold, precision_gate
+
+    gate = precision_gate(np.array([[msb]]), np.array([threshold]))
+    assert bool(gate[0, 0]) == (msb > gate_threshold(threshold))

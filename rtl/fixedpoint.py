@@ -1,0 +1,38 @@
+"""Fixed-point steps of the FracBNN datapath as Amaranth expressions (DESIGN.md §3).
+
+The same operations as :mod:`fracbnn_golden.fixedpoint`, on signed values: each returns an
+expression whose shape holds the result exactly.
+"""
+
+from amaranth.hdl import Const, Mux, signed
+
+from fracbnn_golden.fixedpoint import FM_BITS, FM_FRAC
+
+FM_SHAPE = signed(FM_BITS)
+
+__all__ = ["FM_SHAPE", "round_shift", "saturate", "trunc_div_pow2", "to_fm"]
+
+
+def round_shift(value, shift):
+    """Drop ``shift`` fraction bits rounding half up: ``floor(value / 2**shift + 1/2)``."""
+    if shift <= 0:
+        return value << -shift
+    return (value + (1 << (shift - 1))) >> shift
+
+
+def saturate(value, bits):
+    """Clamp a signed value to ``bits``-bit two's complement; the result has shape signed(bits)."""
+    lo, hi = Const(-(1 << (bits - 1)), signed(bits)), Const((1 << (bits - 1)) - 1, signed(bits))
+    return Mux(value > hi, hi, Mux(value < lo, lo, value))[:bits].as_signed()
+
+
+def trunc_div_pow2(value, shift):
+    """Signed division by ``2**shift`` truncating toward zero."""
+    bias = Mux(value < 0, (1 << shift) - 1, 0)
+    return (value + bias) >> shift
+
+
+def to_fm(value, frac):
+    """Assign a value with ``frac`` fraction bits to an FM code: round half up, saturate."""
+    return saturate(round_shift(value, frac - FM_FRAC), FM_BITS)
+

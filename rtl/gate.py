@@ -1,0 +1,67 @@
+"""Precision gate: where a PG convolution needs its LSB pass (DESIGN.md §3.5)."""
+
+import numpy as np
+from amaranth.hdl import Cat, Module, signed
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from fracbnn_golden.fixedpoint import WT_BITS
+from fracbnn_golden.layers import gate_threshold
+
+from .params import check_positive_int
+from .pipeline import lockstep_pipeline
+
+__all__ = ["PrecisionGate"]
+
+
+class PrecisionGate(wiring.Component):
+    """The per-element gate ``171 * msb > tau`` of ``lanes`` output channels.
+
+    ``thresholds`` (int array ``[rows, lanes]`` of WT codes ``tau``) fills a read-only memory;
+    each transfer carries the MSB conv sums and the ``row`` of its channels. Since ``msb`` is an
+    integer, the gate is ``msb > floor(tau / 171)`` (:func:`fracbnn_golden.layers.gate_threshold`):
+    the table holds that integer and the unit compares, with no multiplier. ``o.payload.gate``
+    bit ``k`` is the gate of lane ``k``; ``o.payload.msb`` passes the sums on.
+
+    Streams with back-pressure; latency 2 cycles (table read, compare).
+    """
+
+    latency = 2
+
+    def __init__(self, lanes, thresholds, sum_width=11):
+        check_positive_int("PrecisionGate", "lanes", lanes)
+        check_positive_int("PrecisionGate", "sum_width", sum_width, minimum=2)
+        thresholds = np.asarray(thresholds)
+        if thresholds.ndim != 2 or thresholds.shape[1] != lanes or len(thresholds) == 0:
+            raise ValueError(f"PrecisionGate thresholds must have shape [rows >= 1, {lanes}], "
+                             f"not {list(thresholds.shape)}")
+        lo, hi = -(1 << (WT_BITS - 1)), (1 << (WT_BITS - 1)) - 1
+        if thresholds.min() < lo or thresholds.max() > hi:
+            raise ValueError(f"PrecisionGate thresholds must be WT codes in [{lo}, {hi}]")
+        self.lanes = lanes
+        self.thresholds = gate_threshold(thresholds)
+        sums = data.ArrayLayout(signed(sum_width), lanes)
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({"msb": sums,
+                                                        "row": range(len(thresholds))}))),
+            "o": Out(stream.Signature(data.StructLayout({"msb": sums, "gate": lanes}))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        layout = data.ArrayLayout(signed(WT_BITS), self.lanes)
+        init = [[int(v) for v in row] for row in self.thresholds]
+        m.submodules.table = table = memory.Memory(shape=layout, depth=len(init), init=init)
+        port = table.read_port()
+
+        def read_threshold(payload):
+            m.d.comb += port.addr.eq(payload.row)
+            return {"msb": [payload.msb[k] for k in range(self.lanes)]}
+
+        def compare(stage):
+            gate = Cat(stage["msb"][k] > port.data[k] for k in range(self.lanes))
+            return {"msb": stage["msb"], "gate": gate}
+
+        advance = lockstep_pipeline(m, self.i, self.o, [read_threshold, compare])
+        m.d.comb += port.en.eq(advance)
+        return m

@@ -1,0 +1,122 @@
+"""The classifier head: global average pool and the fixed-point linear layer (DESIGN.md §3.8)."""
+
+import numpy as np
+from amaranth.hdl import Array, Module, Mux, Shape, Signal, signed
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from fracbnn_golden.fixedpoint import FM_FRAC, POOL_BITS, POOL_FRAC, WT_BITS, WT_FRAC
+from fracbnn_golden.fixedpoint import to_fm as golden_to_fm
+
+from .fixedpoint import FM_SHAPE, saturate, to_fm, trunc_div_pow2
+from .params import check_positive_int
+
+__all__ = ["Head"]
+
+
+class Head(wiring.Component):
+    """Global average pool of the last feature map and the linear classifier.
+
+    Input: the feature map as ``positions * channels / lanes`` transfers of ``lanes`` FM codes,
+    position-major (for each position in row-major order, the channel groups in order: lane
+    ``k`` of group ``g`` is channel ``g * lanes + k``). Each value is added to its channel's
+    32-bit accumulator (22 fraction bits), saturating after each addition, in arrival order.
+
+    After the last transfer the head computes, one channel per cycle, the pooled FM value
+    ``Q(trunc(acc / positions))`` and ``y = Q(y + x[c] * w[c])`` for all classes at once
+    (``y`` starts at the bias; weights and bias re-rounded to FM), then offers the logits on
+    ``o`` (FM codes). ``i.ready`` is low from the last input transfer until the logits are taken.
+
+    ``weight`` ``[classes, channels]`` and ``bias`` ``[classes]`` are WT codes (constants).
+    ``positions`` must be a power of two (the division is a shift).
+
+    Latency: the logits are valid ``channels + 2`` cycles after the last input transfer.
+    """
+
+    def __init__(self, weight, bias, lanes=16, positions=64):
+        weight, bias = np.asarray(weight), np.asarray(bias)
+        if weight.ndim != 2 or bias.shape != weight.shape[:1] or weight.size == 0:
+            raise ValueError(f"Head weight must be [classes, channels] and bias [classes], not "
+                             f"{list(weight.shape)} and {list(bias.shape)}")
+        lo, hi = -(1 << (WT_BITS - 1)), (1 << (WT_BITS - 1)) - 1
+        if min(weight.min(), bias.min()) < lo or max(weight.max(), bias.max()) > hi:
+            raise ValueError(f"Head weight and bias must be WT codes in [{lo}, {hi}]")
+        check_positive_int("Head", "lanes", lanes)
+        check_positive_int("Head", "positions", positions)
+        self.classes, self.channels = weight.shape
+        if self.channels % lanes:
+            raise ValueError(f"Head lanes={lanes} must divide the {self.channels} channels")
+        if positions & (positions - 1):
+            raise ValueError(f"Head positions={positions} must be a power of two")
+        self.lanes, self.positions = lanes, positions
+        # The linear layer works in FM: parameters re-rounded from 8 to 7 fraction bits.
+        self.weight_fm = golden_to_fm(weight.astype(np.int64), WT_FRAC)
+        self.bias_fm = golden_to_fm(bias.astype(np.int64), WT_FRAC)
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({
+                "fm": data.ArrayLayout(FM_SHAPE, lanes)}))),
+            "o": Out(stream.Signature(data.StructLayout({
+                "logits": data.ArrayLayout(FM_SHAPE, self.classes)}))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        groups = self.channels // self.lanes
+        accumulators = [Signal(signed(POOL_BITS), name=f"acc{c}") for c in range(self.channels)]
+        group = Signal(range(groups))
+        transfers = Signal(range(self.positions * groups))
+
+        # Accumulate: lane k of the current group adds into channel group * lanes + k.
+        m.d.comb += self.i.ready.eq(0)
+        with m.FSM():
+            with m.State("ACCUMULATE"):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(self.i.valid):
+                    for g in range(groups):
+                        with m.If(group == g):
+                            for k in range(self.lanes):
+                                acc = accumulators[g * self.lanes + k]
+                                value = self.i.payload.fm[k] << (POOL_FRAC - FM_FRAC)
+                                m.d.sync += acc.eq(saturate(acc + value, POOL_BITS))
+                    m.d.sync += group.eq(Mux(group == groups - 1, 0, group + 1))
+                    m.d.sync += transfers.eq(transfers + 1)
+                    with m.If(transfers == self.positions * groups - 1):
+                        m.d.sync += transfers.eq(0)
+                        m.next = "LINEAR"
+            with m.State("LINEAR"):
+                self._linear(m, accumulators)
+            with m.State("OUTPUT"):
+                m.d.comb += self.o.valid.eq(1)
+                with m.If(self.o.ready):
+                    m.d.sync += [acc.eq(0) for acc in accumulators]
+                    m.next = "ACCUMULATE"
+        return m
+
+    def _linear(self, m, accumulators):
+        """One channel per cycle: pool it, then multiply-add it into every class's logit."""
+        init = [[int(self.weight_fm[k, c]) for k in range(self.classes)]
+                for c in range(self.channels)]
+        m.submodules.weights = weights = memory.Memory(
+            shape=data.ArrayLayout(FM_SHAPE, self.classes), depth=self.channels, init=init)
+        weight_port = weights.read_port()
+        channel = Signal(range(self.channels + 2))
+        pooled = Signal(FM_SHAPE)
+        pooled_valid = Signal()
+        shift = (self.positions - 1).bit_length()
+        # Cycle c reads channel c's weights and pools its accumulator; cycle c + 1 adds.
+        m.d.comb += weight_port.addr.eq(channel)
+        acc = Array(accumulators)[channel[:Shape.cast(range(self.channels)).width]]
+        m.d.sync += [
+            pooled.eq(to_fm(trunc_div_pow2(acc, shift), POOL_FRAC)),
+            pooled_valid.eq(channel < self.channels),
+            channel.eq(channel + 1),
+        ]
+        logits = self.o.payload.logits
+        with m.If(channel == 0):
+            m.d.sync += [logits[k].eq(int(self.bias_fm[k])) for k in range(self.classes)]
+        with m.Elif(pooled_valid):
+            m.d.sync += [logits[k].eq(to_fm((logits[k] << FM_FRAC) + pooled * weight_port.data[k],
+                                            2 * FM_FRAC)) for k in range(self.classes)]
+        with m.If(channel == self.channels):
+            m.d.sync += channel.eq(0)
+            m.next = "OUTPUT"

@@ -1,0 +1,148 @@
+"""Merge of the MSB/LSB conv sums, BN, RPReLU, residual add and output BN (DESIGN.md §3.6)."""
+
+import numpy as np
+from amaranth.hdl import Module, Mux, signed
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from fracbnn_golden.fixedpoint import FM_BITS, FM_FRAC, WT_BITS, WT_FRAC
+from fracbnn_golden.layers import ONE_THIRD, TWO_THIRDS
+
+from .fixedpoint import FM_SHAPE, saturate, to_fm
+from .params import check_positive_int
+from .pipeline import lockstep_pipeline
+
+__all__ = ["MergeUnit", "MERGE_PARAMS"]
+
+# Per-channel parameters of one PG conv's merge, in table order (WT codes).
+MERGE_PARAMS = ("bn_weight", "bn_bias", "shift_x", "prelu", "shift_y", "bn_out_weight",
+                "bn_out_bias")
+PRODUCT_FRAC = FM_FRAC + WT_FRAC
+WT_SHAPE = signed(WT_BITS)
+
+
+class MergeUnit(wiring.Component):
+    """``lanes`` output channels of a PG conv from their conv sums to the block output.
+
+    Per lane, bit-exact with :func:`fracbnn_golden.layers.merge`::
+
+        t0 = sat16(msb) ; t1 = sat16(lsb if gate else 0)       (as FM values)
+        t0 = Q(t0 * 171/256) ; t0 = Q(t0 + t1 * 85/256)
+        t0 = Q(s0 * t0 + b0) ; t0 = Q(t0 + bx) ; t0 = Q(t0 * (alpha if t0 < 0 else 1))
+        t0 = Q(t0 + by) ; out = Q(s1 * sat16(residual + t0) + b1)
+
+    Q rounds half up and saturates to FM. The per-channel parameters are not in the stream:
+    ``params`` (int array ``[rows, lanes, 7]`` of WT codes, columns :data:`MERGE_PARAMS`) fills
+    read-only memories, and each transfer names its ``row`` (e.g. one row per layer and group of
+    ``lanes`` output channels); every stage reads the parameters it needs with the row that
+    travels along, so parameters never ride the pipeline. The three variable products (``s0``,
+    ``alpha``, ``s1``) map to one DSP48E2 each; 171 and 85 are shift-add constants.
+
+    Streams with back-pressure; latency :attr:`latency` = 9 cycles.
+    """
+
+    latency = 9
+
+    def __init__(self, lanes, params, sum_width=11):
+        check_positive_int("MergeUnit", "lanes", lanes)
+        check_positive_int("MergeUnit", "sum_width", sum_width, minimum=2)
+        params = np.asarray(params)
+        if params.ndim != 3 or params.shape[1:] != (lanes, len(MERGE_PARAMS)):
+            raise ValueError(f"MergeUnit params must have shape [rows, {lanes}, "
+                             f"{len(MERGE_PARAMS)}], not {list(params.shape)}")
+        if len(params) == 0:
+            raise ValueError("MergeUnit params must have at least one row")
+        lo, hi = -(1 << (WT_BITS - 1)), (1 << (WT_BITS - 1)) - 1
+        if params.min() < lo or params.max() > hi:
+            raise ValueError(f"MergeUnit params must be WT codes in [{lo}, {hi}]")
+        self.lanes = lanes
+        self.params = params.astype(np.int64)
+        self.sum_width = sum_width
+        sums = data.ArrayLayout(signed(sum_width), lanes)
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({
+                "msb": sums,
+                "lsb": sums,
+                "gate": lanes,
+                "residual": data.ArrayLayout(FM_SHAPE, lanes),
+                "row": range(len(params)),
+            }))),
+            "o": Out(stream.Signature(data.StructLayout({
+                "fm": data.ArrayLayout(FM_SHAPE, lanes)}))),
+        })
+
+    def _table(self, m, name, columns):
+        """A read-only memory of the given parameter columns, one row per table row."""
+        layout = data.ArrayLayout(data.ArrayLayout(WT_SHAPE, len(columns)), self.lanes)
+        indices = [MERGE_PARAMS.index(column) for column in columns]
+        init = [[[int(v) for v in lane[indices]] for lane in row] for row in self.params]
+        m.submodules[name] = table = memory.Memory(shape=layout, depth=len(self.params), init=init)
+        return table.read_port()
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes = range(self.lanes)
+        # One table per stage that needs parameters: the row is on its read port one cycle
+        # before the stage computes, so the data arrives with the stage's operands.
+        bn = self._table(m, "bn_table", ("bn_weight", "bn_bias"))
+        shift_x = self._table(m, "shift_x_table", ("shift_x",))
+        prelu = self._table(m, "prelu_table", ("prelu",))
+        shift_y = self._table(m, "shift_y_table", ("shift_y",))
+        bn_out = self._table(m, "bn_out_table", ("bn_out_weight", "bn_out_bias"))
+
+        def carry(stage, port=None):
+            if port is not None:
+                m.d.comb += port.addr.eq(stage["row"])
+            return {"row": stage["row"], "residual": stage["residual"]}
+
+        def to_fm_values(payload):
+            t0 = [saturate(payload.msb[k] << FM_FRAC, FM_BITS) for k in lanes]
+            t1 = [saturate(Mux(payload.gate[k], payload.lsb[k], 0) << FM_FRAC, FM_BITS)
+                  for k in lanes]
+            residual = [payload.residual[k] for k in lanes]
+            return {"t0": t0, "t1": t1, "row": payload.row, "residual": residual}
+
+        def two_thirds(stage):
+            t0 = [to_fm(stage["t0"][k] * TWO_THIRDS, PRODUCT_FRAC) for k in lanes]
+            return {"t0": t0, "t1": stage["t1"], **carry(stage)}
+
+        def add_one_third(stage):
+            t0 = [to_fm((stage["t0"][k] << WT_FRAC) + stage["t1"][k] * ONE_THIRD, PRODUCT_FRAC)
+                  for k in lanes]
+            return {"t0": t0, **carry(stage, bn)}
+
+        def batch_norm(stage):
+            t0 = [to_fm(bn.data[k][0] * stage["t0"][k] + (bn.data[k][1] << FM_FRAC), PRODUCT_FRAC)
+                  for k in lanes]
+            return {"t0": t0, **carry(stage, shift_x)}
+
+        def add_shift_x(stage):
+            t0 = [to_fm((stage["t0"][k] << (WT_FRAC - FM_FRAC)) + shift_x.data[k][0], WT_FRAC)
+                  for k in lanes]
+            return {"t0": t0, **carry(stage, prelu)}
+
+        def prelu_slope(stage):
+            # Slope 1 (= 256/256, exact) for t0 >= 0: one rounding path serves both signs.
+            t0 = [to_fm(stage["t0"][k] * Mux(stage["t0"][k] < 0, prelu.data[k][0], 1 << WT_FRAC),
+                        PRODUCT_FRAC) for k in lanes]
+            return {"t0": t0, **carry(stage, shift_y)}
+
+        def add_shift_y(stage):
+            t0 = [to_fm((stage["t0"][k] << (WT_FRAC - FM_FRAC)) + shift_y.data[k][0], WT_FRAC)
+                  for k in lanes]
+            return {"t0": t0, **carry(stage)}
+
+        def add_residual(stage):
+            summed = [saturate(stage["residual"][k] + stage["t0"][k], FM_BITS) for k in lanes]
+            return {"summed": summed, **carry(stage, bn_out)}
+
+        def output_batch_norm(stage):
+            return {"fm": [to_fm(bn_out.data[k][0] * stage["summed"][k]
+                                 + (bn_out.data[k][1] << FM_FRAC), PRODUCT_FRAC) for k in lanes]}
+
+        advance = lockstep_pipeline(m, self.i, self.o, [
+            to_fm_values, two_thirds, add_one_third, batch_norm, add_shift_x, prelu_slope,
+            add_shift_y, add_residual, output_batch_norm])
+        for port in (bn, shift_x, prelu, shift_y, bn_out):
+            m.d.comb += port.en.eq(advance)
+        return m

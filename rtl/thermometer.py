@@ -1,0 +1,165 @@
+"""The binarised input layer: thermometer encoding, the prefix-sum first conv and its BN."""
+
+import numpy as np
+from amaranth.hdl import Array, Cat, Const, Module, Mux, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from fracbnn_golden.conv import THERMOMETER_BITS, thermometer_tables
+from fracbnn_golden.fixedpoint import WT_BITS, WT_FRAC
+
+from .fixedpoint import FM_SHAPE, to_fm
+from .params import check_positive_int
+from .pipeline import lockstep_pipeline
+
+__all__ = ["ThermometerEncoder", "ThermometerConv", "InputBatchNorm", "COUNT_SHAPE"]
+
+COUNT_SHAPE = unsigned(6)       # a thermometer count, 0..32
+TAPS = 9
+
+
+class ThermometerEncoder(wiring.Component):
+    """Pixels to thermometer codes (DESIGN.md §3.1).
+
+    Each of the ``colours`` 8-bit values ``p`` of a transfer becomes the count
+    ``n = round_half_even(p / 8)`` (0..32) in ``o.payload.count`` and 32 thermometer bits in
+    ``o.payload.bits`` (bit ``c * 32 + k`` is 1 iff ``k < n`` of colour ``c``).
+
+    Streams with back-pressure; latency 1 cycle.
+    """
+
+    latency = 1
+
+    def __init__(self, colours=3):
+        check_positive_int("ThermometerEncoder", "colours", colours)
+        self.colours = colours
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({
+                "pixel": data.ArrayLayout(unsigned(8), colours)}))),
+            "o": Out(stream.Signature(data.StructLayout({
+                "count": data.ArrayLayout(COUNT_SHAPE, colours),
+                "bits": colours * THERMOMETER_BITS}))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+
+        def encode(payload):
+            counts, bits = [], []
+            for colour in range(self.colours):
+                pixel = payload.pixel[colour]
+                quotient, remainder = pixel[3:], pixel[:3]
+                # Round half to even: up above the half, and at the half when the quotient is odd.
+                up = (remainder > 4) | ((remainder == 4) & quotient[0])
+                count = (quotient + up)[:6]
+                counts.append(count)
+                bits.append(Cat(count > k for k in range(THERMOMETER_BITS)))
+            return {"count": counts, "bits": Cat(*bits)}
+
+        lockstep_pipeline(m, self.i, self.o, [encode])
+        return m
+
+
+class ThermometerConv(wiring.Component):
+    """A binary 3x3 conv on thermometer input computed from prefix-sum tables.
+
+    A thermometer code is a prefix of ones, so one colour's 32-bit dot product with a tap's ±1
+    weights is ``2 * P(n) - S`` (:func:`fracbnn_golden.conv.thermometer_tables`): per output
+    channel, colour and tap a 33-entry constant table indexed by the count ``n`` replaces 32
+    XNOR-popcount lanes (a 6-input LUT ROM per result bit).
+
+    A transfer carries the counts of one 3x3 window (``count[tap][colour]``, tap = ky*3 + kx) and
+    ``valid`` (bit ``tap`` set for taps inside the image; zero-padded taps contribute 0). Out
+    come the ``out_channels`` conv sums, equal to ``binary_conv2d`` on the thermometer bits.
+
+    Streams with back-pressure; latency 3 cycles (table lookup and colour sum, tap sums by
+    threes, final sum).
+    """
+
+    latency = 3
+
+    def __init__(self, weight):
+        weight = np.asarray(weight)
+        if (weight.ndim != 4 or weight.shape[2:] != (3, 3) or weight.shape[1] == 0
+                or weight.shape[1] % THERMOMETER_BITS or weight.shape[0] == 0):
+            raise ValueError(f"ThermometerConv weight must have shape [out, colours * 32, 3, 3], "
+                             f"not {list(weight.shape)}")
+        if not np.isin(weight, (0, 1)).all():
+            raise ValueError("ThermometerConv weight must hold 0/1 bits")
+        self.tables = thermometer_tables(weight)            # [out, colours, taps, 33]
+        self.out_channels, self.colours = self.tables.shape[:2]
+        bound = TAPS * self.colours * THERMOMETER_BITS
+        self.sum_shape = signed(Const(-bound).shape().width)
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({
+                "count": data.ArrayLayout(data.ArrayLayout(COUNT_SHAPE, self.colours), TAPS),
+                "valid": TAPS}))),
+            "o": Out(stream.Signature(data.StructLayout({
+                "sums": data.ArrayLayout(self.sum_shape, self.out_channels)}))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        out_channels, colours = range(self.out_channels), range(self.colours)
+        entry = signed(7)                                    # table values are in -32..32
+
+        def lookup(payload):
+            tap_sums = []
+            for o in out_channels:
+                per_tap = []
+                for tap in range(TAPS):
+                    values = [Array(Const(int(v), entry) for v in self.tables[o, c, tap])
+                              [payload.count[tap][c]] for c in colours]
+                    per_tap.append(Mux(payload.valid[tap], sum(values), 0))
+                tap_sums.append(per_tap)
+            return tap_sums
+
+        def sum_threes(tap_sums):
+            return [[sum(per_tap[j:j + 3]) for j in range(0, TAPS, 3)] for per_tap in tap_sums]
+
+        def final_sum(partials):
+            return {"sums": [sum(partial) for partial in partials]}
+
+        lockstep_pipeline(m, self.i, self.o, [lookup, sum_threes, final_sum])
+        return m
+
+
+class InputBatchNorm(wiring.Component):
+    """conv1's BN: ``fm = Q(scale * sum + bias)`` per channel (DESIGN.md §3.3).
+
+    ``scale`` and ``bias`` are WT-code constants per lane (int arrays ``[lanes]``); each lane
+    multiplies by its constant (shift-adds or a DSP, as synthesis prefers).
+
+    Streams with back-pressure; latency 1 cycle.
+    """
+
+    latency = 1
+
+    def __init__(self, scale, bias, sum_width=11):
+        scale, bias = np.asarray(scale), np.asarray(bias)
+        if scale.ndim != 1 or scale.shape != bias.shape or len(scale) == 0:
+            raise ValueError(f"InputBatchNorm scale and bias must be vectors of one length, "
+                             f"not {list(scale.shape)} and {list(bias.shape)}")
+        lo, hi = -(1 << (WT_BITS - 1)), (1 << (WT_BITS - 1)) - 1
+        for name, value in (("scale", scale), ("bias", bias)):
+            if value.min() < lo or value.max() > hi:
+                raise ValueError(f"InputBatchNorm {name} must be WT codes in [{lo}, {hi}]")
+        check_positive_int("InputBatchNorm", "sum_width", sum_width, minimum=2)
+        self.scale, self.bias = scale.astype(int), bias.astype(int)
+        lanes = len(scale)
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({
+                "sums": data.ArrayLayout(signed(sum_width), lanes)}))),
+            "o": Out(stream.Signature(data.StructLayout({
+                "fm": data.ArrayLayout(FM_SHAPE, lanes)}))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+
+        def batch_norm(payload):
+            return {"fm": [to_fm(payload.sums[k] * int(s) + int(b), WT_FRAC)
+                           for k, (s, b) in enumerate(zip(self.scale, self.bias))]}
+
+        lockstep_pipeline(m, self.i, self.o, [batch_norm])
+        return m
