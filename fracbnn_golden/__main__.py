@@ -1,4 +1,5 @@
-"""Command line: ``python -m fracbnn_golden {classify,logits} ...`` (``--help`` for details)."""
+"""Command line: ``python -m fracbnn_golden {classify,logits,compress-report} ...`` (``--help``
+for details)."""
 
 import argparse
 import sys
@@ -39,6 +40,12 @@ def logits(args):
     return 0
 
 
+def compress_report(args):
+    from .compress_report import run
+
+    return run(args, _load_model(args.model))
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m fracbnn_golden",
@@ -59,6 +66,17 @@ def build_parser():
     sub.add_argument("--pixels", type=Path, required=True, help="input .npy, uint8 [N, 3, 32, 32]")
     sub.add_argument("--out", type=Path, required=True, help="output .npy, int16 [N, 10]")
     sub.set_defaults(run=logits)
+
+    sub = commands.add_parser("compress-report", help="Huffman compression of the conv kernels",
+                              description="Per-layer and whole-model Huffman compression of the "
+                                          "binary 3x3 kernels of the FracBNN model and of the "
+                                          "bundled BNN-PYNQ CNV kernels, table strategies and "
+                                          "the lossy clustering trade-off.")
+    sub.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    sub.add_argument("--max-length", type=int, default=12, help="longest code (default 12)")
+    sub.add_argument("--block-channels", type=int, default=16,
+                     help="output channels per independently decodable block (default 16)")
+    sub.set_defaults(run=compress_report)
     return parser
 
 
