@@ -35,6 +35,9 @@ class PrecisionGate(wiring.Component):
         if thresholds.ndim != 2 or thresholds.shape[1] != lanes or len(thresholds) == 0:
             raise ValueError(f"PrecisionGate thresholds must have shape [rows >= 1, {lanes}], "
                              f"not {list(thresholds.shape)}")
+        if not np.issubdtype(thresholds.dtype, np.integer):
+            raise TypeError(f"PrecisionGate thresholds must be integer WT codes, not "
+                            f"{thresholds.dtype} values")
         lo, hi = -(1 << (WT_BITS - 1)), (1 << (WT_BITS - 1)) - 1
         if thresholds.min() < lo or thresholds.max() > hi:
             raise ValueError(f"PrecisionGate thresholds must be WT codes in [{lo}, {hi}]")

@@ -1,7 +1,7 @@
 """The classifier head: global average pool and the fixed-point linear layer (DESIGN.md §3.8)."""
 
 import numpy as np
-from amaranth.hdl import Array, Module, Mux, Shape, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -30,7 +30,8 @@ class Head(wiring.Component):
     ``weight`` ``[classes, channels]`` and ``bias`` ``[classes]`` are WT codes (constants).
     ``positions`` must be a power of two (the division is a shift).
 
-    Latency: the logits are valid ``channels + 2`` cycles after the last input transfer.
+    Latency: the logits are valid :attr:`latency` = ``channels + 2`` cycles after the last
+    input transfer.
     """
 
     def __init__(self, weight, bias, lanes=16, positions=64):
@@ -38,6 +39,9 @@ class Head(wiring.Component):
         if weight.ndim != 2 or bias.shape != weight.shape[:1] or weight.size == 0:
             raise ValueError(f"Head weight must be [classes, channels] and bias [classes], not "
                              f"{list(weight.shape)} and {list(bias.shape)}")
+        for name, value in (("weight", weight), ("bias", bias)):
+            if not np.issubdtype(value.dtype, np.integer):
+                raise TypeError(f"Head {name} must be integer WT codes, not {value.dtype} values")
         lo, hi = -(1 << (WT_BITS - 1)), (1 << (WT_BITS - 1)) - 1
         if min(weight.min(), bias.min()) < lo or max(weight.max(), bias.max()) > hi:
             raise ValueError(f"Head weight and bias must be WT codes in [{lo}, {hi}]")
@@ -49,6 +53,7 @@ class Head(wiring.Component):
         if positions & (positions - 1):
             raise ValueError(f"Head positions={positions} must be a power of two")
         self.lanes, self.positions = lanes, positions
+        self.latency = self.channels + 2
         # The linear layer works in FM: parameters re-rounded from 8 to 7 fraction bits.
         self.weight_fm = golden_to_fm(weight.astype(np.int64), WT_FRAC)
         self.bias_fm = golden_to_fm(bias.astype(np.int64), WT_FRAC)
@@ -67,10 +72,8 @@ class Head(wiring.Component):
         transfers = Signal(range(self.positions * groups))
 
         # Accumulate: lane k of the current group adds into channel group * lanes + k.
-        m.d.comb += self.i.ready.eq(0)
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("ACCUMULATE"):
-                m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid):
                     for g in range(groups):
                         with m.If(group == g):
@@ -86,10 +89,16 @@ class Head(wiring.Component):
             with m.State("LINEAR"):
                 self._linear(m, accumulators)
             with m.State("OUTPUT"):
-                m.d.comb += self.o.valid.eq(1)
                 with m.If(self.o.ready):
                     m.d.sync += [acc.eq(0) for acc in accumulators]
                     m.next = "ACCUMULATE"
+        # Outside the FSM's states, so the Verilog has continuous assignments: Yosys writes
+        # comb logic inside states as `always @*` blocks, which Icarus (-g2012) does not run at
+        # time 0 while their inputs stay at their initial values (ready would read X).
+        m.d.comb += [
+            self.i.ready.eq(fsm.ongoing("ACCUMULATE")),
+            self.o.valid.eq(fsm.ongoing("OUTPUT")),
+        ]
         return m
 
     def _linear(self, m, accumulators):
@@ -105,7 +114,11 @@ class Head(wiring.Component):
         shift = (self.positions - 1).bit_length()
         # Cycle c reads channel c's weights and pools its accumulator; cycle c + 1 adds.
         m.d.comb += weight_port.addr.eq(channel)
-        acc = Array(accumulators)[channel[:Shape.cast(range(self.channels)).width]]
+        # A word select (a shift, continuous in Verilog) rather than an Array (a case
+        # statement in an `always @*`, X under Icarus until an accumulator changes).
+        index = channel[:Shape.cast(range(self.channels)).width]
+        acc = Signal(signed(POOL_BITS), name="pool_acc")
+        m.d.comb += acc.eq(Cat(*accumulators).word_select(index, POOL_BITS))
         m.d.sync += [
             pooled.eq(to_fm(trunc_div_pow2(acc, shift), POOL_FRAC)),
             pooled_valid.eq(channel < self.channels),

@@ -52,6 +52,8 @@ class MergeUnit(wiring.Component):
                              f"{len(MERGE_PARAMS)}], not {list(params.shape)}")
         if len(params) == 0:
             raise ValueError("MergeUnit params must have at least one row")
+        if not np.issubdtype(params.dtype, np.integer):
+            raise TypeError(f"MergeUnit params must be integer WT codes, not {params.dtype} values")
         lo, hi = -(1 << (WT_BITS - 1)), (1 << (WT_BITS - 1)) - 1
         if params.min() < lo or params.max() > hi:
             raise ValueError(f"MergeUnit params must be WT codes in [{lo}, {hi}]")

@@ -142,6 +142,9 @@ class InputBatchNorm(wiring.Component):
                              f"not {list(scale.shape)} and {list(bias.shape)}")
         lo, hi = -(1 << (WT_BITS - 1)), (1 << (WT_BITS - 1)) - 1
         for name, value in (("scale", scale), ("bias", bias)):
+            if not np.issubdtype(value.dtype, np.integer):
+                raise TypeError(f"InputBatchNorm {name} must be integer WT codes, not "
+                                f"{value.dtype} values")
             if value.min() < lo or value.max() > hi:
                 raise ValueError(f"InputBatchNorm {name} must be WT codes in [{lo}, {hi}]")
         check_positive_int("InputBatchNorm", "sum_width", sum_width, minimum=2)

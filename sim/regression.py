@@ -1,23 +1,60 @@
+# amaranth: UnusedElaboratable=no
 """The RTL testbenches of the regression: which component, which cocotb module, which
-parameters. Used by ``python -m sim`` and the pytest entry points."""
+parameters. Used by ``python -m sim`` and the pytest entry points.
 
-from dataclasses import dataclass
+The datapath units are simulated in groups (:class:`UnitGroup`: several independent units in
+one top level, so one Verilator build serves them all): a group case's parameters map each unit
+name to its constructor arguments. The units take their parameter tables from the bundled model
+(so the public vectors' traces can be checked) plus rows of extreme values (the saturation
+corners); the tables travel to the testbench in the parameters JSON, with the testbench-only
+``bench`` entries.
+"""
 
+from dataclasses import dataclass, field
+from functools import cache
+
+import numpy as np
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+
+from fracbnn_golden import FracBNN
+from fracbnn_golden.fixedpoint import WT_BITS
+from rtl.gate import PrecisionGate
+from rtl.head import Head
+from rtl.merge import MERGE_PARAMS, MergeUnit
+from rtl.quantizer import ActivationQuantizer
+from rtl.shortcut import ShortcutPool
+from rtl.thermometer import InputBatchNorm, ThermometerConv, ThermometerEncoder
 from rtl.xnor_popcount import XnorPopcountArray
 
 from .runner import run
 
-__all__ = ["SimCase", "REGRESSION", "xnor_popcount_case"]
+__all__ = [
+    "SimCase", "REGRESSION", "UNIT_CASES", "UNIT_CLASSES", "UnitGroup", "unit_group",
+    "build_unit", "xnor_popcount_case", "activation_case", "thermometer_case", "pg_case",
+    "head_case", "merge_columns",
+]
+
+# Attributes of the built component the testbench needs besides the constructor parameters
+# (the XNOR-popcount array's; other cases name their own).
+_DERIVED = ("acc_width", "groups", "latency")
+WT_MIN, WT_MAX = -(1 << (WT_BITS - 1)), (1 << (WT_BITS - 1)) - 1
 
 
 @dataclass(frozen=True)
 class SimCase:
-    """A component factory, the cocotb test module and the parameters it is built with."""
+    """A component factory, the cocotb test module and the parameters it is built with.
+
+    ``params`` go to ``build``; the testbench gets them together with ``bench`` (entries for the
+    testbench only) and the ``derived`` attributes of the built component.
+    """
 
     name: str
     build: object
     test_module: str
     params: dict
+    bench: dict = field(default_factory=dict)
+    derived: tuple = _DERIVED
 
     def run(self, **kwargs):
         """Build and run this case with :func:`sim.runner.run` (keyword arguments pass on)."""
@@ -26,11 +63,8 @@ class SimCase:
                    name=self.name, **kwargs)
 
     def testbench_params(self, component):
-        return {**self.params, **{key: getattr(component, key) for key in _DERIVED}}
-
-
-# Attributes of the built component the testbench needs besides the constructor parameters.
-_DERIVED = ("acc_width", "groups", "latency")
+        return {**self.params, **self.bench,
+                **{key: getattr(component, key) for key in self.derived}}
 
 
 def xnor_popcount_case(pe, simd, max_beats=36, groups=1, popcount_stages=None):
@@ -43,9 +77,179 @@ def xnor_popcount_case(pe, simd, max_beats=36, groups=1, popcount_stages=None):
     return SimCase(name, XnorPopcountArray, "sim.tb_xnor_popcount", params)
 
 
+# ---- datapath units ----------------------------------------------------------------------------
+
+# The unit names a group's parameters may use, and their classes.
+UNIT_CLASSES = {
+    "quantizer": ActivationQuantizer, "shortcut": ShortcutPool,
+    "encoder": ThermometerEncoder, "conv": ThermometerConv, "input_bn": InputBatchNorm,
+    "gate": PrecisionGate, "merge": MergeUnit,
+    "head": Head, "small_head": Head,
+}
+
+
+def build_unit(name, kwargs):
+    """The unit ``name`` of :data:`UNIT_CLASSES` built with ``kwargs`` (JSON values)."""
+    return UNIT_CLASSES[name](**kwargs)
+
+
+class UnitGroup(wiring.Component):
+    """Independent units side by side in one top level, for one simulator build.
+
+    Port ``p`` of unit ``name`` becomes port ``name_p`` (Verilog ``name_p__valid`` and so on);
+    the units share the clock and reset and are not connected to each other.
+    :attr:`latencies` holds the ``latency`` of every unit that documents one.
+    """
+
+    def __init__(self, units):
+        self.units = dict(units)
+        self.latencies = {name: unit.latency for name, unit in self.units.items()
+                          if hasattr(unit, "latency")}
+        super().__init__({f"{name}_{port}": member for name, unit in self.units.items()
+                          for port, member in unit.signature.members.items()})
+
+    def elaborate(self, platform):
+        m = Module()
+        for name, unit in self.units.items():
+            m.submodules[name] = unit
+            for port in unit.signature.members:
+                wiring.connect(m, wiring.flipped(getattr(self, f"{name}_{port}")),
+                               getattr(unit, port))
+        return m
+
+
+def unit_group(**units):
+    """A :class:`UnitGroup` from unit names and constructor arguments (a group case's build)."""
+    return UnitGroup({name: build_unit(name, kwargs) for name, kwargs in units.items()})
+
+
+def _group_case(name, test_module, units, bench=None):
+    return SimCase(name, unit_group, test_module, units, bench={"bench": bench or {}},
+                   derived=("latencies",))
+
+
+@cache
+def _model():
+    return FracBNN.default()
+
+
+def _lists(array):
+    return np.asarray(array).astype(int).tolist()
+
+
+def _model_rows(layers, lanes, columns):
+    """Rows of ``lanes`` output channels of each layer in turn: ``columns(layer)`` gives the
+    per-channel table ``[cout, ...]``. Returns (``[rows, lanes, ...]``, {layer: first row})."""
+    rows, first = [], {}
+    for layer in layers:
+        table = np.asarray(columns(layer))
+        if len(table) % lanes:
+            raise ValueError(f"{lanes} lanes do not divide the {len(table)} channels of {layer}")
+        first[layer] = len(rows) // lanes
+        rows.extend(table)
+    rows = np.asarray(rows)
+    return rows.reshape(-1, lanes, *rows.shape[1:]), first
+
+
+def activation_case(lanes=4):
+    """:class:`rtl.quantizer.ActivationQuantizer` and :class:`rtl.shortcut.ShortcutPool` under
+    ``sim/tb_activation.py``."""
+    return _group_case(f"units_activation_l{lanes}", "sim.tb_activation",
+                       {"quantizer": {"lanes": lanes}, "shortcut": {"lanes": lanes}})
+
+
+def thermometer_case(model_channels=(0, 9), sum_width=11):
+    """The input layer's units under ``sim/tb_thermometer.py``: the encoder (3 colours);
+    :class:`rtl.thermometer.ThermometerConv` with conv1's kernels of ``model_channels``, then an
+    all-ones and an all-zeros kernel (the largest sums of either sign); and
+    :class:`rtl.thermometer.InputBatchNorm` with bn1's channels ``model_channels``, then two
+    lanes with extreme scale and bias."""
+    net = _model()
+    channels = list(model_channels)
+    weight = net.params["conv1.weight"][channels]
+    weight = np.concatenate([weight, np.ones_like(weight[:1]), np.zeros_like(weight[:1])])
+    scale = [*net.params["bn1.weight"][channels], WT_MAX, WT_MIN]
+    bias = [*net.params["bn1.bias"][channels], WT_MIN, WT_MAX]
+    return _group_case(f"units_thermometer_o{len(weight)}", "sim.tb_thermometer", {
+        "encoder": {"colours": 3},
+        "conv": {"weight": _lists(weight)},
+        "input_bn": {"scale": _lists(scale), "bias": _lists(bias), "sum_width": sum_width},
+    }, bench={"model_channels": channels})
+
+
+# Stride 1, the first stride-2 conv (its gate is traced at every input position) and the last.
+TRACE_LAYERS = ("layer1_0.conv2", "layer2_0.conv1", "layer3_2.conv2")
+# Gate thresholds at the ends of the WT range, around 0 and on/next to multiples of 171 (where
+# 171 * msb == tau: the gate is a strict comparison).
+_CORNER_TAUS = (WT_MIN, WT_MAX, 0, 1, -1, 171, -171, 170, -172, 342, 1881, -1881, 1880, -1882,
+                172, -170)
+
+# Model keys of the merge parameters, in rtl.merge.MERGE_PARAMS order ({block}, conv {k}).
+MERGE_KEYS = {
+    "bn_weight": "{block}.bn{k}.weight", "bn_bias": "{block}.bn{k}.bias",
+    "shift_x": "{block}.rprelu{k}.shift_x_bias", "prelu": "{block}.rprelu{k}.prelu_weight",
+    "shift_y": "{block}.rprelu{k}.shift_y_bias",
+    "bn_out_weight": "{block}.bn{k2}.weight", "bn_out_bias": "{block}.bn{k2}.bias",
+}
+
+
+def merge_columns(net, layer):
+    """``[cout, 7]`` merge parameters of PG conv ``layer`` (e.g. ``layer1_0.conv2``)."""
+    block, k = layer.rsplit(".conv", 1)
+    keys = [MERGE_KEYS[name].format(block=block, k=int(k), k2=int(k) + 2)
+            for name in MERGE_PARAMS]
+    return np.stack([net.params[key] for key in keys], axis=-1)
+
+
+def pg_case(lanes=4, layers=TRACE_LAYERS, random_rows=2, seed=2021):
+    """:class:`rtl.gate.PrecisionGate` and :class:`rtl.merge.MergeUnit` under
+    ``sim/tb_pg.py``, with the thresholds and merge parameters of ``layers`` (rows of ``lanes``
+    channels, in order) and corner rows after them: thresholds at the edges of the comparison;
+    merge parameters all at the WT maximum, all at the minimum, then ``random_rows`` uniform."""
+    net = _model()
+    taus, first = _model_rows(layers, lanes, lambda layer: net.params[f"{layer}.threshold"])
+    corners = np.resize(np.array(_CORNER_TAUS), -(-len(_CORNER_TAUS) // lanes) * lanes)
+    thresholds = np.concatenate([taus, corners.reshape(-1, lanes)])
+    rows, _ = _model_rows(layers, lanes, lambda layer: merge_columns(net, layer))
+    shape = (1, lanes, len(MERGE_PARAMS))
+    rng = np.random.default_rng(seed)
+    table = np.concatenate([rows, np.full(shape, WT_MAX), np.full(shape, WT_MIN),
+                            rng.integers(WT_MIN, WT_MAX + 1, (random_rows, *shape[1:]))])
+    return _group_case(f"units_pg_l{lanes}", "sim.tb_pg", {
+        "gate": {"lanes": lanes, "thresholds": _lists(thresholds), "sum_width": 11},
+        "merge": {"lanes": lanes, "params": _lists(table), "sum_width": 11},
+    }, bench={"trace_rows": first})
+
+
+def head_case(lanes=16, small_lanes=4, small_positions=4, seed=96):
+    """Two :class:`rtl.head.Head` under ``sim/tb_head.py``: ``head`` with the model's classifier
+    (64 channels, 8x8 positions, ``lanes`` per transfer); ``small_head`` with 4 classes, 8
+    channels, ``small_positions`` positions and extreme (classes 0, 1) or random parameters,
+    where the linear layer saturates easily."""
+    net = _model()
+    rng = np.random.default_rng(seed)
+    weight = rng.integers(WT_MIN, WT_MAX + 1, (4, 8))
+    weight[0], weight[1] = WT_MAX, WT_MIN
+    bias = rng.integers(WT_MIN, WT_MAX + 1, 4)
+    return _group_case(f"units_head_l{lanes}", "sim.tb_head", {
+        "head": {"weight": _lists(net.params["linear.weight"]),
+                 "bias": _lists(net.params["linear.bias"]), "lanes": lanes, "positions": 64},
+        "small_head": {"weight": _lists(weight), "bias": _lists(bias), "lanes": small_lanes,
+                       "positions": small_positions},
+    })
+
+
+UNIT_CASES = [
+    activation_case(),
+    thermometer_case(),
+    pg_case(),
+    head_case(),
+]
+
 REGRESSION = [
     xnor_popcount_case(pe=4, simd=16),
     xnor_popcount_case(pe=2, simd=64),
     xnor_popcount_case(pe=3, simd=17, popcount_stages=0),
     xnor_popcount_case(pe=2, simd=18, groups=9),
+    *UNIT_CASES,
 ]

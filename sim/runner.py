@@ -142,10 +142,11 @@ def _waves_requested(waves):
 
 
 def _build_dir(build_root, toplevel, simulator, verilog_text, params, version, waves,
-               test_module):
+               test_module, build_args=()):
     blob = json.dumps({
         "verilog": verilog_text, "params": params, "simulator": simulator,
         "version": version, "waves": waves, "test_module": test_module,
+        **({"build_args": list(build_args)} if build_args else {}),
     }, sort_keys=True)
     key = hashlib.sha256(blob.encode()).hexdigest()[:16]
     return Path(build_root) / f"{toplevel}-{simulator}-{key}"
@@ -235,23 +236,28 @@ def write_gtkw(path, waveform, toplevel, component):
 
 
 def run(component, test_module, params, *, name=None, simulator=None, waves=None,
-        build_root=DEFAULT_BUILD_ROOT, testcase=None, seed=None, check=True, env=None):
+        build_root=DEFAULT_BUILD_ROOT, testcase=None, seed=None, check=True, extra_env=None,
+        source_key=None, build_args=()):
     """Build ``component`` and run the cocotb tests of ``test_module`` on it.
 
     ``component`` is an Amaranth :class:`~amaranth.lib.wiring.Component`; ``params`` (JSON
     values) reach the testbench through :func:`testbench_params` and are part of the cache key.
     ``name`` is the Verilog top module (default: the class name in lower case). ``waves``
     defaults to ``$WAVES``. Returns a :class:`SimResult`; with ``check`` it raises
-    :class:`SimulationFailed` when a test failed or none ran. ``env`` adds environment
+    :class:`SimulationFailed` when a test failed or none ran. ``extra_env`` adds environment
     variables for the test run only (not part of the cache key), e.g. paths of input data.
+    ``source_key`` (a string) replaces the generated Verilog in the cache key, for designs whose
+    conversion is slow: the caller promises it changes whenever the Verilog would; the design
+    is then converted only when it must be built. ``build_args`` go to the simulator's
+    compiler (part of the cache key), e.g. ``["--trace-depth", "1"]`` for Verilator.
     """
     simulator = simulator_name(simulator)
     waves = _waves_requested(waves)
     toplevel = name or type(component).__name__.lower()
     env, version = _simulator_setup(simulator)
-    verilog_text = verilog.convert(component, name=toplevel)
-    build_dir = _build_dir(build_root, toplevel, simulator, verilog_text, params, version, waves,
-                           test_module)
+    verilog_text = None if source_key else verilog.convert(component, name=toplevel)
+    build_dir = _build_dir(build_root, toplevel, simulator, source_key or verilog_text, params,
+                           version, waves, test_module, list(build_args))
     build_dir.mkdir(parents=True, exist_ok=True)
     source = build_dir / f"{toplevel}.v"
     params_path = build_dir / "params.json"
@@ -266,14 +272,19 @@ def run(component, test_module, params, *, name=None, simulator=None, waves=None
     from cocotb_tools.runner import get_runner
 
     runner = get_runner(simulator)
+    env.update(extra_env or {})
     env["WAVES"] = "1" if waves else "0"
     env[PARAMS_ENV] = str(params_path)
     results_path = build_dir / "results.xml"
     with _environment(env):
         rebuilt = not marker.exists()
         if rebuilt:
-            source.write_text(verilog_text)
-            build_args = ["-Wno-fatal"] if simulator == "verilator" else []
+            source.write_text(verilog_text or verilog.convert(component, name=toplevel))
+            # Verilator: Amaranth's Verilog has width warnings. Icarus: cocotb selects
+            # -g2012, under which Icarus never runs Yosys' `always @*` blocks at time 0, so
+            # logic that depends on FSM state reads X until an input changes; -g2005 does.
+            default_args = ["-Wno-fatal"] if simulator == "verilator" else ["-g2005"]
+            build_args = [*default_args, *build_args]
             runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir,
                          build_args=build_args, timescale=TIMESCALE, waves=waves,
                          always=True, log_file=build_dir / "build.log")
@@ -284,7 +295,7 @@ def run(component, test_module, params, *, name=None, simulator=None, waves=None
                         build_dir=build_dir,
                         test_dir=build_dir, waves=waves, timescale=TIMESCALE,
                         results_xml=str(results_path), testcase=testcase, seed=seed,
-                        extra_env={**(env or {}), PARAMS_ENV: str(params_path)})
+                        extra_env={PARAMS_ENV: str(params_path)})
 
     result = SimResult(name=toplevel, simulator=simulator, build_dir=build_dir, rebuilt=rebuilt,
                        tests=_read_results(results_path))

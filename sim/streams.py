@@ -8,15 +8,27 @@ compares what a sink receives with expected values in order.
 Timing: both sides change their outputs just after a rising clock edge and decide whether a
 transfer happened in the read-only phase before the next edge, when the combinational
 ``valid``/``ready`` logic has settled.
+
+For units with one input and one output stream, :class:`StreamBench` bundles clock, reset, a
+source, a sink and a scoreboard, and sends and compares payloads as Python values laid out like
+the Amaranth payload (:func:`pack`, :func:`unpack`: dicts for structs, lists for arrays).
+:func:`check_pipeline_timing` and :func:`check_reset_mid_stream` are the checks every
+fixed-latency unit gets: one transfer per cycle at the documented latency, and a reset in the
+middle of a stream followed by correct results.
 """
 
 import random
 from collections import deque
 
 import cocotb
-from cocotb.triggers import ReadOnly, RisingEdge
+from amaranth.hdl import Shape
+from amaranth.lib import data, stream, wiring
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-__all__ = ["Scoreboard", "StreamSink", "StreamSource"]
+__all__ = ["Scoreboard", "StreamBench", "StreamSink", "StreamSource", "check_pipeline_timing",
+           "check_reset_mid_stream", "pack", "payload_shape", "queue_item", "quiet_streams",
+           "unpack"]
 
 
 class StreamSource:
@@ -58,6 +70,11 @@ class StreamSource:
 
     def send(self, payload):
         self._queue.append(payload)
+
+    @property
+    def pending(self):
+        """How many queued payloads have not transferred yet."""
+        return len(self._queue)
 
     async def _drive(self):
         presenting = False
@@ -159,3 +176,236 @@ class Scoreboard:
             problems.append(f"{len(self.expected)} expected output(s) missing, first "
                             f"{self.expected[0]}")
         assert not problems, "; ".join(problems[:5])
+
+
+# ---- payload packing and a bench for one-input, one-output stream units ------------------------
+
+def payload_shape(component, port):
+    """The payload shape (an Amaranth layout or shape) of the stream port ``port`` of
+    ``component``; the component only needs constructing, not elaborating."""
+    return component.signature.members[port].signature.members["payload"].shape
+
+
+def _fields(shape):
+    """(key, offset, shape) of the fields of a layout, or None for a plain shape."""
+    if isinstance(shape, data.Layout):
+        return [(key, field.offset, field.shape) for key, field in shape]
+    return None
+
+
+def pack(shape, value):
+    """A payload value as the integer of its flattened bits.
+
+    ``shape`` is an Amaranth layout or shape. A struct layout takes a dict of its fields, an array
+    layout a sequence, a plain shape an integer, which must fit (signed shapes take negative
+    values); an int is also taken for a layout (its raw bits).
+    """
+    fields = _fields(shape)
+    if fields is None or isinstance(value, int):
+        plain = Shape.cast(shape) if fields is None else Shape(data.Layout.cast(shape).size)
+        value = int(value)
+        if plain.signed:
+            low, high = -(1 << (plain.width - 1)), (1 << (plain.width - 1)) - 1
+        else:
+            low, high = 0, (1 << plain.width) - 1
+        if not low <= value <= high:
+            raise ValueError(f"{value} does not fit {plain}")
+        return value & ((1 << plain.width) - 1)
+    if isinstance(shape, data.ArrayLayout) and len(value) != shape.length:
+        raise ValueError(f"{len(value)} elements for {shape}")
+    bits = 0
+    for key, offset, field_shape in fields:
+        bits |= pack(field_shape, value[key]) << offset
+    return bits
+
+
+def unpack(shape, bits):
+    """The inverse of :func:`pack`: dicts for structs, lists for arrays, ints (signed where the
+    shape is) for plain shapes."""
+    fields = _fields(shape)
+    if fields is None:
+        plain = Shape.cast(shape)
+        value = bits & ((1 << plain.width) - 1)
+        if plain.signed and value >> (plain.width - 1):
+            value -= 1 << plain.width
+        return value
+    items = [(key, unpack(field_shape, bits >> offset)) for key, offset, field_shape in fields]
+    if isinstance(shape, data.ArrayLayout):
+        return [value for _, value in items]
+    return dict(items)
+
+
+class StreamBench:
+    """A unit with one input stream and one output stream under cocotb: clock, reset, a
+    :class:`StreamSource` on ``input``, a :class:`StreamSink` on ``output`` and a
+    :class:`Scoreboard` of decoded payloads.
+
+    ``component`` is the Amaranth component the design was made from (an equal one built
+    again in the testbench): it gives the payload layouts, so payloads are sent and compared as
+    :func:`pack`/:func:`unpack` values. ``input`` and ``output`` name its stream ports; their
+    Verilog names start with ``prefix`` (for a unit inside a wrapper that exports the ports of
+    several units, e.g. ``prefix="quantizer_"`` for ``quantizer_i__valid``). ``idle`` and
+    ``stall`` are the source's valid-gap and the sink's ready-stall probabilities; they can be
+    changed at any time. Random choices use one generator seeded from ``seed`` (default:
+    cocotb's random seed).
+    """
+
+    def __init__(self, dut, component, *, idle=0.0, stall=0.0, seed=None, input="i",
+                 output="o", prefix="", clock="clk", reset="rst", period_ns=10):
+        self.dut = dut
+        self.clock = getattr(dut, clock)
+        self._reset = getattr(dut, reset)
+        self._output = prefix + output
+        self._period_ns = period_ns
+        self.in_shape = payload_shape(component, input)
+        self.out_shape = payload_shape(component, output)
+        self.rng = random.Random(cocotb.RANDOM_SEED if seed is None else seed)
+        self.scoreboard = Scoreboard(lambda bits: unpack(self.out_shape, bits), dut._log)
+        self.source = StreamSource(dut, prefix + input, self.clock, idle=idle, rng=self.rng)
+        self.sink = StreamSink(dut, prefix + output, self.clock, self.scoreboard.receive,
+                               stall=stall, rng=self.rng)
+
+    @property
+    def idle(self):
+        return self.source.idle
+
+    @idle.setter
+    def idle(self, value):
+        self.source.idle = value
+
+    @property
+    def stall(self):
+        return self.sink.stall
+
+    @stall.setter
+    def stall(self, value):
+        self.sink.stall = value
+
+    async def start(self):
+        """Start the clock, reset, then start the source and the sink."""
+        cocotb.start_soon(Clock(self.clock, self._period_ns, unit="ns").start())
+        await self.reset()
+        self.source.start()
+        self.sink.start()
+
+    async def reset(self, cycles=3):
+        self._reset.value = 1
+        await ClockCycles(self.clock, cycles)
+        self._reset.value = 0
+
+    def send(self, value):
+        """Queue one input payload (a :func:`pack` value of the input layout)."""
+        self.source.send(pack(self.in_shape, value))
+
+    def expect(self, value):
+        """Queue one expected output payload (an :func:`unpack` value of the output layout)."""
+        self.scoreboard.expect(value)
+
+    async def wait_idle(self, timeout_cycles=None):
+        """Wait until the source has sent everything and every expected output arrived (or the
+        timeout, or a scoreboard error)."""
+        limit = timeout_cycles or 1000 + 20 * (self.source.pending
+                                               + len(self.scoreboard.expected))
+        for _ in range(limit):
+            await RisingEdge(self.clock)
+            if self.scoreboard.errors:
+                break
+            if not self.scoreboard.expected and not self.source.pending:
+                break
+
+    async def drain(self, settle_cycles=20, timeout_cycles=None):
+        """Wait for every expected output, watch ``settle_cycles`` more for outputs nobody
+        expected, then check the scoreboard (mismatches, extra and missing outputs)."""
+        await self.wait_idle(timeout_cycles)
+        for _ in range(settle_cycles):
+            await RisingEdge(self.clock)
+        self.scoreboard.check()
+        self.dut._log.info("%d outputs matched", self.scoreboard.matched)
+
+    async def reset_mid_stream(self, cycles=2):
+        """Reset the unit while data is in flight: stop both ends, drop what was queued or
+        expected, pulse reset, check that the output is idle, restart both ends."""
+        self.source.stop()
+        self.sink.stop()
+        self.source.clear()
+        self.scoreboard.clear()
+        await RisingEdge(self.clock)
+        await self.reset(cycles)
+        await ReadOnly()
+        assert not getattr(self.dut, f"{self._output}__valid").value, (
+            f"{self._output}.valid is high right after reset")
+        await RisingEdge(self.clock)
+        self.source.start()
+        self.sink.start()
+
+
+def quiet_streams(dut, component):
+    """Drive every stream port of ``component`` (the design's top level) idle: ``valid`` and the
+    payload of its input streams and ``ready`` of its output streams low, so the ports a test
+    does not use hold defined values (Icarus leaves undriven inputs at ``z``)."""
+    for path, member in component.signature.members.flatten():
+        if not (member.is_signature and isinstance(member.signature, stream.Signature)):
+            continue
+        name = "__".join(map(str, path))
+        if member.flow == wiring.In:
+            getattr(dut, f"{name}__valid").value = 0
+            getattr(dut, f"{name}__payload").value = 0
+        else:
+            getattr(dut, f"{name}__ready").value = 0
+
+
+async def check_pipeline_timing(bench, items, latency):
+    """For a fixed-latency pipeline: ``items`` ((input, expected) pairs) sent without stalls
+    must transfer one per cycle in and out, each result ``latency`` cycles after its input."""
+    idle, stall = bench.idle, bench.stall
+    bench.idle = bench.stall = 0.0
+    await bench.drain()
+    first_in, first_out = len(bench.source.transfer_cycles), len(bench.sink.transfer_cycles)
+    for value, expected in items:
+        bench.send(value)
+        bench.expect(expected)
+    await bench.drain(settle_cycles=latency + 5)
+    ins = bench.source.transfer_cycles[first_in:]
+    outs = bench.sink.transfer_cycles[first_out:]
+    assert len(ins) == len(outs) == len(items), (len(ins), len(outs), len(items))
+    assert ins == list(range(ins[0], ins[0] + len(items))), "input did not take one per cycle"
+    assert outs == list(range(outs[0], outs[0] + len(items))), "output did not give one per cycle"
+    assert outs[0] - ins[0] == latency, f"latency {outs[0] - ins[0]}, documented {latency}"
+    bench.idle, bench.stall = idle, stall
+
+
+def queue_item(bench, item):
+    """Queue one ``(inputs, outputs)`` item: every input payload is sent, every output expected."""
+    inputs, outputs = item
+    for value in inputs:
+        bench.send(value)
+    for value in outputs:
+        bench.expect(value)
+
+
+async def check_reset_mid_stream(bench, make_items, *, rounds=3, fill_cycles=None):
+    """Reset ``bench``'s unit in the middle of streams, then check that fresh data comes out right.
+
+    ``make_items()`` returns a list of ``(inputs, outputs)`` items (see :func:`queue_item`). Each
+    round queues a batch, lets it run a random number of cycles and resets in the middle of it;
+    every other round first stalls the output for ``fill_cycles`` cycles (when given) and checks
+    that the unit holds a result on its output (``valid`` high under back-pressure) when the
+    reset comes. After the rounds a last batch must come out complete and right; outputs of
+    the interrupted batches must never appear.
+    """
+    output_valid = getattr(bench.dut, f"{bench._output}__valid")
+    for number in range(rounds):
+        for item in make_items():
+            queue_item(bench, item)
+        await ClockCycles(bench.clock, bench.rng.randint(2, 12))
+        if fill_cycles is not None and number % 2 == 1:
+            stall, bench.stall = bench.stall, 1.0
+            await ClockCycles(bench.clock, fill_cycles)
+            await ReadOnly()
+            assert output_valid.value, "no output waiting under back-pressure before the reset"
+            await RisingEdge(bench.clock)
+            bench.stall = stall
+        await bench.reset_mid_stream()
+    for item in make_items():
+        queue_item(bench, item)
+    await bench.drain()

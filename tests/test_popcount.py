@@ -4,16 +4,19 @@
 import random
 
 import pytest
+from amaranth.hdl import Cat, Const, Elaboratable, Fragment, Module, Mux
 from amaranth.sim import Simulator
 
-from rtl.popcount import Popcount, default_popcount_stages, popcount_levels
+from rtl.popcount import Popcount, default_popcount_stages, popcount_plan
+from rtl.synth import LutPrimitives
 from rtl.xnor_popcount import XnorPopcount
 
 
-def _simulate(dut, inputs, expected, latency, en_pattern=None):
+def _simulate(dut, inputs, expected, latency, en_pattern=None, platform=None):
     """Drive ``inputs`` (dicts port -> value) one per enabled cycle and check ``dut.o``
-    ``latency`` enabled cycles later against ``expected``."""
-    sim = Simulator(dut)
+    ``latency`` enabled cycles later against ``expected``. ``platform`` is handed to the
+    design's elaboration."""
+    sim = Simulator(dut if platform is None else _WithPlatform(dut, platform))
     if latency:
         sim.add_clock(1e-6)
     seen = []
@@ -44,7 +47,7 @@ def _simulate(dut, inputs, expected, latency, en_pattern=None):
 def test_popcount_random_widths_and_depths(seed):
     rng = random.Random(seed)
     width = rng.choice([1, 2, 3, 5, 6, 7, 13, 36, 64, 100, 577])
-    n_levels = len(popcount_levels(width)) + 1
+    n_levels = len(popcount_plan(width).levels)
     stages = rng.randint(0, n_levels + 1)
     values = [rng.getrandbits(width) for _ in range(30)] + [(1 << width) - 1, 0]
     _simulate(Popcount(width, stages), [{"i": v} for v in values],
@@ -58,25 +61,133 @@ def test_popcount_holds_while_disabled():
               3, en_pattern=lambda cycle: cycle % 3 != 1)
 
 
-@pytest.mark.parametrize("width, masked", [(9, False), (64, False), (17, True), (64, True)])
-def test_xnor_popcount(width, masked):
+def _xnor_vectors(width, masked, count=30):
     rng = random.Random(width)
-    dut = XnorPopcount(width, masked=masked)
+    ones = (1 << width) - 1
     inputs, expected = [], []
-    for _ in range(30):
+    for index in range(count):
         a, w = rng.getrandbits(width), rng.getrandbits(width)
-        valid = rng.getrandbits(width) if masked else (1 << width) - 1
+        valid = rng.getrandbits(width) if masked else ones
+        if index < 3:
+            # All bits differ (the largest count), all equal, all differ but masked off.
+            a, w, valid = [(ones, 0, ones), (ones, ones, ones), (ones, 0, 0 if masked else ones)][
+                index]
         inputs.append({"a": a, "w": w, **({"valid": valid} if masked else {})})
         expected.append(bin((a ^ w) & valid).count("1"))
+    return inputs, expected
+
+
+@pytest.mark.parametrize("width, masked", [
+    (1, False), (2, False), (3, False), (4, False), (9, False), (64, False), (576, False),
+    (1, True), (2, True), (5, True), (17, True), (64, True), (144, True)])
+def test_xnor_popcount(width, masked):
+    dut = XnorPopcount(width, masked=masked)
+    inputs, expected = _xnor_vectors(width, masked)
     _simulate(dut, inputs, expected, dut.latency)
 
 
+@pytest.mark.parametrize("masked", [False, True])
+def test_xnor_popcount_stage_counts(masked):
+    width = 40
+    levels = len(popcount_plan(width, 3 if masked else 2).levels)
+    inputs, expected = _xnor_vectors(width, masked)
+    for stages in range(levels + 2):
+        _simulate(XnorPopcount(width, stages, masked=masked), inputs, expected, stages)
+
+
+# ---- the primitive netlist (what synthesis sees) -----------------------------------------------
+
+class _PrimitiveModel(Elaboratable):
+    """An Amaranth model of one Xilinx primitive instance made by
+    :class:`rtl.synth.LutPrimitives`, after the primitive's definition (Yosys cells_sim.v)."""
+
+    def __init__(self, instance):
+        self.instance = instance
+
+    def elaborate(self, platform):
+        m = Module()
+        kind, params = self.instance.type, self.instance.parameters
+        port = {name: value for name, (value, _) in self.instance.ports.items()}
+        if kind == "LUT6_2":
+            init = params["INIT"].value
+            m.d.comb += [
+                port["O6"].eq(Const(init, 64).bit_select(Cat(*(port[f"I{n}"] for n in range(6))),
+                                                         1)),
+                port["O5"].eq(Const(init & 0xFFFFFFFF, 32).bit_select(
+                    Cat(*(port[f"I{n}"] for n in range(5))), 1)),
+            ]
+        elif kind.startswith("LUT"):
+            width = int(kind[3:])
+            m.d.comb += port["O"].eq(Const(params["INIT"].value, 1 << width).bit_select(
+                Cat(*(port[f"I{n}"] for n in range(width))), 1))
+        elif kind == "CARRY8":
+            select, data, sums, carries = port["S"], port["DI"], port["O"], port["CO"]
+            carry = port["CI"]
+            for n in range(8):
+                if n == 4 and params["CARRY_TYPE"] == "DUAL_CY4":
+                    carry = port["CI_TOP"]
+                m.d.comb += [sums[n].eq(select[n] ^ carry),
+                             carries[n].eq(Mux(select[n], carry, data[n]))]
+                carry = carries[n]
+        else:
+            raise NotImplementedError(kind)
+        return m
+
+
+class _SimulatedPrimitives:
+    """The synthesis platform with every primitive replaced by its model."""
+
+    def __init__(self):
+        self.primitives = LutPrimitives()
+
+    def __getattr__(self, name):
+        if not name.startswith("get_"):
+            raise AttributeError(name)
+        factory = getattr(self.primitives, name)
+        return lambda *args: _PrimitiveModel(factory(*args))
+
+
+class _WithPlatform(Elaboratable):
+    def __init__(self, dut, platform):
+        self.dut, self.platform = dut, platform
+
+    def elaborate(self, platform):
+        return Fragment.get(self.dut, self.platform)
+
+
+@pytest.mark.parametrize("width, masked", [(5, False), (64, False), (300, False), (17, True),
+                                           (144, True)])
+def test_xnor_popcount_primitives(width, masked):
+    dut = XnorPopcount(width, masked=masked)
+    inputs, expected = _xnor_vectors(width, masked)
+    _simulate(dut, inputs, expected, dut.latency, platform=_SimulatedPrimitives())
+
+
+@pytest.mark.parametrize("width", [1, 4, 16, 100, 577])
+def test_popcount_primitives(width):
+    rng = random.Random(width)
+    values = [rng.getrandbits(width) for _ in range(30)] + [(1 << width) - 1, 0]
+    _simulate(Popcount(width, 2), [{"i": v} for v in values],
+              [bin(v).count("1") for v in values], 2, platform=_SimulatedPrimitives())
+
+
 def test_tree_shape():
-    # 576 bits: a first level of 6:3 counters, then a few levels, and at most 3 rows at the end.
-    levels = popcount_levels(576)
-    assert levels[0] == {0: [6] * 96}
-    assert len(levels) <= 7
-    assert default_popcount_stages(576) == (len(levels) + 2) // 2
+    # 576 bits: a handful of compressor levels, then the adder; a register about every second
+    # LUT level.
+    plan = popcount_plan(576)
+    assert [name for name, _, _ in plan.levels[-1:]] == ["adder"]
+    assert len(plan.levels) <= 7
+    assert default_popcount_stages(576) == -(-plan.depth // 2)
+    # The whole tree's cost: 6:3 counters on carry chains cost two LUTs for three bits.
+    assert plan.luts <= 0.7 * 576
+
+
+def test_xnor_tree_cost():
+    # The issue's target: at most 1.2 LUT per input bit including the XNOR (the synthesis
+    # report measures the same count, see rtl.synth).
+    plan = popcount_plan(576, 2)
+    assert plan.luts <= 1.2 * 576
+    assert plan.levels[0][0] == "first"
 
 
 @pytest.mark.parametrize("width, stages, error", [

@@ -1,0 +1,360 @@
+# amaranth: UnusedElaboratable=no
+"""cocotb tests of :class:`rtl.gate.PrecisionGate` and :class:`rtl.merge.MergeUnit` against the
+golden model and the public vectors.
+
+The design is a :class:`sim.regression.UnitGroup` with the units ``gate`` and ``merge``.
+Parameters (:func:`sim.runner.testbench_params`): each unit's constructor arguments under its
+name (``thresholds``: WT codes ``tau`` ``[rows, lanes]``; ``params``: ``[rows, lanes, 7]`` in
+:data:`rtl.merge.MERGE_PARAMS` order), ``latencies`` and ``bench.trace_rows`` (for each model
+layer whose parameters fill rows of both tables, its first row; the rows after the model layers
+hold corner values).
+
+The public-vector tests run the model layers' PG convs on the traced feature maps: the gates
+must equal the official accelerator's traced gates and the merge outputs its traced block
+outputs. The corner tests aim random values at the comparison edge of the gate and at the
+saturation and half-way rounding cases of every merge step, and check those were hit.
+"""
+
+from collections import Counter
+from functools import cache
+
+import cocotb
+import numpy as np
+
+from fracbnn_golden.conv import BinaryConv3x3
+from fracbnn_golden.fixedpoint import FM_BITS
+from fracbnn_golden.layers import bit_planes, merge, precision_gate, quantize, shortcut
+from fracbnn_golden.model import PG_CONVS, FracBNN
+from sim.regression import UnitGroup, build_unit
+from sim.runner import REPO_ROOT, testbench_params
+from sim.streams import (
+    StreamBench,
+    check_pipeline_timing,
+    check_reset_mid_stream,
+    queue_item,
+    quiet_streams,
+)
+
+VECTORS = REPO_ROOT / "tests" / "data" / "fracbnn_cifar10_public.npz"
+FM_MIN, FM_MAX = -(1 << (FM_BITS - 1)), (1 << (FM_BITS - 1)) - 1
+TRACE_IMAGES = (0, 5, 13)       # airplane, cat, a photo patch
+
+
+@cache
+def pg_conv_sums(layer, images=TRACE_IMAGES):
+    """The PG conv ``layer`` (e.g. ``"layer2_0.conv1"``) on the traced input of ``images``.
+
+    Returns a dict of ``[n, cout, ho, wo]`` arrays: ``msb`` and ``lsb`` (the LSB conv sum
+    everywhere, not gated), ``gate`` (the official trace, at the output positions),
+    ``residual`` (FM codes, the channels the merge adds) and ``out`` (the traced output).
+    """
+    net = FracBNN.default()
+    index = [conv.name for conv in PG_CONVS].index(layer)
+    conv = PG_CONVS[index]
+    previous = PG_CONVS[index - 1] if index else None
+    source = f"trace.{previous.block}.out{previous.index}" if previous else "trace.bn1"
+    images = list(images)
+    with np.load(VECTORS) as vectors:
+        x = vectors[source][images]
+        traced_gate = vectors[f"trace.{layer}.gate"][images]
+        out = vectors[f"trace.{conv.block}.out{conv.index}"][images]
+    msb_plane, lsb_plane = bit_planes(quantize(x))
+    binary_conv = BinaryConv3x3(net.params[f"{layer}.weight"])
+    msb = binary_conv(msb_plane, conv.stride)
+    lsb = binary_conv(lsb_plane, conv.stride)
+    # The trace holds the gate at every input position; a stride-2 conv keeps (2i, 2j).
+    gate = traced_gate[:, :, ::conv.stride, ::conv.stride]
+    assert (precision_gate(msb, net.params[f"{layer}.threshold"]) == gate).all(), layer
+    residual = shortcut(x) if conv.stride == 2 else x
+    return {"msb": msb, "lsb": lsb, "gate": gate, "residual": residual, "out": out}
+
+
+def sample_positions(bench, sums, count):
+    """``count`` random (image, channel group, y, x) of a PG conv's outputs."""
+    n, cout, ho, wo = sums["msb"].shape
+    for _ in range(count):
+        image, y, x = (bench.rng.randrange(size) for size in (n, ho, wo))
+        yield image, bench.rng.randrange(cout // bench.lanes), y, x
+
+
+def new_bench(dut, unit, **kwargs):
+    """A :class:`StreamBench` on ``unit`` of the group; the other unit's ports are held idle."""
+    params = testbench_params()
+    names = [name for name in ("gate", "merge") if name in params]
+    group = UnitGroup({name: build_unit(name, params[name]) for name in names})
+    quiet_streams(dut, group)
+    bench = StreamBench(dut, group.units[unit], prefix=f"{unit}_", **kwargs)
+    bench.lanes = params[unit]["lanes"]
+    bench.latency = params["latencies"][unit]
+    bench.trace_rows = params["bench"]["trace_rows"]
+    width = params[unit]["sum_width"]
+    bench.sum_range = (-(1 << (width - 1)), (1 << (width - 1)) - 1)
+    return bench, params[unit]
+
+
+def bits(values):
+    return sum(int(bool(v)) << k for k, v in enumerate(values))
+
+
+# ---- precision gate ---------------------------------------------------------------------------
+
+class GateModel:
+    def __init__(self, params):
+        self.thresholds = np.asarray(params["thresholds"], dtype=np.int64)
+
+    def item(self, msb, row):
+        msb = [int(v) for v in msb]
+        gate = precision_gate(np.asarray(msb)[None], self.thresholds[row])[0]
+        return [{"msb": msb, "row": row}], [{"msb": msb, "gate": bits(gate)}]
+
+
+@cocotb.test()
+async def gate_public_traces(dut):
+    """MSB conv sums of public vectors with the model layers' thresholds: the gates must equal
+    the official accelerator's traced gates. Random gaps and back-pressure."""
+    bench, params = new_bench(dut, "gate", idle=0.3, stall=0.3)
+    model = GateModel(params)
+    await bench.start()
+    for layer, first in bench.trace_rows.items():
+        sums = pg_conv_sums(layer)
+        for image, group, y, x in sample_positions(bench, sums, 200):
+            channels = slice(group * bench.lanes, (group + 1) * bench.lanes)
+            inputs, outputs = model.item(sums["msb"][image, channels, y, x], first + group)
+            assert outputs[0]["gate"] == bits(sums["gate"][image, channels, y, x])
+            queue_item(bench, (inputs, outputs))
+    await bench.drain()
+
+
+@cocotb.test()
+async def gate_corners(dut):
+    """Sums at, just below and just above every lane's threshold (``171 * msb > tau`` is
+    strict), at the ends of the sum range and random, on every table row; heavy back-pressure."""
+    bench, params = new_bench(dut, "gate", idle=0.5, stall=0.6)
+    model = GateModel(params)
+    await bench.start()
+    coverage = Counter()
+    rows = list(range(len(model.thresholds)))
+    low, high = bench.sum_range
+    for _ in range(4):
+        bench.rng.shuffle(rows)
+        for row in rows:
+            tau = model.thresholds[row]
+            for kind in ("edge", "below", "above", "extreme", "random"):
+                msb = []
+                for lane in range(bench.lanes):
+                    edge = int(tau[lane]) // 171
+                    value = {"edge": edge, "below": edge - 1, "above": edge + 1,
+                             "extreme": bench.rng.choice([low, high]),
+                             "random": bench.rng.randint(low, high)}[kind]
+                    msb.append(value)
+                    coverage["171 * msb == tau"] += 171 * value == tau[lane]
+                    coverage["gate on"] += 171 * value > tau[lane]
+                    coverage["gate off"] += 171 * value <= tau[lane]
+                    coverage["sum at a range end"] += value in (low, high)
+                    coverage["tau at a WT range end"] += int(tau[lane]) in (-2048, 2047)
+                queue_item(bench, model.item(msb, row))
+    await bench.drain()
+    missing = [name for name in ("171 * msb == tau", "gate on", "gate off", "sum at a range end",
+                                 "tau at a WT range end") if not coverage[name]]
+    assert not missing, f"corners not exercised: {missing}"
+
+
+@cocotb.test()
+async def gate_throughput_and_latency(dut):
+    """Without stalls one transfer per cycle in and out, results ``latency`` cycles later; the
+    row changes every transfer."""
+    bench, params = new_bench(dut, "gate")
+    model = GateModel(params)
+    await bench.start()
+    items = []
+    for index in range(30):
+        msb = [bench.rng.randint(-40, 40) for _ in range(bench.lanes)]
+        (value,), (expected,) = model.item(msb, index % len(model.thresholds))
+        items.append((value, expected))
+    await check_pipeline_timing(bench, items, bench.latency)
+
+
+@cocotb.test()
+async def gate_reset_mid_stream(dut):
+    """Resets while data is in flight (also with a result held under back-pressure); the stream
+    after them comes out complete and right."""
+    bench, params = new_bench(dut, "gate", idle=0.2, stall=0.3)
+    model = GateModel(params)
+    await bench.start()
+
+    def make_items():
+        return [model.item([bench.rng.randint(-30, 30) for _ in range(bench.lanes)],
+                           bench.rng.randrange(len(model.thresholds))) for _ in range(30)]
+
+    await check_reset_mid_stream(bench, make_items, fill_cycles=bench.latency + 6)
+
+
+# ---- merge ------------------------------------------------------------------------------------
+
+def _clamp(value):
+    return min(max(value, FM_MIN), FM_MAX)
+
+
+def merge_steps(msb, lsb, gate, residual, p, coverage):
+    """One lane of the merge step by step in Python integers, counting the corners it hits
+    (saturation and exact half-way rounding of each step). ``p``: the 7 parameters."""
+    s0, b0, bx, alpha, by, s1, b1 = (int(v) for v in p)
+
+    def assign(value, frac, step):
+        shift = frac - 7
+        if (value & ((1 << shift) - 1)) == 1 << (shift - 1):
+            coverage[f"{step}: half-way"] += 1
+        value = (value + (1 << (shift - 1))) >> shift
+        if value != _clamp(value):
+            coverage[f"{step}: saturated {'high' if value > 0 else 'low'}"] += 1
+        return _clamp(value)
+
+    if lsb and not gate:
+        coverage["gate off, LSB sum ignored"] += 1
+    lsb = lsb if gate else 0
+    for name, value in (("MSB", msb), ("LSB", lsb)):
+        if value << 7 != _clamp(value << 7):
+            coverage[f"{name} sum saturated"] += 1
+    t0, t1 = _clamp(msb << 7), _clamp(lsb << 7)
+    t0 = assign(t0 * 171, 15, "x 2/3")
+    t0 = assign((t0 << 8) + t1 * 85, 15, "+ 1/3")
+    t0 = assign(s0 * t0 + (b0 << 7), 15, "BN")
+    t0 = assign((t0 << 1) + bx, 8, "shift x")
+    if t0 < 0:
+        coverage["PReLU slope"] += 1
+    t0 = assign(t0 * (alpha if t0 < 0 else 256), 15, "PReLU")
+    t0 = assign((t0 << 1) + by, 8, "shift y")
+    summed = residual + t0
+    if summed != _clamp(summed):
+        coverage["residual add saturated"] += 1
+    return assign(s1 * _clamp(summed) + (b1 << 7), 15, "output BN")
+
+
+MERGE_CORNERS = [
+    "gate off, LSB sum ignored", "MSB sum saturated", "LSB sum saturated",
+    "x 2/3: half-way", "+ 1/3: half-way", "BN: half-way", "BN: saturated high",
+    "BN: saturated low", "shift x: half-way", "shift x: saturated high", "shift x: saturated low",
+    "PReLU slope", "PReLU: half-way", "PReLU: saturated high", "PReLU: saturated low",
+    "shift y: half-way", "shift y: saturated high",
+    "shift y: saturated low", "residual add saturated", "output BN: half-way",
+    "output BN: saturated high", "output BN: saturated low",
+]
+
+
+class MergeModel:
+    def __init__(self, params):
+        self.table = np.asarray(params["params"], dtype=np.int64)     # [rows, lanes, 7]
+
+    def item(self, msb, lsb, gate, residual, row, coverage=None):
+        msb, lsb, residual = ([int(v) for v in values] for values in (msb, lsb, residual))
+        gate = [bool(g) for g in gate]
+        p = self.table[row]
+        out = merge(np.asarray(msb)[None], np.where(gate, lsb, 0)[None], np.asarray(residual)[None],
+                    bn=(p[:, 0], p[:, 1]), rprelu=(p[:, 2], p[:, 3], p[:, 4]),
+                    bn_out=(p[:, 5], p[:, 6]))[0]
+        if coverage is not None:
+            steps = [merge_steps(*lane, coverage)
+                     for lane in zip(msb, lsb, gate, residual, p)]
+            assert steps == [int(v) for v in out], "the step model disagrees with the golden"
+        return ([{"msb": msb, "lsb": lsb, "gate": bits(gate), "residual": residual, "row": row}],
+                [{"fm": [int(v) for v in out]}])
+
+
+@cocotb.test()
+async def merge_public_traces(dut):
+    """Conv sums (the LSB sum also where the gate is off: the unit must drop it), gates and
+    residuals of public vectors with the model layers' parameters: the outputs must equal the
+    official accelerator's traced block outputs. Random gaps and back-pressure."""
+    bench, params = new_bench(dut, "merge", idle=0.3, stall=0.3)
+    model = MergeModel(params)
+    await bench.start()
+    for layer, first in bench.trace_rows.items():
+        sums = pg_conv_sums(layer)
+        for image, group, y, x in sample_positions(bench, sums, 200):
+            at = (image, slice(group * bench.lanes, (group + 1) * bench.lanes), y, x)
+            inputs, outputs = model.item(sums["msb"][at], sums["lsb"][at], sums["gate"][at],
+                                         sums["residual"][at], first + group)
+            assert outputs[0]["fm"] == [int(v) for v in sums["out"][at]], layer
+            queue_item(bench, (inputs, outputs))
+    await bench.drain()
+
+
+@cocotb.test()
+async def merge_corners(dut):
+    """Random sums (often beyond the FM range), gates and residuals (often at the FM range
+    ends) on the model rows and on extreme parameter rows, under heavy back-pressure; checks
+    that the saturation and half-way rounding corners of every step were hit."""
+    bench, params = new_bench(dut, "merge", idle=0.5, stall=0.6)
+    model = MergeModel(params)
+    await bench.start()
+    coverage = Counter()
+    low, high = bench.sum_range
+    model_rows = max(first for first in bench.trace_rows.values()) + 1
+    rows = len(model.table)
+
+    def sum_value():
+        kind = bench.rng.random()
+        if kind < 0.3:
+            return bench.rng.randint(low, high)
+        if kind < 0.5:
+            return bench.rng.choice([-1, 1]) * (256 + bench.rng.randint(-2, 2))
+        if kind < 0.6:
+            return bench.rng.choice([low, high])
+        return bench.rng.randint(-64, 64)
+
+    def residual_value():
+        kind = bench.rng.random()
+        if kind < 0.2:
+            return bench.rng.choice([FM_MIN, FM_MAX, FM_MIN + 1, FM_MAX - 1])
+        if kind < 0.5:
+            return bench.rng.randint(FM_MIN, FM_MAX)
+        return bench.rng.randint(-512, 512)
+
+    for _ in range(1500):
+        row = (bench.rng.randrange(model_rows, rows) if bench.rng.random() < 0.5
+               else bench.rng.randrange(rows))
+        lanes = range(bench.lanes)
+        queue_item(bench, model.item([sum_value() for _ in lanes], [sum_value() for _ in lanes],
+                                     [bench.rng.random() < 0.6 for _ in lanes],
+                                     [residual_value() for _ in lanes], row, coverage))
+    await bench.drain()
+    dut._log.info("merge corners: %s", dict(sorted(coverage.items())))
+    missing = [name for name in MERGE_CORNERS if not coverage[name]]
+    assert not missing, f"corners not exercised: {missing}"
+
+
+@cocotb.test()
+async def merge_throughput_and_latency(dut):
+    """Without stalls one transfer per cycle in and out, results ``latency`` cycles later; the
+    row changes every transfer (each stage reads its parameters with the row that travels)."""
+    bench, params = new_bench(dut, "merge")
+    model = MergeModel(params)
+    await bench.start()
+    items = []
+    for index in range(40):
+        lanes = range(bench.lanes)
+        (value,), (expected,) = model.item(
+            [bench.rng.randint(-200, 200) for _ in lanes],
+            [bench.rng.randint(-200, 200) for _ in lanes], [index % 2] * bench.lanes,
+            [bench.rng.randint(-2000, 2000) for _ in lanes], index % len(model.table))
+        items.append((value, expected))
+    await check_pipeline_timing(bench, items, bench.latency)
+
+
+@cocotb.test()
+async def merge_reset_mid_stream(dut):
+    """Resets while data is in flight (also with a result held under back-pressure); the stream
+    after them comes out complete and right."""
+    bench, params = new_bench(dut, "merge", idle=0.2, stall=0.3)
+    model = MergeModel(params)
+    await bench.start()
+
+    def make_items():
+        lanes = range(bench.lanes)
+        return [model.item([bench.rng.randint(-300, 300) for _ in lanes],
+                           [bench.rng.randint(-300, 300) for _ in lanes],
+                           [bench.rng.random() < 0.5 for _ in lanes],
+                           [bench.rng.randint(-4000, 4000) for _ in lanes],
+                           bench.rng.randrange(len(model.table))) for _ in range(30)]
+
+    await check_reset_mid_stream(bench, make_items, fill_cycles=bench.latency + 6)
