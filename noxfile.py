@@ -1,7 +1,5 @@
 """Entry points: ``nox -s sim`` (the main job), ``nox -s tests``, ``lint``, ``synth``, ``bench``."""
 
-from pathlib import Path
-
 import nox
 
 nox.options.default_venv_backend = "venv"
@@ -17,11 +15,11 @@ def install(session):
 
 @nox.session(python=PYTHON)
 def sim(session):
-    """The main job: the cocotb regression of the RTL, then the bundled photos."""
+    """The main job: the cocotb regression of the RTL units, then the bundled photos through
+    the whole accelerator (Verilator), with a waveform of one of them."""
     install(session)
     session.run("python", "-m", "sim", *session.posargs)
-    photos = sorted(str(path) for path in Path("fracbnn_golden/data/photos").glob("*.png"))
-    session.run("python", "-m", "fracbnn_golden", "classify", *photos)
+    session.run("python", "-m", "sim.accelerator", "--photos", "--waves")
 
 
 @nox.session(python=PYTHON)
@@ -47,6 +45,7 @@ def synth(session):
 
 @nox.session(python=PYTHON)
 def bench(session):
-    """Measure the benchmarks."""
+    """Measure everything (simulation, synthesis, compression, golden speed) and regenerate
+    BENCHMARKS.md and benchmarks.json; extra arguments go to ``python -m benchmarks``."""
     install(session)
-    session.run("python", "-m", "benchmarks.golden")
+    session.run("python", "-m", "benchmarks", *session.posargs)

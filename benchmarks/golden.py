@@ -30,14 +30,3 @@ def measure(batch=BATCH, repeats=REPEATS, seed=0):
         times.append(time.perf_counter() - start)
     best = min(times)
     return {"golden_batch": batch, "golden_seconds": best, "golden_images_per_s": batch / best}
-
-
-def main():
-    result = measure()
-    print(f"golden model: {result['golden_batch']} images in {result['golden_seconds']:.2f} s "
-          f"on one core = {result['golden_images_per_s']:.1f} images/s (best of {REPEATS})")
-    return result
-
-
-if __name__ == "__main__":
-    main()

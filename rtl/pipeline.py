@@ -2,7 +2,7 @@
 
 from amaranth.hdl import Signal
 
-__all__ = ["lockstep_pipeline"]
+__all__ = ["lockstep_pipeline", "delay_line"]
 
 
 def _register(m, advance, value, name):
@@ -55,3 +55,18 @@ def _assign(m, target, value):
             _assign(m, target[index], item)
     else:
         m.d.comb += target.eq(value)
+
+
+def delay_line(m, value, depth, name):
+    """Registers that delay ``value`` by 1 .. ``depth`` cycles: element ``k - 1`` lags ``k``.
+
+    For fixed-latency pipelines that never stall: a value issued with a beat meets the beat's
+    results ``k`` cycles later at element ``k - 1``.
+    """
+    stages, previous = [], value
+    for index in range(depth):
+        register = Signal(value.shape(), name=f"{name}_d{index + 1}")
+        m.d.sync += register.eq(previous)
+        stages.append(register)
+        previous = register
+    return stages

@@ -55,7 +55,7 @@ _BRAM36_WEIGHTS = {"RAMB36E2": 1.0, "RAMB18E2": 0.5}
 # Lines of the Yosys log a failure message quotes.
 _LOG_TAIL_LINES = 25
 # Seconds one Yosys run may take.
-YOSYS_TIMEOUT = 900
+YOSYS_TIMEOUT = 1800
 
 
 class LutPrimitives:
@@ -189,6 +189,12 @@ def _head(lanes, positions):
                 positions=positions)
 
 
+def _accelerator(pe, simd_channels):
+    from .accelerator import FracBNNAccelerator
+    from .schedule import AcceleratorConfig
+    return FracBNNAccelerator(_model(), AcceleratorConfig(pe=pe, simd_channels=simd_channels))
+
+
 @dataclass(frozen=True)
 class Design:
     """One synthesis run: a name, the constructor (or factory) and its parameters, and the
@@ -229,6 +235,8 @@ DESIGNS = [
     Design("thermometer_conv", _thermometer_conv, {}, None),
     Design("input_bn", _input_batch_norm, {}, None),
     Design("head_l16", _head, {"lanes": 16, "positions": 64}, None),
+    # The whole accelerator in its default configuration (both bit planes' arrays).
+    Design("accelerator", _accelerator, {"pe": 16, "simd_channels": 16}, 2 * 16 * 144),
 ]
 
 
@@ -294,14 +302,18 @@ def _run_yosys(script, log_path, timeout=YOSYS_TIMEOUT):
 
 
 def synthesize(design, out_dir):
-    """Synthesise ``design`` for UltraScale+ and return its report entry."""
+    """Synthesise ``design`` for UltraScale+ and return its report entry; a design whose
+    Verilog equals that of the last run in ``out_dir`` reuses its result."""
     out_dir.mkdir(parents=True, exist_ok=True)
     top = design.name
     verilog_path = out_dir / f"{top}.v"
     stat_path = out_dir / f"{top}.stat.json"
+    text = verilog.convert(design.component(), name=top, platform=LutPrimitives())
+    # An unchanged design keeps its last result (the whole accelerator takes a quarter hour).
+    if (stat_path.exists() and verilog_path.exists() and verilog_path.read_text() == text):
+        return report_entry(design, parse_stat(json.loads(stat_path.read_text())))
     stat_path.unlink(missing_ok=True)
-    verilog_path.write_text(verilog.convert(design.component(), name=top,
-                                            platform=LutPrimitives()))
+    verilog_path.write_text(text)
     script = (
         f"read_verilog {verilog_path.name}; "
         f"hierarchy -top {top}; proc; flatten; rename -unescape; "

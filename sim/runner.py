@@ -237,7 +237,7 @@ def write_gtkw(path, waveform, toplevel, component):
 
 def run(component, test_module, params, *, name=None, simulator=None, waves=None,
         build_root=DEFAULT_BUILD_ROOT, testcase=None, seed=None, check=True, extra_env=None,
-        source_key=None, build_args=()):
+        source_key=None, build_args=(), trace_build=False):
     """Build ``component`` and run the cocotb tests of ``test_module`` on it.
 
     ``component`` is an Amaranth :class:`~amaranth.lib.wiring.Component`; ``params`` (JSON
@@ -250,14 +250,17 @@ def run(component, test_module, params, *, name=None, simulator=None, waves=None
     conversion is slow: the caller promises it changes whenever the Verilog would; the design
     is then converted only when it must be built. ``build_args`` go to the simulator's
     compiler (part of the cache key), e.g. ``["--trace-depth", "1"]`` for Verilator.
+    ``trace_build`` builds with waveform support even when this run writes none (Verilator turns
+    tracing on per run), so one build serves runs with and without waves.
     """
     simulator = simulator_name(simulator)
     waves = _waves_requested(waves)
+    build_waves = waves or trace_build
     toplevel = name or type(component).__name__.lower()
     env, version = _simulator_setup(simulator)
     verilog_text = None if source_key else verilog.convert(component, name=toplevel)
     build_dir = _build_dir(build_root, toplevel, simulator, source_key or verilog_text, params,
-                           version, waves, test_module, list(build_args))
+                           version, build_waves, test_module, list(build_args))
     build_dir.mkdir(parents=True, exist_ok=True)
     source = build_dir / f"{toplevel}.v"
     params_path = build_dir / "params.json"
@@ -273,7 +276,7 @@ def run(component, test_module, params, *, name=None, simulator=None, waves=None
 
     runner = get_runner(simulator)
     env.update(extra_env or {})
-    env["WAVES"] = "1" if waves else "0"
+    env["WAVES"] = "1" if build_waves else "0"
     env[PARAMS_ENV] = str(params_path)
     results_path = build_dir / "results.xml"
     with _environment(env):
@@ -286,9 +289,10 @@ def run(component, test_module, params, *, name=None, simulator=None, waves=None
             default_args = ["-Wno-fatal"] if simulator == "verilator" else ["-g2005"]
             build_args = [*default_args, *build_args]
             runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir,
-                         build_args=build_args, timescale=TIMESCALE, waves=waves,
+                         build_args=build_args, timescale=TIMESCALE, waves=build_waves,
                          always=True, log_file=build_dir / "build.log")
             marker.write_text(json.dumps({"simulator": version, "params": params}) + "\n")
+        os.environ["WAVES"] = "1" if waves else "0"       # cocotb lets WAVES override waves=
         with contextlib.suppress(SystemExit):
             # Under pytest cocotb's runner exits on a failed test; the results file tells.
             runner.test(test_module=test_module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",

@@ -1,0 +1,432 @@
+# amaranth: UnusedElaboratable=no
+"""The whole FracBNN CIFAR-10 accelerator: one image in, ten logits out."""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from fracbnn_golden.model import CLASSES, IMAGE_SHAPE, STEM_CHANNELS
+
+from .fixedpoint import FM_SHAPE
+from .fm_memory import FeatureMapMemory
+from .gate import PrecisionGate
+from .head import Head
+from .merge import MergeUnit
+from .pipeline import delay_line
+from .quantizer import ActivationQuantizer
+from .schedule import (
+    IMAGE_SIZE,
+    PIXELS,
+    AcceleratorConfig,
+    ConfigError,
+    estimate_cycles,
+    plan_layers,
+)
+from .shortcut import ShortcutPool
+from .tables import gate_threshold_rows, merge_param_rows, pack_row, weight_rows
+from .thermometer import COUNT_SHAPE, InputBatchNorm, ThermometerConv, ThermometerEncoder
+from .window import WindowMemory, divmod3_layout
+from .xnor_popcount import XnorPopcountArray
+
+__all__ = ["FracBNNAccelerator"]
+
+SUM_WIDTH = 11          # PG conv sums: |sum| <= 9 * 64 = 576
+COLOURS = IMAGE_SHAPE[0]
+TAPS = 9
+
+
+def _step(coordinate, step):
+    """Statements adding ``step`` (1 or 2) to a (quotient, remainder)-of-3 coordinate."""
+    remainder = coordinate.remainder + step
+    wraps = remainder >= 3
+    return [coordinate.quotient.eq(coordinate.quotient + wraps),
+            coordinate.remainder.eq(Mux(wraps, remainder - 3, remainder))]
+
+
+def _clear(*coordinates):
+    statements = []
+    for coordinate in coordinates:
+        statements += [coordinate.quotient.eq(0), coordinate.remainder.eq(0)]
+    return statements
+
+
+def _taps_inside(y, x, size):
+    """Bit ``ky * 3 + kx``: whether tap (ky, kx) of the window centred on (y, x) is in the map."""
+    rows = [y >= 1, Const(1), y + 2 <= size]
+    cols = [x >= 1, Const(1), x + 2 <= size]
+    return Cat(rows[ky] & cols[kx] for ky in range(3) for kx in range(3))
+
+
+def _lookup(values, index):
+    """A constant table indexed by a signal."""
+    return Array(Const(int(v), range(max(values) + 1)) for v in values)[index]
+
+
+def _latencies(array_latency):
+    """Cycles from a beat's issue to each pipeline point, and the drain between phases (until
+    the last write of a phase has reached the memories the next phase reads)."""
+    window = WindowMemory.read_latency
+    stem = window + ThermometerConv.latency + InputBatchNorm.latency
+    gate_at = window + array_latency
+    merge_at = gate_at + PrecisionGate.latency
+    layer = merge_at + MergeUnit.latency
+    drain = max(stem, layer) + ActivationQuantizer.latency + 1
+    return {"window": window, "stem": stem, "gate_at": gate_at, "merge_at": merge_at,
+            "layer": layer, "drain": drain}
+
+
+class FracBNNAccelerator(wiring.Component):
+    """FracBNN CIFAR-10 inference, layer by layer on one conv engine, bit-exact.
+
+    Ports:
+
+    * ``pixels``: stream of an image's 1024 pixels in row-major order (``rgb[c]``, 8 bits).
+    * ``logits``: stream of the 10 logits (FM codes, value = code / 128), one transfer per image.
+    * ``cycles``: cycles from an image's first pixel transfer to its logits becoming valid
+      (updated when they do); ``images``: images finished; ``busy``: an image is in flight.
+    * ``writeback``: an observation port (no back-pressure): every feature-map word the engine
+      writes, with ``layer`` 0 for the stem and ``l + 1`` for PG layer ``l``, the pixel, the
+      output channel group and the ``pe`` FM codes. Testbenches compare it with the golden trace.
+
+    An image goes through the phases LOAD (pixels to thermometer counts, one per cycle), STEM
+    (the prefix-sum thermometer conv and its BN, one output pixel per cycle), the 18 PG layers
+    (:mod:`rtl.schedule`: one beat per cycle on the conv engine, MSB and LSB planes together)
+    and HEAD. Feature maps stay on chip: 2-bit activations in :class:`rtl.window.WindowMemory`
+    banks (a 3x3 window per cycle), FM codes in :class:`rtl.fm_memory.FeatureMapMemory` banks
+    (a 2x2 block per cycle for the stride-2 shortcut), both double-buffered: layer ``l`` reads
+    buffer ``l % 2`` and writes the other. Each phase is a fixed-latency pipeline that never
+    stalls; the next phase starts when it has drained.
+
+    ``net`` is a :class:`fracbnn_golden.FracBNN`; its parameters become memory contents.
+    """
+
+    def __init__(self, net, config=None):
+        config = AcceleratorConfig() if config is None else config
+        if config.pe != STEM_CHANNELS or config.simd_channels != STEM_CHANNELS:
+            raise ConfigError(f"this accelerator implements pe = simd_channels = "
+                              f"{STEM_CHANNELS}, not pe={config.pe}, "
+                              f"simd_channels={config.simd_channels}")
+        self.net, self.config = net, config
+        self.plans = plan_layers(config)
+        pe, simd = config.pe, config.simd_channels
+        self._arrays = [XnorPopcountArray(pe, TAPS * simd, max(p.groups_in for p in self.plans),
+                                          groups=TAPS, acc_width=SUM_WIDTH) for _ in range(2)]
+        self._head = Head(net.params["linear.weight"], net.params["linear.bias"], lanes=pe,
+                          positions=self.plans[-1].out_size ** 2)
+        self.latencies = _latencies(self._arrays[0].latency)
+        super().__init__({
+            "pixels": In(stream.Signature(data.StructLayout({
+                "rgb": data.ArrayLayout(unsigned(8), COLOURS)}))),
+            "logits": Out(stream.Signature(data.StructLayout({
+                "logits": data.ArrayLayout(FM_SHAPE, len(CLASSES))}))),
+            "cycles": Out(32),
+            "images": Out(32),
+            "busy": Out(1),
+            "writeback": Out(data.StructLayout({
+                "valid": 1, "layer": range(len(self.plans) + 1), "y": range(IMAGE_SIZE),
+                "x": range(IMAGE_SIZE), "group": range(max(p.groups_out for p in self.plans)),
+                "fm": data.ArrayLayout(FM_SHAPE, config.pe)})),
+        })
+
+    def estimate_cycles(self):
+        """The analytical cycle model (:func:`rtl.schedule.estimate_cycles`) of this build."""
+        return estimate_cycles(self.plans, self.latencies, ThermometerEncoder.latency,
+                               self._head.latency)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, plans, net = self.config, self.plans, self.net
+        pe, simd = cfg.pe, cfg.simd_channels
+        groups_max = max(plan.groups_out for plan in plans)
+        beats_max = max(plan.groups_in for plan in plans)
+        last_layer_index = len(plans) - 1
+
+        # ---- storage ------------------------------------------------------------------------
+        maps = [(IMAGE_SIZE, 1)] + [(plan.out_size, plan.groups_out) for plan in plans]
+        m.submodules.counts = counts = WindowMemory(COLOURS * COUNT_SHAPE.width,
+                                                    [(IMAGE_SIZE, 1)])
+        q_buffers = [WindowMemory(2 * simd, maps) for _ in range(2)]
+        fm_buffers = [FeatureMapMemory(FM_SHAPE.width * pe, maps) for _ in range(2)]
+        for index in range(2):
+            m.submodules[f"q{index}"] = q_buffers[index]
+            m.submodules[f"fm{index}"] = fm_buffers[index]
+        rows = weight_rows(net, cfg)
+        m.submodules.weights = weights = memory.Memory(
+            shape=cfg.weight_row_bits, depth=len(rows), init=[pack_row(row) for row in rows])
+        weight_port = weights.read_port()
+
+        # ---- units --------------------------------------------------------------------------
+        m.submodules.encoder = encoder = ThermometerEncoder(COLOURS)
+        m.submodules.stem_conv = stem_conv = ThermometerConv(net.params["conv1.weight"])
+        m.submodules.stem_bn = stem_bn = InputBatchNorm(
+            net.params["bn1.weight"], net.params["bn1.bias"], stem_conv.sum_shape.width)
+        arrays = self._arrays
+        m.submodules.msb_array, m.submodules.lsb_array = arrays
+        m.submodules.gate = gate = PrecisionGate(pe, gate_threshold_rows(net, cfg), SUM_WIDTH)
+        m.submodules.merge = merge = MergeUnit(pe, merge_param_rows(net, cfg), SUM_WIDTH)
+        m.submodules.shortcut = shortcut = ShortcutPool(pe)
+        m.submodules.quantizer = quantizer = ActivationQuantizer(pe)
+        m.submodules.head = head = self._head
+        # Inside a phase nothing stalls: every unit's consumer is always ready.
+        for unit in (encoder, stem_conv, stem_bn, *arrays, gate, merge, shortcut, quantizer):
+            m.d.comb += unit.o.ready.eq(1)
+        wiring.connect(m, head.o, wiring.flipped(self.logits))
+
+        # ---- latencies (cycles after a beat's issue) -------------------------------------------
+        window_latency, stem_latency, gate_at, merge_at, layer_latency, drain = (
+            self.latencies[key] for key in ("window", "stem", "gate_at", "merge_at", "layer",
+                                            "drain"))
+        residual_read_at = merge_at - 1 - shortcut.latency
+
+        # ---- per-layer constants ------------------------------------------------------------
+        layer = Signal(range(len(plans)))
+        in_size = _lookup([p.in_size for p in plans], layer)
+        out_size = _lookup([p.out_size for p in plans], layer)
+        stride2 = _lookup([p.stride == 2 for p in plans], layer)
+        groups_in = _lookup([p.groups_in for p in plans], layer)
+        groups_out = _lookup([p.groups_out for p in plans], layer)
+        weight_base = _lookup([p.weight_row for p in plans], layer)
+        param_base = _lookup([p.param_row for p in plans], layer)
+        stem_phase = Signal(init=1)       # the stem writes buffer 0; layer l writes (l + 1) % 2
+        read_buffer = layer[0]
+        write_buffer = Mux(stem_phase, 0, ~layer[0])
+        for index in range(2):
+            size = Mux(stem_phase, IMAGE_SIZE, Mux(read_buffer == index, in_size, out_size))
+            m.d.comb += [
+                q_buffers[index].row_length.eq(_lookup([-(-s // 3) for s in range(33)], size)),
+                fm_buffers[index].half_width.eq(size >> 1),
+            ]
+
+        # ---- scan counters ------------------------------------------------------------------
+        coordinate = divmod3_layout(IMAGE_SIZE + 2)
+        i, j = Signal(range(IMAGE_SIZE)), Signal(range(IMAGE_SIZE))       # output pixel
+        i3, j3 = Signal(coordinate), Signal(coordinate)                     # the same, by 3
+        y3, x3 = Signal(coordinate), Signal(coordinate)                     # window centre, by 3
+        og, cb = Signal(range(groups_max)), Signal(range(beats_max))
+        issue_stem, issue_layer = Signal(), Signal()
+        clear_scan = [i.eq(0), j.eq(0), og.eq(0), cb.eq(0), *_clear(i3, j3, y3, x3)]
+
+        # ---- LOAD: pixels -> thermometer counts -----------------------------------------------
+        loaded = Signal(range(PIXELS + 1))
+        load_y, load_x = Signal(range(IMAGE_SIZE)), Signal(range(IMAGE_SIZE))
+        load_y3, load_x3 = Signal(coordinate), Signal(coordinate)
+        m.d.comb += [
+            counts.row_length.eq(-(-IMAGE_SIZE // 3)),
+            counts.write.en.eq(encoder.o.valid),
+            counts.write.y.eq(load_y3),
+            counts.write.x.eq(load_x3),
+            counts.write.data.eq(Cat(encoder.o.payload.count)),
+        ]
+
+        # ---- STEM: count windows -> thermometer conv -> BN -------------------------------------
+        stem_inside = delay_line(m, _taps_inside(i, j, IMAGE_SIZE), window_latency, "stem_inside")
+        stem_valid = delay_line(m, issue_stem, window_latency, "stem_valid")
+        m.d.comb += [
+            counts.read.en.eq(1),
+            counts.read.y.eq(i3),
+            counts.read.x.eq(j3),
+            stem_conv.i.valid.eq(stem_valid[-1]),
+            stem_conv.i.payload.valid.eq(stem_inside[-1]),
+            stem_bn.i.valid.eq(stem_conv.o.valid),
+            stem_bn.i.payload.sums.eq(stem_conv.o.payload.sums),
+        ]
+        for tap in range(TAPS):
+            for colour in range(COLOURS):
+                width = COUNT_SHAPE.width
+                m.d.comb += stem_conv.i.payload.count[tap][colour].eq(
+                    counts.taps[tap][colour * width:(colour + 1) * width])
+
+        # ---- PG layers: windows and weights -> XNOR-popcount arrays -> gate -> merge ------------
+        centre_y, centre_x = Mux(stride2, i << 1, i), Mux(stride2, j << 1, j)
+        last_beat = cb == groups_in - 1
+        for index in range(2):
+            m.d.comb += [
+                q_buffers[index].read.en.eq(1),
+                q_buffers[index].read.y.eq(y3),
+                q_buffers[index].read.x.eq(x3),
+                q_buffers[index].read.group.eq(cb),
+            ]
+        m.d.comb += weight_port.addr.eq(weight_base + og * groups_in + cb)
+        weight_row = Signal.like(weight_port.data)
+        m.d.sync += weight_row.eq(weight_port.data)
+        beat_inside = delay_line(m, _taps_inside(centre_y, centre_x, in_size), window_latency,
+                                 "beat_inside")
+        beat_valid = delay_line(m, issue_layer, window_latency, "beat_valid")
+        beat_last = delay_line(m, last_beat, window_latency, "beat_last")
+        taps = Mux(read_buffer, q_buffers[1].taps.as_value(), q_buffers[0].taps.as_value())
+        for plane, array in enumerate(arrays):          # plane 0: MSB (bit 1 of q), 1: LSB
+            bit = 1 - plane
+            m.d.comb += [
+                array.i.valid.eq(beat_valid[-1]),
+                array.i.payload.last.eq(beat_last[-1]),
+                array.i.payload.activations.eq(Cat(
+                    taps[tap * 2 * simd + 2 * c + bit]
+                    for tap in range(TAPS) for c in range(simd))),
+            ]
+            for p in range(pe):
+                m.d.comb += array.i.payload.weights[p].eq(
+                    weight_row[p * TAPS * simd:(p + 1) * TAPS * simd])
+            for tap in range(TAPS):
+                m.d.comb += array.i.payload.count[tap].eq(Mux(beat_inside[-1][tap], simd, 0))
+
+        # Where an output (pixel, channel group) goes, travelling beside its beats.
+        tag = Signal(data.StructLayout({
+            "valid": 1, "y": range(IMAGE_SIZE), "x": range(IMAGE_SIZE), "y3": coordinate,
+            "x3": coordinate, "group": range(groups_max), "residual_group": range(groups_max),
+            "row": range(len(merge.params)), "stride2": 1, "head": 1}))
+        m.d.comb += [
+            tag.valid.eq(issue_layer & last_beat),
+            tag.y.eq(i), tag.x.eq(j), tag.y3.eq(i3), tag.x3.eq(j3), tag.group.eq(og),
+            # A stride-2 layer duplicates its input channels: group og reads og mod groups_in.
+            tag.residual_group.eq(Mux(og >= groups_in, og - groups_in, og)),
+            tag.row.eq(param_base + og),
+            tag.stride2.eq(stride2),
+            tag.head.eq(layer == last_layer_index),
+        ]
+        tags = delay_line(m, tag, layer_latency, "tag")
+        at_gate, at_residual, at_merge = tags[gate_at - 1], tags[residual_read_at - 1], \
+            tags[merge_at - 1]
+        lsb_sums = delay_line(m, arrays[1].o.payload, gate.latency, "lsb_sums")
+        m.d.comb += [
+            gate.i.valid.eq(at_gate.valid),
+            gate.i.payload.msb.eq(arrays[0].o.payload),
+            gate.i.payload.row.eq(at_gate.row),
+        ]
+        # Residual: the input map at the output pixel, or its 2x2 block pooled (stride 2).
+        fm_in = [buffer.block for buffer in fm_buffers]
+        for index in range(2):
+            m.d.comb += [
+                fm_buffers[index].read.en.eq(1),
+                fm_buffers[index].read.block_y.eq(Mux(at_residual.stride2, at_residual.y,
+                                                      at_residual.y >> 1)),
+                fm_buffers[index].read.block_x.eq(Mux(at_residual.stride2, at_residual.x,
+                                                      at_residual.x >> 1)),
+                fm_buffers[index].read.group.eq(at_residual.residual_group),
+            ]
+        block = Mux(read_buffer, fm_in[1].as_value(), fm_in[0].as_value())
+        word_width = FM_SHAPE.width * pe
+        at_block = tags[residual_read_at]                 # the tag of the block now read
+        pixel = Array(block[k * word_width:(k + 1) * word_width] for k in range(4))[
+            Cat(at_block.x[0], at_block.y[0])]
+        pixel_late = delay_line(m, pixel, shortcut.latency, "residual_pixel")
+        m.d.comb += shortcut.i.valid.eq(at_block.valid & at_block.stride2)
+        for k in range(4):
+            for lane in range(pe):
+                m.d.comb += shortcut.i.payload.window[k][lane].eq(
+                    block[k * word_width + lane * 16:k * word_width + (lane + 1) * 16])
+        residual = Mux(at_merge.stride2, shortcut.o.payload.as_value(), pixel_late[-1])
+        m.d.comb += [
+            merge.i.valid.eq(gate.o.valid),
+            merge.i.payload.msb.eq(gate.o.payload.msb),
+            merge.i.payload.gate.eq(gate.o.payload.gate),
+            merge.i.payload.lsb.eq(lsb_sums[-1]),
+            merge.i.payload.residual.eq(residual),
+            merge.i.payload.row.eq(at_merge.row),
+        ]
+
+        # ---- write-back: FM codes, their 2-bit activations, and the head ------------------------
+        stem_tag = Signal.like(tag)
+        m.d.comb += [stem_tag.valid.eq(issue_stem), stem_tag.y.eq(i), stem_tag.x.eq(j),
+                     stem_tag.y3.eq(i3), stem_tag.x3.eq(j3)]
+        stem_tags = delay_line(m, stem_tag, stem_latency, "stem_tag")
+        out_tag = Mux(stem_phase, stem_tags[-1].as_value(), tags[-1].as_value())
+        out_tag = data.View(tag.shape(), out_tag)
+        out_fm = Mux(stem_phase, stem_bn.o.payload.fm.as_value(), merge.o.payload.fm.as_value())
+        for index in range(2):
+            m.d.comb += [
+                fm_buffers[index].write.en.eq(out_tag.valid & (write_buffer == index)),
+                fm_buffers[index].write.y.eq(out_tag.y),
+                fm_buffers[index].write.x.eq(out_tag.x),
+                fm_buffers[index].write.group.eq(out_tag.group),
+                fm_buffers[index].write.data.eq(out_fm),
+            ]
+        m.d.comb += [
+            self.writeback.valid.eq(out_tag.valid),
+            self.writeback.layer.eq(Mux(stem_phase, 0, layer + 1)),
+            self.writeback.y.eq(out_tag.y),
+            self.writeback.x.eq(out_tag.x),
+            self.writeback.group.eq(out_tag.group),
+            self.writeback.fm.eq(out_fm),
+            quantizer.i.valid.eq(out_tag.valid),
+            quantizer.i.payload.fm.eq(out_fm),
+            head.i.valid.eq(out_tag.valid & out_tag.head & ~stem_phase),
+            head.i.payload.fm.eq(out_fm),
+        ]
+        q_tag = delay_line(m, out_tag, quantizer.latency, "q_tag")[-1]
+        q_write_buffer = delay_line(m, write_buffer, quantizer.latency, "q_write_buffer")[-1]
+        for index in range(2):
+            m.d.comb += [
+                q_buffers[index].write.en.eq(quantizer.o.valid & (q_write_buffer == index)),
+                q_buffers[index].write.y.eq(q_tag.y3),
+                q_buffers[index].write.x.eq(q_tag.x3),
+                q_buffers[index].write.group.eq(q_tag.group),
+                q_buffers[index].write.data.eq(Cat(quantizer.o.payload.q)),
+            ]
+
+        # ---- the phase sequencer --------------------------------------------------------------
+        wait = Signal(range(drain + 1))
+        counting = Signal()
+        with m.If(counting & ~self.logits.valid):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+        with m.If(self.logits.valid):
+            m.d.sync += counting.eq(0)
+        m.d.comb += self.busy.eq(counting | self.logits.valid)
+
+        with m.FSM(name="phase"):
+            with m.State("LOAD"):
+                accepting = loaded < PIXELS
+                m.d.comb += [
+                    encoder.i.valid.eq(self.pixels.valid & accepting),
+                    self.pixels.ready.eq(encoder.i.ready & accepting),
+                    encoder.i.payload.pixel.eq(self.pixels.payload.rgb),
+                ]
+                with m.If(self.pixels.valid & self.pixels.ready & (loaded == 0)):
+                    m.d.sync += [counting.eq(1), self.cycles.eq(1)]
+                with m.If(self.pixels.valid & self.pixels.ready):
+                    m.d.sync += loaded.eq(loaded + 1)
+                with m.If(encoder.o.valid):
+                    m.d.sync += [load_x.eq(load_x + 1), *_step(load_x3, 1)]
+                    with m.If(load_x == IMAGE_SIZE - 1):
+                        m.d.sync += [*_clear(load_x3), load_y.eq(load_y + 1), *_step(load_y3, 1)]
+                        with m.If(load_y == IMAGE_SIZE - 1):
+                            m.d.sync += [loaded.eq(0), load_y.eq(0), *_clear(load_y3),
+                                         *clear_scan, stem_phase.eq(1), layer.eq(0)]
+                            m.next = "STEM"
+            with m.State("STEM"):
+                m.d.comb += issue_stem.eq(1)
+                m.d.sync += [j.eq(j + 1), *_step(j3, 1)]
+                with m.If(j == IMAGE_SIZE - 1):
+                    m.d.sync += [j.eq(0), *_clear(j3), i.eq(i + 1), *_step(i3, 1)]
+                    with m.If(i == IMAGE_SIZE - 1):
+                        m.d.sync += [*clear_scan, wait.eq(drain)]
+                        m.next = "DRAIN"
+            with m.State("LAYER"):
+                m.d.comb += issue_layer.eq(1)
+                m.d.sync += cb.eq(cb + 1)
+                with m.If(last_beat):
+                    m.d.sync += [cb.eq(0), og.eq(og + 1)]
+                    with m.If(og == groups_out - 1):
+                        m.d.sync += [og.eq(0), j.eq(j + 1), *_step(j3, 1),
+                                     *_step(x3, Mux(stride2, 2, 1))]
+                        with m.If(j == out_size - 1):
+                            m.d.sync += [j.eq(0), *_clear(j3, x3), i.eq(i + 1), *_step(i3, 1),
+                                         *_step(y3, Mux(stride2, 2, 1))]
+                            with m.If(i == out_size - 1):
+                                m.d.sync += [*clear_scan, wait.eq(drain)]
+                                m.next = "DRAIN"
+            with m.State("DRAIN"):
+                m.d.sync += wait.eq(wait - 1)
+                with m.If(wait == 0):
+                    with m.If(stem_phase):
+                        m.d.sync += stem_phase.eq(0)
+                        m.next = "LAYER"
+                    with m.Elif(layer == last_layer_index):
+                        m.next = "HEAD"
+                    with m.Else():
+                        m.d.sync += layer.eq(layer + 1)
+                        m.next = "LAYER"
+            with m.State("HEAD"):
+                with m.If(self.logits.valid & self.logits.ready):
+                    m.d.sync += [self.images.eq(self.images + 1), stem_phase.eq(1)]
+                    m.next = "LOAD"
+        return m

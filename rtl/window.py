@@ -1,0 +1,129 @@
+"""Feature-map storage that reads a whole 3x3 window in one cycle."""
+
+from amaranth.hdl import Array, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from .params import check_positive_int
+
+__all__ = ["WindowMemory", "divmod3_layout"]
+
+TAPS = 9
+
+
+def divmod3_layout(size):
+    """A coordinate kept as ``(quotient, remainder)`` of a division by 3, for ``0 <= v < size``."""
+    return data.StructLayout({"quotient": range(max(1, -(-size // 3))), "remainder": range(3)})
+
+
+class WindowMemory(wiring.Component):
+    """A feature map of ``width``-bit words per (pixel, channel group) in 9 banks.
+
+    Pixel ``(y, x)`` lives in bank ``(y % 3) * 3 + x % 3`` at address
+    ``(group * row_length + y // 3) * row_length + x // 3``, so the nine pixels of any 3x3 window
+    sit in nine different banks and the whole window is read in one cycle, at any position and
+    in any order (stride 2 and channel groups need no line buffers). Coordinates come as
+    ``(quotient, remainder)`` pairs of a division by 3 (:func:`divmod3_layout`), which a
+    scanning sequencer keeps with adders instead of dividers. ``row_length`` is
+    ``ceil(map width / 3)`` of the stored map and may change between maps.
+
+    Write: when ``write.en`` is high, ``write.data`` goes to pixel ``(write.y, write.x)``,
+    group ``write.group``.
+
+    Read: a two-stage pipeline that moves on cycles with ``read.en`` high (a lock-step
+    pipeline's advance). ``read.y``, ``read.x`` name the window's centre and ``read.group`` the
+    channel group; two enabled cycles later ``taps[t]`` holds the word of tap ``t = ky * 3 + kx``
+    (pixel ``(y + ky - 1, x + kx - 1)``). Taps outside the map hold unspecified data: the
+    consumer masks them. A write and a read of the same word in one cycle return the old word.
+
+    Parameters: ``width`` (bits per word) and ``maps``, the (size, channel groups) of every
+    map the memory will hold (rows = cols = size): they set the depth.
+    """
+
+    read_latency = 2
+
+    def __init__(self, width, maps):
+        check_positive_int("WindowMemory", "width", width)
+        maps = list(maps)
+        if not maps:
+            raise ValueError("WindowMemory needs at least one (size, groups) map")
+        for size, groups in maps:
+            check_positive_int("WindowMemory", "map size", size)
+            check_positive_int("WindowMemory", "map groups", groups)
+        self.width = width
+        size = max(size for size, _ in maps)
+        groups = max(groups for _, groups in maps)
+        self.row_length_max = -(-size // 3)
+        self.depth = max(groups * (-(-size // 3)) ** 2 for size, groups in maps)
+        coordinate = divmod3_layout(size + 2)       # the window's edge rows may lie outside
+        super().__init__({
+            "row_length": In(range(self.row_length_max + 1)),
+            "write": In(data.StructLayout({
+                "en": 1, "y": coordinate, "x": coordinate, "group": range(groups),
+                "data": width})),
+            "read": In(data.StructLayout({
+                "en": 1, "y": coordinate, "x": coordinate, "group": range(groups)})),
+            "taps": Out(data.ArrayLayout(width, TAPS)),
+        })
+
+    def _address(self, group, y_quotient, x_quotient):
+        return (group * self.row_length + y_quotient) * self.row_length + x_quotient
+
+    def elaborate(self, platform):
+        m = Module()
+        write, read = self.write, self.read
+        bank_data = []
+        for bank in range(TAPS):
+            bank_y, bank_x = divmod(bank, 3)
+            mem = memory.Memory(shape=unsigned(self.width), depth=self.depth, init=[])
+            m.submodules[f"bank{bank}"] = mem
+            write_port = mem.write_port()
+            m.d.comb += [
+                write_port.addr.eq(self._address(write.group, write.y.quotient,
+                                                 write.x.quotient)),
+                write_port.data.eq(write.data),
+                write_port.en.eq(write.en & (write.y.remainder == bank_y)
+                                 & (write.x.remainder == bank_x)),
+            ]
+            read_port = mem.read_port(transparent_for=())
+            m.d.comb += [
+                read_port.en.eq(read.en),
+                read_port.addr.eq(self._address(
+                    read.group,
+                    self._window_quotient(read.y, bank_y),
+                    self._window_quotient(read.x, bank_x))),
+            ]
+            bank_data.append(read_port.data)
+
+        # The bank of tap (ky, kx) depends on the centre's remainders; they travel with the read.
+        remainders = Signal(data.StructLayout({"y": range(3), "x": range(3)}))
+        with m.If(read.en):
+            m.d.sync += [remainders.y.eq(read.y.remainder), remainders.x.eq(read.x.remainder)]
+        banks = Array(bank_data)
+        with m.If(read.en):
+            for tap in range(TAPS):
+                ky, kx = divmod(tap, 3)
+                bank_y = self._bank_of(remainders.y, ky)
+                bank_x = self._bank_of(remainders.x, kx)
+                m.d.sync += self.taps[tap].eq(banks[bank_y * 3 + bank_x])
+        return m
+
+    @staticmethod
+    def _window_quotient(centre, bank_remainder):
+        """Quotient of the one window row (or column) ``centre - 1 .. centre + 1`` in a bank.
+
+        Rows ``c - 1, c, c + 1`` have the three remainders once each; the row with remainder
+        ``b`` is ``c - 1`` (``b == r - 1``, or ``r == 0`` and ``b == 2``), ``c`` or ``c + 1``
+        (``r == 2`` and ``b == 0``) for the centre's ``(q, r)``.
+        """
+        q, r = centre.quotient, centre.remainder
+        if bank_remainder == 0:
+            return Mux(r == 2, q + 1, q)
+        if bank_remainder == 2:
+            return Mux(r == 0, q - 1, q)
+        return q
+
+    @staticmethod
+    def _bank_of(remainder, offset):
+        """Bank row (or column) of window offset ``offset`` (0..2) for a centre remainder."""
+        return Array(Const((r + offset + 2) % 3, 2) for r in range(3))[remainder]

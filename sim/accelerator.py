@@ -1,0 +1,215 @@
+# amaranth: UnusedElaboratable=no
+"""Run the whole accelerator in RTL simulation on a batch of images.
+
+``python -m sim.accelerator --pixels in.npy --out out.npz [--waves] [--sim icarus]``: builds
+:class:`rtl.accelerator.FracBNNAccelerator` with the bundled model (Verilator by default; the build
+is cached in ``build/sim/``), streams the images (uint8 ``[N, 3, 32, 32]``, ``.npy`` or an ``.npz``
+with ``pixels``) through it, writes ``logits`` (int16 ``[N, 10]``) and ``cycles`` (int64 ``[N]``)
+to ``out.npz``, compares the logits with the golden model and exits non-zero on any mismatch.
+
+``python -m sim.accelerator --photos [--waves]`` does the same for the bundled photos
+(``fracbnn_golden/data/photos``) and prints a table; with ``--waves`` it then simulates the first
+photo once more with a waveform of the top-level ports and prints the GTKWave command.
+"""
+
+import argparse
+import hashlib
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import amaranth
+import numpy as np
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+
+from fracbnn_golden import CLASSES, FracBNN
+from fracbnn_golden.images import bundled_photos, load_image
+from fracbnn_golden.model import check_pixels
+from rtl.accelerator import FracBNNAccelerator
+from rtl.schedule import AcceleratorConfig
+
+from .runner import run, simulator_name
+
+__all__ = ["AcceleratorRun", "TracedTop", "accelerator_params", "run_accelerator", "source_key"]
+
+TOPLEVEL = "fracbnn_accelerator"
+CLOCK_MHZ = 250
+# Waveforms hold the top-level ports only: the whole design would write gigabytes per image.
+WAVE_BUILD_ARGS = ("--trace-depth", "1")
+TEST_MODULE = "sim.tb_accelerator"
+# Generous: an image takes far fewer cycles; the limit only turns a hang into a failure.
+CYCLE_LIMIT = 200_000
+
+
+class TracedTop(wiring.Component):
+    """The accelerator one level down with the same ports, so that a waveform of the top
+    level only (``--trace-depth 1``) shows its ports and not the engine's internals."""
+
+    def __init__(self, core):
+        self.core = core
+        self.plans, self.config = core.plans, core.config
+        super().__init__(core.signature)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.core = self.core
+        for name, member in self.signature.members.items():
+            outer, inner = getattr(self, name), getattr(self.core, name)
+            if member.is_signature:
+                wiring.connect(m, wiring.flipped(outer), inner)
+            elif member.flow == wiring.Out:
+                m.d.comb += outer.eq(inner)
+            else:
+                m.d.comb += inner.eq(outer)
+        return m
+
+
+def source_key(net, config):
+    """A hash of everything the accelerator's Verilog depends on: the RTL modules, the model
+    parameters, the configuration and the Amaranth version (conversion takes about a minute,
+    so the simulation cache is keyed by this instead of the Verilog)."""
+    digest = hashlib.sha256()
+    modules = sorted(name for name in sys.modules if name.startswith("rtl."))
+    for name in [*modules, __name__]:        # what rtl.accelerator imports, and TracedTop
+        path = Path(sys.modules[name].__file__)
+        digest.update(name.encode() + path.read_bytes())
+    for key in sorted(net.params):
+        digest.update(key.encode() + np.ascontiguousarray(net.params[key]).tobytes())
+    digest.update(repr(config).encode() + amaranth.__version__.encode())
+    return digest.hexdigest()
+
+
+def accelerator_params(component):
+    """The testbench parameters of ``component`` (see :mod:`sim.tb_accelerator`)."""
+    layout = component.signature.members["writeback"].shape
+    layers = [{"trace": "bn1", "channels": 16, "size": 32}]
+    for plan in component.plans:
+        block, k = plan.name.rsplit(".conv", 1)
+        layers.append({"trace": f"{block}.out{k}", "channels": plan.cout,
+                       "size": plan.out_size})
+    return {
+        "cycle_limit": CYCLE_LIMIT,
+        "pe": component.config.pe,
+        "writeback": {name: [field.offset, field.width] for name, field in layout},
+        "layers": layers,
+    }
+
+
+@dataclass
+class AcceleratorRun:
+    logits: np.ndarray
+    cycles: np.ndarray
+    result: object          # sim.runner.SimResult
+
+
+def run_accelerator(pixels, *, testcase="images_bit_exact", simulator=None, waves=None,
+                    config=None, check=True):
+    """Simulate the accelerator on ``pixels`` (uint8 [N, 3, 32, 32]) with the cocotb test
+    ``testcase`` of :mod:`sim.tb_accelerator`; returns an :class:`AcceleratorRun` (logits and
+    cycles are filled by ``images_bit_exact``)."""
+    pixels = check_pixels(pixels)
+    net = FracBNN.default()
+    config = config or AcceleratorConfig()
+    component = TracedTop(FracBNNAccelerator(net, config))
+    # Verilator switches tracing on per run: one build serves runs with and without waves.
+    traced = simulator_name(simulator) == "verilator"
+    with tempfile.TemporaryDirectory(prefix="fracbnn-sim-") as folder:
+        data, out = Path(folder) / "pixels.npz", Path(folder) / "out.npz"
+        np.savez(data, pixels=pixels)
+        result = run(component, TEST_MODULE, accelerator_params(component), name=TOPLEVEL,
+                     simulator=simulator, waves=waves, testcase=testcase, check=check,
+                     build_args=WAVE_BUILD_ARGS if traced else (), trace_build=traced,
+                     extra_env={"FRACBNN_SIM_DATA": str(data), "FRACBNN_SIM_OUT": str(out)},
+                     source_key=source_key(net, config))
+        logits = cycles = None
+        if out.exists():
+            with np.load(out) as produced:
+                logits, cycles = produced["logits"], produced["cycles"]
+    return AcceleratorRun(logits, cycles, result)
+
+
+def _load_pixels(path):
+    path = Path(path)
+    if path.suffix == ".npz":
+        with np.load(path) as data:
+            if "pixels" not in data:
+                raise ValueError("the .npz file has no 'pixels' array")
+            return data["pixels"]
+    return np.load(path)
+
+
+def _table(names, logits, golden, cycles):
+    rows = [("image", "class", "logits = golden", "cycles", f"images/s @ {CLOCK_MHZ} MHz")]
+    for name, row, want, count in zip(names, logits, golden, cycles):
+        rows.append((name, CLASSES[int(np.argmax(row))],
+                     "yes" if (row == want).all() else "NO", str(count),
+                     f"{CLOCK_MHZ * 1e6 / count:,.0f}"))
+    widths = [max(len(row[n]) for row in rows) for n in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths))
+                     for row in rows)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m sim.accelerator",
+                                     description=__doc__.split("\n")[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--pixels",
+                        help="uint8 [N, 3, 32, 32] images: .npy, or .npz with 'pixels'")
+    source.add_argument("--photos", action="store_true",
+                        help="the bundled photos (fracbnn_golden/data/photos)")
+    parser.add_argument("--out", help="output .npz (logits, cycles); required with --pixels")
+    parser.add_argument("--waves", action="store_true",
+                        help="write a waveform (top-level ports) and a GTKWave save file")
+    parser.add_argument("--sim", help="verilator (default) or icarus; overrides $SIM")
+    args = parser.parse_args(argv)
+    if args.pixels and not args.out:
+        parser.error("--pixels needs --out")
+
+    if args.photos:
+        paths = bundled_photos()
+        names = [path.stem for path in paths]
+        pixels = np.stack([load_image(path) for path in paths])
+    else:
+        try:
+            pixels = check_pixels(_load_pixels(args.pixels))
+        except (OSError, ValueError, TypeError) as error:
+            print(f"error: {args.pixels}: {error}", file=sys.stderr)
+            return 2
+        names = [f"image {index}" for index in range(len(pixels))]
+    print(f"simulating {len(pixels)} image(s) (the first build of the accelerator takes about "
+          f"10 minutes; it is cached in build/sim/)", flush=True)
+    started = time.monotonic()
+    # With --pixels the one run writes the waveform; with --photos one photo is re-run with
+    # waves (the same build).
+    run = run_accelerator(pixels, simulator=args.sim, waves=args.waves and not args.photos,
+                          check=False)
+    result = run.result
+    print(f"{'built' if result.rebuilt else 'cached build'} in {result.build_dir}, "
+          f"{time.monotonic() - started:.0f} s")
+    if run.logits is None:
+        message = "; ".join(t.message for t in result.failures) or "no result"
+        print(f"error: the simulation failed: {message}", file=sys.stderr)
+        return 1
+    if args.out:
+        np.savez(args.out, logits=run.logits, cycles=run.cycles)
+        print(f"wrote {args.out}")
+    golden = FracBNN.default().logits(pixels)
+    print(_table(names, run.logits, golden, run.cycles))
+    if args.waves and args.photos:
+        print(f"simulating {names[0]} again with waves", flush=True)
+        result = run_accelerator(pixels[:1], simulator=args.sim, waves=True, check=False).result
+    if result.waveform:
+        print(f"waveform: {result.waveform}\nopen it with: gtkwave {result.waveform} "
+              f"{result.gtkw}")
+    wrong = int((run.logits != golden).any(axis=1).sum())
+    if wrong or not result.passed:
+        print(f"error: {wrong} image(s) differ from the golden model", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""cocotb tests of :class:`rtl.accelerator.FracBNNAccelerator` against the golden model.
+
+Run through :mod:`sim.accelerator`. The images come from the ``.npz`` file named by
+``$FRACBNN_SIM_DATA`` (``pixels`` uint8 ``[N, 3, 32, 32]``); the golden model's logits for them
+are the expected outputs. ``images_bit_exact`` writes the logits and cycle counts the RTL produced
+to ``$FRACBNN_SIM_OUT`` (``.npz``: ``logits`` int16 ``[N, 10]``, ``cycles`` int64 ``[N]``).
+The testbench parameters (:func:`sim.runner.testbench_params`) carry ``cycle_limit`` (cycles an
+image may take before the test gives up), ``writeback`` (offset and width of each field of the
+accelerator's ``writeback`` port) and ``layers`` (per written layer: golden trace key, channels
+and map size).
+"""
+
+import contextlib
+import os
+import random
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, Event, ReadOnly, RisingEdge, SimTimeoutError, with_timeout
+
+from fracbnn_golden import CLASSES, FracBNN
+from sim.runner import testbench_params
+from sim.streams import Scoreboard, StreamSink, StreamSource
+
+DATA_ENV = "FRACBNN_SIM_DATA"
+OUT_ENV = "FRACBNN_SIM_OUT"
+FM_BITS = 16
+CLOCK_NS = 4
+
+
+def pack_pixel(rgb):
+    return int(rgb[0]) | int(rgb[1]) << 8 | int(rgb[2]) << 16
+
+
+def _signed(value, bits):
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+def unpack_logits(payload):
+    return tuple(_signed((payload >> (FM_BITS * k)) & 0xFFFF, FM_BITS)
+                 for k in range(len(CLASSES)))
+
+
+def image_payloads(image):
+    """The 1024 pixel transfers of a [3, 32, 32] image, row-major."""
+    return [pack_pixel(image[:, y, x]) for y in range(image.shape[1])
+            for x in range(image.shape[2])]
+
+
+def load_images():
+    with np.load(os.environ[DATA_ENV]) as data:
+        return data["pixels"]
+
+
+async def start(dut):
+    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
+    await reset(dut)
+
+
+async def reset(dut, cycles=3):
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, cycles)
+    dut.rst.value = 0
+    await RisingEdge(dut.clk)
+
+
+class WritebackMonitor:
+    """Collects every feature-map word the accelerator writes into per-layer arrays
+    ``maps[layer]`` (``[channels, size, size]`` int16, -32768 where nothing was written)."""
+
+    def __init__(self, dut, params):
+        self._port = dut.writeback
+        self._fields = {name: tuple(field) for name, field in params["writeback"].items()}
+        self._layers = params["layers"]
+        self._pe = params["pe"]
+        self.maps = self._empty()
+        self.writes = 0
+        self._task = cocotb.start_soon(self._watch(dut.clk))
+
+    def _empty(self):
+        return [np.full((layer["channels"], layer["size"], layer["size"]), -32768, np.int16)
+                for layer in self._layers]
+
+    def take(self):
+        """The maps written since the last call."""
+        maps, self.maps = self.maps, self._empty()
+        return maps
+
+    def stop(self):
+        self._task.cancel()
+
+    def _field(self, word, name):
+        offset, width = self._fields[name]
+        return (word >> offset) & ((1 << width) - 1)
+
+    async def _watch(self, clock):
+        while True:
+            await RisingEdge(clock)
+            await ReadOnly()
+            word = int(self._port.value)
+            if not self._field(word, "valid"):
+                continue
+            self.writes += 1
+            layer, y, x = (self._field(word, name) for name in ("layer", "y", "x"))
+            group, fm = self._field(word, "group"), self._field(word, "fm")
+            for lane in range(self._pe):
+                code = _signed((fm >> (FM_BITS * lane)) & 0xFFFF, FM_BITS)
+                self.maps[layer][group * self._pe + lane, y, x] = code
+
+
+async def classify(dut, images, *, pixel_idle=0.0, logit_stall=0.0, seed=0, monitor=None,
+                   out=None, check=True):
+    """Stream ``images`` through the accelerator back to back and check every logit against
+    the golden model. Returns (logits, cycles) as numpy arrays, the golden trace and, with a
+    ``monitor``, each image's written maps. With ``out`` (a path) the logits and cycles are
+    saved there before they are checked; ``check=False`` leaves the logits unchecked."""
+    params = testbench_params()
+    rng = random.Random(seed)
+    expected, trace = FracBNN.default().logits(images, trace=True)
+    scoreboard = Scoreboard(unpack_logits, dut._log)
+    received, cycles, written = [], [], []
+
+    finished = Event()
+
+    def on_logits(payload):
+        received.append(unpack_logits(payload))
+        cycles.append(int(dut.cycles.value))
+        dut._log.info("image %d of %d: %d cycles", len(received), len(images), cycles[-1])
+        if monitor is not None:
+            written.append(monitor.take())
+        scoreboard.receive(payload)
+        if len(received) == len(images):
+            finished.set()
+
+    for row in expected:
+        scoreboard.expect(tuple(int(v) for v in row))
+    source = StreamSource(dut, "pixels", dut.clk, idle=pixel_idle, rng=rng).start()
+    sink = StreamSink(dut, "logits", dut.clk, on_logits, stall=logit_stall, rng=rng).start()
+    for image in images:
+        for payload in image_payloads(image):
+            source.send(payload)
+    limit = params["cycle_limit"] * len(images)
+    with contextlib.suppress(SimTimeoutError):
+        await with_timeout(finished.wait(), limit * CLOCK_NS, "ns")
+    await RisingEdge(dut.clk)                   # let the last transfer complete
+    source.stop()
+    sink.stop()
+    assert len(received) == len(images), (
+        f"only {len(received)} of {len(images)} images finished within {limit} cycles")
+    logits, cycles = np.array(received, dtype=np.int16), np.array(cycles, dtype=np.int64)
+    if out:
+        np.savez(out, logits=logits, cycles=cycles)
+    if check:
+        scoreboard.check()
+    return logits, cycles, trace, written
+
+
+@cocotb.test()
+async def images_bit_exact(dut):
+    """Every image of the data file, back to back: logits equal to the golden model's."""
+    await start(dut)
+    _, cycles, _, _ = await classify(dut, load_images(), out=os.environ.get(OUT_ENV))
+    dut._log.info("cycles per image: %s", cycles.tolist())
+
+
+@cocotb.test()
+async def every_layer_matches_the_trace(dut):
+    """The first two images: every feature map the RTL writes (stem and all 18 PG layers)
+    equals the golden trace, element by element."""
+    await start(dut)
+    params = testbench_params()
+    monitor = WritebackMonitor(dut, params)
+    images = load_images()[:2]
+    logits, _, trace, written = await classify(dut, images, monitor=monitor, check=False)
+    monitor.stop()
+    problems = []
+    for image, maps in enumerate(written):
+        for layer, got in zip(params["layers"], maps):
+            want = trace[layer["trace"]][image]
+            wrong = np.argwhere(got != want)
+            if len(wrong):
+                c, y, x = wrong[0]
+                problems.append(f"image {image} {layer['trace']}: {len(wrong)} of {want.size} "
+                                f"differ, first [{c},{y},{x}] got {got[c, y, x]} "
+                                f"want {want[c, y, x]}")
+    expected = FracBNN.default().logits(images)
+    if (logits != expected).any():
+        problems.append(f"logits {logits.tolist()} differ from {expected.tolist()}")
+    assert not problems, "; ".join(problems[:6])
+
+
+@cocotb.test()
+async def back_pressure(dut):
+    """Random gaps in the pixel stream and random stalls of the logit stream."""
+    await start(dut)
+    await classify(dut, load_images()[:2], pixel_idle=0.3, logit_stall=0.7, seed=7)
+
+
+@cocotb.test()
+async def reset_in_the_middle_of_an_image(dut):
+    """Reset while an image is half loaded, and again while it is being computed; then a
+    complete image gives the right logits and cycle count restarts."""
+    await start(dut)
+    image = load_images()[0]
+    for cut in (500, None):
+        source = StreamSource(dut, "pixels", dut.clk).start()
+        for payload in image_payloads(image):
+            source.send(payload)
+        if cut is None:
+            await ClockCycles(dut.clk, 1024 + 3000)       # loaded, deep inside the layers
+        else:
+            while source.sent < cut:
+                await RisingEdge(dut.clk)
+        source.stop()
+        await reset(dut)
+        assert not dut.busy.value, "busy after reset"
+    _, cycles, _, _ = await classify(dut, image[None])
+    assert 0 < cycles[0] < testbench_params()["cycle_limit"]

@@ -1,0 +1,66 @@
+# amaranth: UnusedElaboratable=no
+"""The whole accelerator in Verilator against the golden model (sim/tb_accelerator.py).
+
+The first test builds the accelerator (about ten minutes on two cores; cached in build/sim/),
+the others reuse the build.
+"""
+
+import numpy as np
+import pytest
+
+from fracbnn_golden import FracBNN
+from rtl.accelerator import FracBNNAccelerator
+from rtl.schedule import AcceleratorConfig, ConfigError
+from sim.accelerator import main as accelerator_main
+from sim.accelerator import run_accelerator
+
+
+def test_public_vectors_bit_exact_and_cycles_as_estimated(public_vectors):
+    run = run_accelerator(public_vectors["pixels"])
+    np.testing.assert_array_equal(run.logits, public_vectors["logits"])
+    estimate = FracBNNAccelerator(FracBNN.default()).estimate_cycles().total
+    # The analytical model is exact for this schedule; the issue allows 5 %.
+    assert (np.abs(run.cycles - estimate) <= 0.05 * estimate).all(), (run.cycles, estimate)
+    assert (run.cycles == run.cycles[0]).all()
+
+
+def test_every_layer_output_matches_the_golden_trace(public_vectors):
+    run_accelerator(public_vectors["pixels"][:2], testcase="every_layer_matches_the_trace")
+
+
+def test_random_images():
+    rng = np.random.default_rng(2026)
+    pixels = rng.integers(0, 256, size=(2, 3, 32, 32), dtype=np.uint8)
+    pixels[1] = np.where(rng.random((3, 32, 32)) < 0.5, 0, 255)      # extremes: saturation
+    run = run_accelerator(pixels)
+    np.testing.assert_array_equal(run.logits, FracBNN.default().logits(pixels))
+
+
+def test_back_pressure_on_pixels_and_logits(public_vectors):
+    run_accelerator(public_vectors["pixels"][2:4], testcase="back_pressure")
+
+
+def test_reset_in_the_middle_of_an_image(public_vectors):
+    run_accelerator(public_vectors["pixels"][4:5], testcase="reset_in_the_middle_of_an_image")
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"pe": 0}, "pe must be a positive integer"),
+    ({"simd_channels": 3}, "must divide the layer widths"),
+    ({"pe": True}, "pe must be a positive integer"),
+])
+def test_bad_configurations(kwargs, words):
+    with pytest.raises(ConfigError, match=words):
+        AcceleratorConfig(**kwargs)
+
+
+def test_unsupported_configuration_is_refused_at_construction():
+    with pytest.raises(ConfigError, match="pe = simd_channels = 16"):
+        FracBNNAccelerator(FracBNN.default(), AcceleratorConfig(pe=8))
+
+
+def test_cli_rejects_bad_pixels(tmp_path, capsys):
+    path = tmp_path / "bad.npy"
+    np.save(path, np.zeros((1, 3, 32, 31), np.uint8))
+    assert accelerator_main(["--pixels", str(path), "--out", str(tmp_path / "o.npz")]) == 2
+    assert "bad.npy" in capsys.readouterr().err
