@@ -35,6 +35,7 @@ from .runner import run, simulator_name
 
 __all__ = ["AcceleratorRun", "TracedTop", "accelerator_params", "run_accelerator", "source_key"]
 
+RTL_DIR = Path(__file__).resolve().parent.parent / "rtl"
 TOPLEVEL = "fracbnn_accelerator"
 CLOCK_MHZ = 250
 # Waveforms hold the top-level ports only: the whole design would write gigabytes per image.
@@ -72,10 +73,10 @@ def source_key(net, config):
     parameters, the configuration and the Amaranth version (conversion takes about a minute,
     so the simulation cache is keyed by this instead of the Verilog)."""
     digest = hashlib.sha256()
-    modules = sorted(name for name in sys.modules if name.startswith("rtl."))
-    for name in [*modules, __name__]:        # what rtl.accelerator imports, and TracedTop
-        path = Path(sys.modules[name].__file__)
-        digest.update(name.encode() + path.read_bytes())
+    # The RTL (rtl/synth.py only estimates resources) and this module (TracedTop).
+    sources = [path for path in sorted(RTL_DIR.glob("*.py")) if path.name != "synth.py"]
+    for path in [*sources, Path(__file__)]:
+        digest.update(path.name.encode() + path.read_bytes())
     for key in sorted(net.params):
         digest.update(key.encode() + np.ascontiguousarray(net.params[key]).tobytes())
     digest.update(repr(config).encode() + amaranth.__version__.encode())
