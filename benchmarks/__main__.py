@@ -123,7 +123,7 @@ def render(results):
                 _table(["", "cycles / image", "images/s @ 250 MHz", "BMAC lanes",
                         "LUT (est.)"], [
                     ["this design (simulated)", acc["cycles_per_image"],
-                     f"{acc['images_per_s_at_250mhz']:,.0f}", acc["bmac_lanes"],
+                     f"{CLOCK_HZ / acc['cycles_per_image']:,.0f}", acc["bmac_lanes"],
                      results.get("lut", "-")],
                     ["analytical model", acc["cycles_estimate"],
                      f"{CLOCK_HZ / acc['cycles_estimate']:,.0f}", "", ""],
@@ -161,19 +161,25 @@ def render(results):
     if huffman:
         rows = []
         for model, f in huffman.items():
-            rows.append([model, f["kernels"], f["raw_bits"], f["entropy_bits"],
-                         f["payload_bits"], f"{f['payload_bits'] / f['entropy_bits'] - 1:+.2%}",
+            rows.append([model, f["kernels"], f["raw_bits"], round(f["entropy_bits"]),
+                         round(f["group_entropy_bits"]), f["payload_bits"],
+                         f"{f['payload_bits'] / f['group_entropy_bits'] - 1:+.2%}",
                          f["overhead_bits"], f"{f['overhead_bits'] / f['raw_bits']:.2%}",
                          f"{f['ratio']:.3f}x"])
         out += ["## Huffman kernel compression (lossless)", "",
-                _table(["model", "kernels", "raw bits", "entropy bits", "payload bits",
-                        "payload vs entropy", "tables + offsets bits", "overhead / raw",
-                        "ratio"], rows), ""]
+                "Entropy per layer is the bound with one code per layer; the tables' bound is "
+                "the entropy of the histograms the chosen code tables are built from (one "
+                "shared table where own tables do not pay for themselves), which the payload "
+                "is compared with.", "",
+                _table(["model", "kernels", "raw bits", "entropy per layer", "tables' bound",
+                        "payload bits", "payload vs bound", "tables + offsets bits",
+                        "overhead / raw", "ratio"], rows), ""]
     gold = results.get("golden")
     if gold:
         out += ["## Golden model", "",
                 f"`FracBNN.logits` on a batch of {gold['golden_batch']} random images, one core: "
-                f"{gold['golden_images_per_s']:.1f} images/s.", ""]
+                f"{gold['golden_images_per_s']:.1f} images/s (wall clock: depends on the "
+                f"machine and its load).", ""]
     return "\n".join(out)
 
 
