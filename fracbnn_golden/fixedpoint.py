@@ -16,11 +16,12 @@ precision) and then saturates; sums and products are exact until that assignment
 import numpy as np
 
 __all__ = [
-    "FM_BITS", "FM_FRAC", "WT_BITS", "WT_FRAC", "POOL_BITS", "POOL_FRAC",
+    "FM_BITS", "FM_FRAC", "FM_MIN", "FM_MAX", "WT_BITS", "WT_FRAC", "POOL_BITS", "POOL_FRAC",
     "round_shift", "saturate", "trunc_div", "requantize", "to_fm",
 ]
 
 FM_BITS, FM_FRAC = 16, 7
+FM_MIN, FM_MAX = -(1 << (FM_BITS - 1)), (1 << (FM_BITS - 1)) - 1
 WT_BITS, WT_FRAC = 12, 8
 POOL_BITS, POOL_FRAC = 32, 22
 

@@ -4,7 +4,7 @@ from amaranth.hdl import Module
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .params import check_positive_int
+from .params import check_maps, check_positive_int
 
 __all__ = ["FeatureMapMemory"]
 
@@ -31,12 +31,8 @@ class FeatureMapMemory(wiring.Component):
 
     def __init__(self, width, maps):
         check_positive_int("FeatureMapMemory", "width", width)
-        maps = list(maps)
-        if not maps:
-            raise ValueError("FeatureMapMemory needs at least one (size, groups) map")
-        for size, groups in maps:
-            check_positive_int("FeatureMapMemory", "map size", size, minimum=2)
-            check_positive_int("FeatureMapMemory", "map groups", groups)
+        maps = check_maps("FeatureMapMemory", maps, minimum_size=2)
+        for size, _ in maps:
             if size % 2:
                 raise ValueError(f"FeatureMapMemory map size must be even, not {size}")
         self.width = width

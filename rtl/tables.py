@@ -5,7 +5,8 @@ import numpy as np
 from .merge import MERGE_PARAMS
 from .schedule import plan_layers
 
-__all__ = ["weight_rows", "merge_param_rows", "gate_threshold_rows", "pack_row"]
+__all__ = ["MERGE_KEYS", "gate_threshold_rows", "layer_columns", "merge_columns",
+           "merge_param_rows", "pack_row", "weight_rows"]
 
 
 def pack_row(bits):
@@ -32,20 +33,27 @@ def weight_rows(net, config):
     return np.stack(rows)
 
 
+def layer_columns(net, layer, keys):
+    """``[cout, len(keys)]`` per-channel parameters of PG conv ``layer`` (e.g.
+    ``layer1_0.conv2``); ``keys`` are model keys with ``{block}``, ``{name}``, ``{k}`` (the conv
+    index) and ``{k2}`` (``k + 2``, the BN after the residual add) to fill in."""
+    block, k = layer.rsplit(".conv", 1)
+    k = int(k)
+    return np.stack([net.params[key.format(block=block, name=layer, k=k, k2=k + 2)]
+                     for key in keys], axis=-1)
+
+
 def _per_output_group(net, config, keys):
     rows = []
     for plan in plan_layers(config):
-        block, k = plan.name.rsplit(".conv", 1)
-        k = int(k)
-        columns = [net.params[key.format(block=block, name=plan.name, k=k, k2=k + 2)]
-                   for key in keys]
-        table = np.stack(columns, axis=-1)                           # [cout, len(keys)]
+        table = layer_columns(net, plan.name, keys)
         for og in range(plan.groups_out):
             rows.append(table[og * config.pe:(og + 1) * config.pe])
     return np.stack(rows)
 
 
-_MERGE_KEYS = {
+# Model keys of the merge parameters ({block}, conv {k}).
+MERGE_KEYS = {
     "bn_weight": "{block}.bn{k}.weight", "bn_bias": "{block}.bn{k}.bias",
     "shift_x": "{block}.rprelu{k}.shift_x_bias", "prelu": "{block}.rprelu{k}.prelu_weight",
     "shift_y": "{block}.rprelu{k}.shift_y_bias",
@@ -53,9 +61,15 @@ _MERGE_KEYS = {
 }
 
 
+def merge_columns(net, layer):
+    """``[cout, 7]`` merge parameters of PG conv ``layer`` in :data:`rtl.merge.MERGE_PARAMS`
+    order."""
+    return layer_columns(net, layer, [MERGE_KEYS[name] for name in MERGE_PARAMS])
+
+
 def merge_param_rows(net, config):
     """[param rows, pe, 7] WT codes in :data:`rtl.merge.MERGE_PARAMS` order."""
-    return _per_output_group(net, config, [_MERGE_KEYS[name] for name in MERGE_PARAMS])
+    return _per_output_group(net, config, [MERGE_KEYS[name] for name in MERGE_PARAMS])
 
 
 def gate_threshold_rows(net, config):

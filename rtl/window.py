@@ -4,7 +4,7 @@ from amaranth.hdl import Array, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .params import check_positive_int
+from .params import check_maps, check_positive_int
 
 __all__ = ["WindowMemory", "divmod3_layout"]
 
@@ -44,12 +44,7 @@ class WindowMemory(wiring.Component):
 
     def __init__(self, width, maps):
         check_positive_int("WindowMemory", "width", width)
-        maps = list(maps)
-        if not maps:
-            raise ValueError("WindowMemory needs at least one (size, groups) map")
-        for size, groups in maps:
-            check_positive_int("WindowMemory", "map size", size)
-            check_positive_int("WindowMemory", "map groups", groups)
+        maps = check_maps("WindowMemory", maps)
         self.width = width
         size = max(size for size, _ in maps)
         groups = max(groups for _, groups in maps)

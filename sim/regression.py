@@ -24,15 +24,17 @@ from rtl.head import Head
 from rtl.merge import MERGE_PARAMS, MergeUnit
 from rtl.quantizer import ActivationQuantizer
 from rtl.shortcut import ShortcutPool
+from rtl.tables import merge_columns
 from rtl.thermometer import InputBatchNorm, ThermometerConv, ThermometerEncoder
 from rtl.xnor_popcount import XnorPopcountArray
 
-from .runner import run
+from .runner import run, testbench_params
+from .streams import StreamBench, quiet_streams
 
 __all__ = [
     "SimCase", "REGRESSION", "UNIT_CASES", "UNIT_CLASSES", "UnitGroup", "unit_group",
     "build_unit", "xnor_popcount_case", "activation_case", "thermometer_case", "pg_case",
-    "head_case", "merge_columns",
+    "head_case", "group_bench",
 ]
 
 # Attributes of the built component the testbench needs besides the constructor parameters
@@ -123,6 +125,16 @@ def unit_group(**units):
     return UnitGroup({name: build_unit(name, kwargs) for name, kwargs in units.items()})
 
 
+def group_bench(dut, unit, **kwargs):
+    """In a testbench of a :func:`unit_group` case: a :class:`sim.streams.StreamBench` on
+    ``unit`` (keyword arguments pass on) with the other units' inputs held idle, and the
+    testbench parameters."""
+    params = testbench_params()
+    group = unit_group(**{name: params[name] for name in UNIT_CLASSES if name in params})
+    quiet_streams(dut, group)
+    return StreamBench(dut, group.units[unit], prefix=f"{unit}_", **kwargs), params
+
+
 def _group_case(name, test_module, units, bench=None):
     return SimCase(name, unit_group, test_module, units, bench={"bench": bench or {}},
                    derived=("latencies",))
@@ -183,23 +195,6 @@ TRACE_LAYERS = ("layer1_0.conv2", "layer2_0.conv1", "layer3_2.conv2")
 # 171 * msb == tau: the gate is a strict comparison).
 _CORNER_TAUS = (WT_MIN, WT_MAX, 0, 1, -1, 171, -171, 170, -172, 342, 1881, -1881, 1880, -1882,
                 172, -170)
-
-# Model keys of the merge parameters, in rtl.merge.MERGE_PARAMS order ({block}, conv {k}).
-MERGE_KEYS = {
-    "bn_weight": "{block}.bn{k}.weight", "bn_bias": "{block}.bn{k}.bias",
-    "shift_x": "{block}.rprelu{k}.shift_x_bias", "prelu": "{block}.rprelu{k}.prelu_weight",
-    "shift_y": "{block}.rprelu{k}.shift_y_bias",
-    "bn_out_weight": "{block}.bn{k2}.weight", "bn_out_bias": "{block}.bn{k2}.bias",
-}
-
-
-def merge_columns(net, layer):
-    """``[cout, 7]`` merge parameters of PG conv ``layer`` (e.g. ``layer1_0.conv2``)."""
-    block, k = layer.rsplit(".conv", 1)
-    keys = [MERGE_KEYS[name].format(block=block, k=int(k), k2=int(k) + 2)
-            for name in MERGE_PARAMS]
-    return np.stack([net.params[key] for key in keys], axis=-1)
-
 
 def pg_case(lanes=4, layers=TRACE_LAYERS, random_rows=2, seed=2021):
     """:class:`rtl.gate.PrecisionGate` and :class:`rtl.merge.MergeUnit` under

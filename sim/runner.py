@@ -27,12 +27,14 @@ from amaranth.back import verilog
 from amaranth.lib import data, stream
 
 __all__ = [
-    "PARAMS_ENV", "SimulatorUnavailable", "SimulationFailed", "SimResult", "TestOutcome",
-    "cache_dir", "run", "simulator_name", "testbench_params", "write_gtkw",
+    "PARAMS_ENV", "PUBLIC_VECTORS", "SimulatorUnavailable", "SimulationFailed", "SimResult",
+    "TestOutcome", "cache_dir", "run", "simulator_name", "testbench_params", "write_gtkw",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BUILD_ROOT = REPO_ROOT / "build" / "sim"
+# The official accelerator's public vectors, which the unit testbenches replay.
+PUBLIC_VECTORS = REPO_ROOT / "tests" / "data" / "fracbnn_cifar10_public.npz"
 PARAMS_ENV = "FRACBNN_SIM_PARAMS"
 SIMULATORS = ("verilator", "icarus")
 TIMESCALE = ("1ns", "1ps")

@@ -20,12 +20,13 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, Event, ReadOnly, RisingEdge, SimTimeoutError, with_timeout
 
 from fracbnn_golden import CLASSES, FracBNN
+from fracbnn_golden.fixedpoint import FM_BITS
 from sim.runner import testbench_params
 from sim.streams import Scoreboard, StreamSink, StreamSource
 
 DATA_ENV = "FRACBNN_SIM_DATA"
 OUT_ENV = "FRACBNN_SIM_OUT"
-FM_BITS = 16
+FM_MASK = (1 << FM_BITS) - 1
 CLOCK_NS = 4
 
 
@@ -38,7 +39,7 @@ def _signed(value, bits):
 
 
 def unpack_logits(payload):
-    return tuple(_signed((payload >> (FM_BITS * k)) & 0xFFFF, FM_BITS)
+    return tuple(_signed((payload >> (FM_BITS * k)) & FM_MASK, FM_BITS)
                  for k in range(len(CLASSES)))
 
 
@@ -105,16 +106,17 @@ class WritebackMonitor:
             layer, y, x = (self._field(word, name) for name in ("layer", "y", "x"))
             group, fm = self._field(word, "group"), self._field(word, "fm")
             for lane in range(self._pe):
-                code = _signed((fm >> (FM_BITS * lane)) & 0xFFFF, FM_BITS)
+                code = _signed((fm >> (FM_BITS * lane)) & FM_MASK, FM_BITS)
                 self.maps[layer][group * self._pe + lane, y, x] = code
 
 
 async def classify(dut, images, *, pixel_idle=0.0, logit_stall=0.0, seed=0, monitor=None,
                    out=None, check=True):
     """Stream ``images`` through the accelerator back to back and check every logit against
-    the golden model. Returns (logits, cycles) as numpy arrays, the golden trace and, with a
-    ``monitor``, each image's written maps. With ``out`` (a path) the logits and cycles are
-    saved there before they are checked; ``check=False`` leaves the logits unchecked."""
+    the golden model. Returns the RTL's logits and cycles, the golden logits and trace (numpy
+    arrays) and, with a ``monitor``, each image's written maps. With ``out`` (a path) the logits
+    and cycles are saved there before they are checked; ``check=False`` leaves the logits
+    unchecked."""
     params = testbench_params()
     rng = random.Random(seed)
     expected, trace = FracBNN.default().logits(images, trace=True)
@@ -153,14 +155,14 @@ async def classify(dut, images, *, pixel_idle=0.0, logit_stall=0.0, seed=0, moni
         np.savez(out, logits=logits, cycles=cycles)
     if check:
         scoreboard.check()
-    return logits, cycles, trace, written
+    return logits, cycles, expected, trace, written
 
 
 @cocotb.test()
 async def images_bit_exact(dut):
     """Every image of the data file, back to back: logits equal to the golden model's."""
     await start(dut)
-    _, cycles, _, _ = await classify(dut, load_images(), out=os.environ.get(OUT_ENV))
+    _, cycles, _, _, _ = await classify(dut, load_images(), out=os.environ.get(OUT_ENV))
     dut._log.info("cycles per image: %s", cycles.tolist())
 
 
@@ -172,7 +174,8 @@ async def every_layer_matches_the_trace(dut):
     params = testbench_params()
     monitor = WritebackMonitor(dut, params)
     images = load_images()[:2]
-    logits, _, trace, written = await classify(dut, images, monitor=monitor, check=False)
+    logits, _, expected, trace, written = await classify(dut, images, monitor=monitor,
+                                                         check=False)
     monitor.stop()
     problems = []
     for image, maps in enumerate(written):
@@ -184,7 +187,6 @@ async def every_layer_matches_the_trace(dut):
                 problems.append(f"image {image} {layer['trace']}: {len(wrong)} of {want.size} "
                                 f"differ, first [{c},{y},{x}] got {got[c, y, x]} "
                                 f"want {want[c, y, x]}")
-    expected = FracBNN.default().logits(images)
     if (logits != expected).any():
         problems.append(f"logits {logits.tolist()} differ from {expected.tolist()}")
     assert not problems, "; ".join(problems[:6])
@@ -215,5 +217,5 @@ async def reset_in_the_middle_of_an_image(dut):
         source.stop()
         await reset(dut)
         assert not dut.busy.value, "busy after reset"
-    _, cycles, _, _ = await classify(dut, image[None])
+    _, cycles, _, _, _ = await classify(dut, image[None])
     assert 0 < cycles[0] < testbench_params()["cycle_limit"]

@@ -17,32 +17,24 @@ from collections import Counter
 import cocotb
 import numpy as np
 
-from fracbnn_golden.fixedpoint import FM_BITS
+from fracbnn_golden.fixedpoint import FM_MAX, FM_MIN
 from fracbnn_golden.layers import bit_planes, quantize, shortcut
 from fracbnn_golden.model import PG_CONVS
-from sim.regression import UnitGroup, build_unit
-from sim.runner import REPO_ROOT, testbench_params
+from sim.regression import group_bench
+from sim.runner import PUBLIC_VECTORS
 from sim.streams import (
-    StreamBench,
     check_pipeline_timing,
     check_reset_mid_stream,
     queue_item,
-    quiet_streams,
 )
 
-VECTORS = REPO_ROOT / "tests" / "data" / "fracbnn_cifar10_public.npz"
-FM_MIN, FM_MAX = -(1 << (FM_BITS - 1)), (1 << (FM_BITS - 1)) - 1
 # Every feature map the quantiser sees in the network: conv1's BN and each block half's output.
 QUANTIZER_TRACES = ["trace.bn1"] + [f"trace.{conv.block}.out{conv.index}" for conv in PG_CONVS]
 
 
 def new_bench(dut, unit, **kwargs):
     """A :class:`StreamBench` on ``unit`` of the group; the other unit's ports are held idle."""
-    params = testbench_params()
-    names = [name for name in ("quantizer", "shortcut") if name in params]
-    group = UnitGroup({name: build_unit(name, params[name]) for name in names})
-    quiet_streams(dut, group)
-    bench = StreamBench(dut, group.units[unit], prefix=f"{unit}_", **kwargs)
+    bench, params = group_bench(dut, unit, **kwargs)
     return bench, params[unit]["lanes"], params["latencies"][unit]
 
 
@@ -73,7 +65,7 @@ async def quantizer_public_traces(dut):
     and back-pressure."""
     bench, lanes, _ = new_bench(dut, "quantizer", idle=0.3, stall=0.3)
     await bench.start()
-    with np.load(VECTORS) as vectors:
+    with np.load(PUBLIC_VECTORS) as vectors:
         for key in QUANTIZER_TRACES:
             fm = vectors[key]
             for _ in range(60):
@@ -193,7 +185,7 @@ async def shortcut_public_traces(dut):
     """2x2 windows of the public vectors' stride-2 block inputs, random gaps and back-pressure."""
     bench, lanes, _ = new_bench(dut, "shortcut", idle=0.3, stall=0.3)
     await bench.start()
-    with np.load(VECTORS) as vectors:
+    with np.load(PUBLIC_VECTORS) as vectors:
         # The inputs of the two stride-2 blocks.
         for key in ("trace.layer1_2.out2", "trace.layer2_2.out2"):
             fm = vectors[key]

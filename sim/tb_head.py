@@ -18,15 +18,11 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-from fracbnn_golden.fixedpoint import FM_BITS, POOL_BITS, POOL_FRAC, WT_FRAC, to_fm
+from fracbnn_golden.fixedpoint import FM_MAX, FM_MIN, POOL_BITS, POOL_FRAC, WT_FRAC, to_fm
 from fracbnn_golden.layers import global_pool, linear
-from sim.regression import UnitGroup, build_unit
-from sim.runner import REPO_ROOT, testbench_params
-from sim.streams import StreamBench, queue_item, quiet_streams
-
-VECTORS = REPO_ROOT / "tests" / "data" / "fracbnn_cifar10_public.npz"
-FM_MIN, FM_MAX = -(1 << (FM_BITS - 1)), (1 << (FM_BITS - 1)) - 1
-UNITS = ("head", "small_head")
+from sim.regression import group_bench
+from sim.runner import PUBLIC_VECTORS
+from sim.streams import queue_item
 
 
 class HeadModel:
@@ -83,10 +79,7 @@ class HeadModel:
 
 def new_bench(dut, unit, **kwargs):
     """A :class:`StreamBench` on head ``unit``; the other head's ports are held idle."""
-    params = testbench_params()
-    group = UnitGroup({name: build_unit(name, params[name]) for name in UNITS if name in params})
-    quiet_streams(dut, group)
-    bench = StreamBench(dut, group.units[unit], prefix=f"{unit}_", **kwargs)
+    bench, params = group_bench(dut, unit, **kwargs)
     return bench, HeadModel(params[unit], params["latencies"][unit])
 
 
@@ -125,7 +118,7 @@ async def head_public_traces(dut):
     accelerator's. Random gaps on the input and stalls on the output."""
     bench, model = new_bench(dut, "head", idle=0.3, stall=0.5)
     await bench.start()
-    with np.load(VECTORS) as vectors:
+    with np.load(PUBLIC_VECTORS) as vectors:
         fm, logits, pool_fm = (vectors[key] for key in ("trace.layer3_2.out2", "logits",
                                                         "trace.pool_fm"))
     assert fm.shape[1] == model.channels and fm[0, 0].size == model.positions

@@ -22,21 +22,17 @@ import cocotb
 import numpy as np
 
 from fracbnn_golden.conv import BinaryConv3x3
-from fracbnn_golden.fixedpoint import FM_BITS
+from fracbnn_golden.fixedpoint import FM_MAX, FM_MIN
 from fracbnn_golden.layers import bit_planes, merge, precision_gate, quantize, shortcut
 from fracbnn_golden.model import PG_CONVS, FracBNN
-from sim.regression import UnitGroup, build_unit
-from sim.runner import REPO_ROOT, testbench_params
+from sim.regression import group_bench
+from sim.runner import PUBLIC_VECTORS
 from sim.streams import (
-    StreamBench,
     check_pipeline_timing,
     check_reset_mid_stream,
     queue_item,
-    quiet_streams,
 )
 
-VECTORS = REPO_ROOT / "tests" / "data" / "fracbnn_cifar10_public.npz"
-FM_MIN, FM_MAX = -(1 << (FM_BITS - 1)), (1 << (FM_BITS - 1)) - 1
 TRACE_IMAGES = (0, 5, 13)       # airplane, cat, a photo patch
 
 
@@ -54,7 +50,7 @@ def pg_conv_sums(layer, images=TRACE_IMAGES):
     previous = PG_CONVS[index - 1] if index else None
     source = f"trace.{previous.block}.out{previous.index}" if previous else "trace.bn1"
     images = list(images)
-    with np.load(VECTORS) as vectors:
+    with np.load(PUBLIC_VECTORS) as vectors:
         x = vectors[source][images]
         traced_gate = vectors[f"trace.{layer}.gate"][images]
         out = vectors[f"trace.{conv.block}.out{conv.index}"][images]
@@ -79,11 +75,7 @@ def sample_positions(bench, sums, count):
 
 def new_bench(dut, unit, **kwargs):
     """A :class:`StreamBench` on ``unit`` of the group; the other unit's ports are held idle."""
-    params = testbench_params()
-    names = [name for name in ("gate", "merge") if name in params]
-    group = UnitGroup({name: build_unit(name, params[name]) for name in names})
-    quiet_streams(dut, group)
-    bench = StreamBench(dut, group.units[unit], prefix=f"{unit}_", **kwargs)
+    bench, params = group_bench(dut, unit, **kwargs)
     bench.lanes = params[unit]["lanes"]
     bench.latency = params["latencies"][unit]
     bench.trace_rows = params["bench"]["trace_rows"]

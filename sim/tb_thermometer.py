@@ -21,34 +21,27 @@ import numpy as np
 
 from fracbnn_golden.conv import THERMOMETER_BITS, thermometer_bits, thermometer_counts
 from fracbnn_golden.layers import input_bn
-from sim.regression import UnitGroup, build_unit
-from sim.runner import REPO_ROOT, testbench_params
+from sim.regression import group_bench
+from sim.runner import PUBLIC_VECTORS
 from sim.streams import (
-    StreamBench,
     check_pipeline_timing,
     check_reset_mid_stream,
     queue_item,
-    quiet_streams,
 )
 
-VECTORS = REPO_ROOT / "tests" / "data" / "fracbnn_cifar10_public.npz"
-UNITS = ("encoder", "conv", "input_bn")
 TAPS = 9
 
 
 def new_bench(dut, unit, **kwargs):
     """A :class:`StreamBench` on ``unit`` of the group; the other units' ports are held idle."""
-    params = testbench_params()
-    group = UnitGroup({name: build_unit(name, params[name]) for name in UNITS if name in params})
-    quiet_streams(dut, group)
-    bench = StreamBench(dut, group.units[unit], prefix=f"{unit}_", **kwargs)
+    bench, params = group_bench(dut, unit, **kwargs)
     bench.latency = params["latencies"][unit]
     bench.model_channels = params["bench"]["model_channels"]
     return bench, params[unit]
 
 
 def load(*keys):
-    with np.load(VECTORS) as vectors:
+    with np.load(PUBLIC_VECTORS) as vectors:
         return [vectors[key] for key in keys]
 
 
