@@ -2,7 +2,7 @@
 """The whole FracBNN CIFAR-10 accelerator: one image in, ten logits out."""
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from fracbnn_golden.model import CLASSES, IMAGE_SHAPE, STEM_CHANNELS
@@ -23,8 +23,9 @@ from .schedule import (
     plan_layers,
 )
 from .shortcut import ShortcutPool
-from .tables import gate_threshold_rows, merge_param_rows, pack_row, weight_rows
+from .tables import compressed_weights, gate_threshold_rows, merge_param_rows
 from .thermometer import COUNT_SHAPE, InputBatchNorm, ThermometerConv, ThermometerEncoder
+from .weight_cache import WeightCache
 from .window import WindowMemory, divmod3_layout
 from .xnor_popcount import XnorPopcountArray
 
@@ -83,7 +84,9 @@ class FracBNNAccelerator(wiring.Component):
     * ``pixels``: stream of an image's 1024 pixels in row-major order (``rgb[c]``, 8 bits).
     * ``logits``: stream of the 10 logits (FM codes, value = code / 128), one transfer per image.
     * ``cycles``: cycles from an image's first pixel transfer to its logits becoming valid
-      (updated when they do); ``images``: images finished; ``busy``: an image is in flight.
+      (updated when they do); ``images``: images finished; ``busy``: an image is in flight;
+      ``error``: the weight cache found an invalid code (sticky until reset; a corrupt memory
+      image only).
     * ``writeback``: an observation port (no back-pressure): every feature-map word the engine
       writes, with ``layer`` 0 for the stem and ``l + 1`` for PG layer ``l``, the pixel, the
       output channel group and the ``pe`` FM codes. Testbenches compare it with the golden trace.
@@ -95,7 +98,9 @@ class FracBNNAccelerator(wiring.Component):
     banks (a 3x3 window per cycle), FM codes in :class:`rtl.fm_memory.FeatureMapMemory` banks
     (a 2x2 block per cycle for the stride-2 shortcut), both double-buffered: layer ``l`` reads
     buffer ``l % 2`` and writes the other. Each phase is a fixed-latency pipeline that never
-    stalls; the next phase starts when it has drained.
+    stalls; the next phase starts when it has drained. Weights are stored Huffman-compressed in
+    the :class:`rtl.weight_cache.WeightCache`, which decodes layer ``l + 1`` into one buffer
+    while layer ``l`` reads the other; a layer whose weights are not decoded yet waits.
 
     ``net`` is a :class:`fracbnn_golden.FracBNN`; its parameters become memory contents.
     """
@@ -111,6 +116,9 @@ class FracBNNAccelerator(wiring.Component):
         pe, simd = config.pe, config.simd_channels
         self._arrays = [XnorPopcountArray(pe, TAPS * simd, max(p.groups_in for p in self.plans),
                                           groups=TAPS, acc_width=SUM_WIDTH) for _ in range(2)]
+        self._weights = WeightCache(compressed_weights(net, config), self.plans, pe=pe,
+                                    simd_channels=simd,
+                                    symbols_per_cycle=config.decoder_symbols_per_cycle)
         self._head = Head(net.params["linear.weight"], net.params["linear.bias"], lanes=pe,
                           positions=self.plans[-1].out_size ** 2)
         self.latencies = _latencies(self._arrays[0].latency)
@@ -122,6 +130,7 @@ class FracBNNAccelerator(wiring.Component):
             "cycles": Out(32),
             "images": Out(32),
             "busy": Out(1),
+            "error": Out(1),
             "writeback": Out(data.StructLayout({
                 "valid": 1, "layer": range(len(self.plans) + 1), "y": range(IMAGE_SIZE),
                 "x": range(IMAGE_SIZE), "group": range(max(p.groups_out for p in self.plans)),
@@ -131,7 +140,9 @@ class FracBNNAccelerator(wiring.Component):
     def estimate_cycles(self):
         """The analytical cycle model (:func:`rtl.schedule.estimate_cycles`) of this build."""
         return estimate_cycles(self.plans, self.latencies, ThermometerEncoder.latency,
-                               self._head.latency)
+                               self._head.latency,
+                               [self._weights.decode_cycles(index)
+                                for index in range(len(self.plans))])
 
     def elaborate(self, platform):
         m = Module()
@@ -150,10 +161,8 @@ class FracBNNAccelerator(wiring.Component):
         for index in range(2):
             m.submodules[f"q{index}"] = q_buffers[index]
             m.submodules[f"fm{index}"] = fm_buffers[index]
-        rows = weight_rows(net, cfg)
-        m.submodules.weights = weights = memory.Memory(
-            shape=cfg.weight_row_bits, depth=len(rows), init=[pack_row(row) for row in rows])
-        weight_port = weights.read_port()
+        m.submodules.weights = weights = self._weights
+        m.d.comb += self.error.eq(weights.error)
 
         # ---- units --------------------------------------------------------------------------
         m.submodules.encoder = encoder = ThermometerEncoder(COLOURS)
@@ -185,7 +194,6 @@ class FracBNNAccelerator(wiring.Component):
         stride2 = _lookup([p.stride == 2 for p in plans], layer)
         groups_in = _lookup([p.groups_in for p in plans], layer)
         groups_out = _lookup([p.groups_out for p in plans], layer)
-        weight_base = _lookup([p.weight_row for p in plans], layer)
         param_base = _lookup([p.param_row for p in plans], layer)
         stem_phase = Signal(init=1)       # the stem writes buffer 0; layer l writes (l + 1) % 2
         read_buffer = layer[0]
@@ -246,9 +254,10 @@ class FracBNNAccelerator(wiring.Component):
                 q_buffers[index].read.x.eq(x3),
                 q_buffers[index].read.group.eq(cb),
             ]
-        m.d.comb += weight_port.addr.eq(weight_base + og * groups_in + cb)
-        weight_row = Signal.like(weight_port.data)
-        m.d.sync += weight_row.eq(weight_port.data)
+        m.d.comb += [weights.read.buffer.eq(layer[0]),
+                     weights.read.row.eq(og * groups_in + cb)]
+        weight_row = Signal.like(weights.data)
+        m.d.sync += weight_row.eq(weights.data)
         beat_inside = delay_line(m, _taps_inside(centre_y, centre_x, in_size), window_latency,
                                  "beat_inside")
         beat_valid = delay_line(m, issue_layer, window_latency, "beat_valid")
@@ -412,17 +421,22 @@ class FracBNNAccelerator(wiring.Component):
                             m.d.sync += [j.eq(0), *_clear(j3, x3), i.eq(i + 1), *_step(i3, 1),
                                          *_step(y3, Mux(stride2, 2, 1))]
                             with m.If(i == out_size - 1):
+                                # The layer's weight rows have been read: free their buffer.
+                                m.d.comb += weights.release.eq(1 << layer[0])
                                 m.d.sync += [*clear_scan, wait.eq(drain)]
                                 m.next = "DRAIN"
             with m.State("DRAIN"):
-                m.d.sync += wait.eq(wait - 1)
-                with m.If(wait == 0):
+                with m.If(wait != 0):
+                    m.d.sync += wait.eq(wait - 1)
+                with m.Else():
+                    # The next layer also waits for the weight cache to have decoded it.
                     with m.If(stem_phase):
-                        m.d.sync += stem_phase.eq(0)
-                        m.next = "LAYER"
+                        with m.If(weights.filled[0]):
+                            m.d.sync += stem_phase.eq(0)
+                            m.next = "LAYER"
                     with m.Elif(layer == last_layer_index):
                         m.next = "HEAD"
-                    with m.Else():
+                    with m.Elif(weights.filled.bit_select(~layer[0], 1)):
                         m.d.sync += layer.eq(layer + 1)
                         m.next = "LAYER"
             with m.State("HEAD"):

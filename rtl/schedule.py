@@ -27,17 +27,25 @@ class AcceleratorConfig:
 
     ``pe``: output channels per beat; ``simd_channels``: input channels per beat (times 9 taps
     and 2 bit planes). Both must divide every layer's channel count (16, 32, 64).
+    ``decoder_symbols_per_cycle``: kernels the weight cache's Huffman decoder emits per cycle;
+    it must divide ``simd_channels``.
     """
     pe: int = 16
     simd_channels: int = 16
+    decoder_symbols_per_cycle: int = 4
 
     def __post_init__(self):
-        for name in ("pe", "simd_channels"):
+        for name in ("pe", "simd_channels", "decoder_symbols_per_cycle"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, not {value!r}")
+        for name in ("pe", "simd_channels"):
+            value = getattr(self, name)
             if STEM_CHANNELS % value:
                 raise ConfigError(f"{name}={value} must divide the layer widths 16, 32 and 64")
+        if self.simd_channels % self.decoder_symbols_per_cycle:
+            raise ConfigError(f"decoder_symbols_per_cycle={self.decoder_symbols_per_cycle} must "
+                              f"divide simd_channels={self.simd_channels}")
 
     @property
     def lanes(self):
@@ -61,7 +69,6 @@ class LayerPlan:
     out_size: int
     groups_in: int           # input channel groups (beats per output accumulation)
     groups_out: int          # output channel groups of ``pe``
-    weight_row: int          # first weight row of the layer
     param_row: int           # first gate/merge parameter row
 
     @property
@@ -71,13 +78,12 @@ class LayerPlan:
 
 def plan_layers(config):
     """The PG layers in network order with their row bases and beat counts."""
-    plans, weight_row, param_row = [], 0, 0
+    plans, param_row = [], 0
     for index, conv in enumerate(PG_CONVS):
         groups_in = conv.cin // config.simd_channels
         groups_out = conv.cout // config.pe
         plans.append(LayerPlan(index, conv.name, conv.cin, conv.cout, conv.stride, conv.size,
-                               conv.out_size, groups_in, groups_out, weight_row, param_row))
-        weight_row += groups_in * groups_out
+                               conv.out_size, groups_in, groups_out, param_row))
         param_row += groups_out
     return plans
 
@@ -87,23 +93,32 @@ class CycleEstimate:
     """Cycles of one image, phase by phase, from the schedule and the pipeline latencies.
 
     ``phases`` maps a phase name (``load``, ``stem``, each PG layer's name, ``head``) to its
-    cycles; their sum ``total`` is the count from the first pixel transfer to the logits
-    becoming valid, which the accelerator's ``cycles`` port reports.
+    cycles; ``weight_waits`` maps a PG layer's name to the cycles the engine waited for its
+    weights before starting it (the weight cache was still decoding them). Their sum ``total``
+    is the count from the first pixel transfer to the logits becoming valid, which the
+    accelerator's ``cycles`` port reports.
     """
     phases: dict
+    weight_waits: dict
 
     @property
     def total(self):
-        return sum(self.phases.values())
+        return sum(self.phases.values()) + sum(self.weight_waits.values())
 
 
-def estimate_cycles(plans, latencies, encoder_latency, head_latency):
+def estimate_cycles(plans, latencies, encoder_latency, head_latency, decode_cycles):
     """The analytical cycle model of :class:`rtl.accelerator.FracBNNAccelerator`.
 
     LOAD takes a pixel per cycle and ends when the encoder has written the last one; the stem
     and every PG layer issue one beat per cycle and are followed by a drain of
     ``latencies["drain"] + 1`` cycles, except the last layer, whose results flow into the head
     (the pipeline latency plus the head's) instead.
+
+    A layer also waits until its weights are decoded (:class:`rtl.weight_cache.WeightCache`):
+    decoding layer ``l`` takes ``decode_cycles[l]`` cycles and starts the cycle after layer
+    ``l - 2`` issued its last beat (which frees the buffer) or the cycle after layer ``l - 1``'s
+    decoding finished, whichever is later. Layers 0 and 1 are decoded during the previous
+    image's last layers and this image's LOAD and stem; the model checks that they are.
     """
     pause = latencies["drain"] + 1
     phases = {"load": PIXELS + encoder_latency, "stem": PIXELS + pause}
@@ -111,4 +126,31 @@ def estimate_cycles(plans, latencies, encoder_latency, head_latency):
         phases[plan.name] = plan.beats + pause
     phases[plans[-1].name] = plans[-1].beats
     phases["head"] = latencies["layer"] + head_latency - 1
-    return CycleEstimate(phases)
+    if len(decode_cycles) != len(plans):
+        raise ValueError(f"decode_cycles has {len(decode_cycles)} entries for {len(plans)} layers")
+    # Cycle numbers relative to the start of layer 0; ``last[l]``: layer l's last issue cycle,
+    # ``filled[l]``: the first cycle its weights are visible.
+    waits, start = {}, 0
+    last, filled = [], []
+    for index, plan in enumerate(plans):
+        if index >= 2:
+            begin = max(last[index - 2] + 1, filled[index - 1] + 1)
+            filled.append(begin + decode_cycles[index])
+            ready = max(filled[index], start)
+            waits[plan.name] = ready - start
+            start = ready
+        else:
+            filled.append(-1)
+            waits[plan.name] = 0
+        last.append(start + plan.beats - 1)
+        start = last[-1] + 1 + pause
+    # Layers 0 and 1 of the next image: decoding starts once layers l - 2 (16 and 17) issued
+    # their last beats; they must be in before the next image's layer 0 and layer 1 can start,
+    # which is at least the head, LOAD and the stem later.
+    begin = max(last[-2] + 1, filled[-1] + 1)
+    ready = max(begin + decode_cycles[0] + 1, last[-1] + 1) + decode_cycles[1]
+    earliest = last[-1] + 1 + phases["head"] + phases["load"] + phases["stem"]
+    if ready > earliest:
+        raise ValueError("the first two layers' weights would not be decoded in time; "
+                         "the cycle model does not cover this configuration")
+    return CycleEstimate(phases, waits)

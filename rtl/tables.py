@@ -2,11 +2,13 @@
 
 import numpy as np
 
+from fracbnn_golden.huffman import compress_model
+
 from .merge import MERGE_PARAMS
 from .schedule import plan_layers
 
-__all__ = ["MERGE_KEYS", "gate_threshold_rows", "layer_columns", "merge_columns",
-           "merge_param_rows", "pack_row", "weight_rows"]
+__all__ = ["MERGE_KEYS", "compressed_weights", "gate_threshold_rows", "layer_columns",
+           "merge_columns", "merge_param_rows", "pack_row", "weight_rows"]
 
 
 def pack_row(bits):
@@ -31,6 +33,14 @@ def weight_rows(net, config):
                 rows.append(taps[og * config.pe:(og + 1) * config.pe, :,
                                  cb * config.simd_channels:(cb + 1) * config.simd_channels])
     return np.stack(rows)
+
+
+def compressed_weights(net, config):
+    """The PG convs' kernels Huffman-compressed for :class:`rtl.weight_cache.WeightCache`: in
+    execution order, one block per ``pe`` output channels, code tables chosen by
+    :func:`fracbnn_golden.huffman.compress_model` (``tables="auto"``)."""
+    return compress_model({plan.name: net.params[f"{plan.name}.weight"]
+                           for plan in plan_layers(config)}, block_channels=config.pe)
 
 
 def layer_columns(net, layer, keys):

@@ -155,6 +155,7 @@ async def classify(dut, images, *, pixel_idle=0.0, logit_stall=0.0, seed=0, moni
         np.savez(out, logits=logits, cycles=cycles)
     if check:
         scoreboard.check()
+    assert not dut.error.value, "the weight cache's error flag is set"
     return logits, cycles, expected, trace, written
 
 

@@ -1,0 +1,227 @@
+"""The Huffman-decoding weight cache: compressed kernels in, decoded weight rows out."""
+
+from amaranth.hdl import Array, Cat, Const, Module, Signal
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from fracbnn_golden.huffman import CompressedModel
+from fracbnn_golden.kernels import KERNEL_BITS
+
+from .huffman import HuffmanDecoder
+
+__all__ = ["WeightCache"]
+
+MAX_CODE_LENGTH = 12
+# Cycles from the decoder's last beat of a layer to ``filled``: the writer counts the block,
+# then the job ends.
+FILL_LATENCY = 2
+
+
+def _word_bits(symbols_per_cycle):
+    """Payload word width: 64 bits, or wider when the decoder reads more than a word's worth
+    of codewords per cycle (it decodes from a window of ``N * max_length`` bits in two words)."""
+    bits = 64
+    while bits < symbols_per_cycle * MAX_CODE_LENGTH:
+        bits *= 2
+    return bits
+
+
+def _table(values):
+    """A constant table indexed by a signal."""
+    values = [int(v) for v in values]
+    return Array(Const(v, range(max(values) + 1)) for v in values)
+
+
+def _payload_words(compressed, word_bits):
+    """The payload as ``word_bits``-bit memory words (stream bit ``k`` is bit ``k % word_bits``
+    of word ``k // word_bits``, the golden model's order)."""
+    size = word_bits // 8
+    payload = compressed.payload
+    return [int.from_bytes(payload[start:start + size], "little")
+            for start in range(0, len(payload), size)]
+
+
+class WeightCache(wiring.Component):
+    """Weight rows of the conv engine, decoded from Huffman-compressed kernels on chip.
+
+    ``compressed`` holds the kernels of the engine's layers in execution order, each layer cut
+    into blocks of ``pe`` output channels (``block_kernels = pe * cin``), as made by
+    :func:`rtl.tables.compressed_weights`; ``plans`` are the layers'
+    :class:`rtl.schedule.LayerPlan`.
+    The payload sits in a word memory (64-bit words, wider for ``symbols_per_cycle > 5``), the
+    code tables in a :class:`rtl.huffman.HuffmanDecoder` with codes of at most 12 bits.
+
+    **Rows.** Layer ``l`` is read from buffer ``l % 2`` as ``groups_out * groups_in`` rows; row
+    ``og * groups_in + cb`` holds the kernels of output channels ``og * pe + p`` and input
+    channels ``cb * simd + c``: on the ``data`` port, bit ``(p * 9 + tap) * simd + c`` is the
+    weight of tap ``tap`` (the engine's layout, :func:`rtl.tables.weight_rows`).
+
+    **Protocol.** The cache decodes the layers in order 0, 1, ..., the last, 0, 1, ... (one
+    image after another), layer ``l`` into buffer ``l % 2`` once that buffer is free. ``filled``
+    bit ``b`` says buffer ``b`` holds its next layer's rows; the engine reads them (``read``,
+    one row per cycle, ``data`` valid the cycle after) and then pulses ``release`` bit ``b``,
+    which frees the buffer for the layer after next. Decoding a layer takes
+    :meth:`decode_cycles` cycles after it starts. ``error`` is sticky until reset: the decoder
+    found an invalid code (only a corrupt memory image can cause it).
+    """
+
+    def __init__(self, compressed, plans, *, pe, simd_channels, symbols_per_cycle=4):
+        if not isinstance(compressed, CompressedModel):
+            raise TypeError(f"compressed must be a CompressedModel, not {compressed!r}")
+        if len(compressed.layers) != len(plans):
+            raise ValueError(f"compressed holds {len(compressed.layers)} layers, the plan "
+                             f"{len(plans)}")
+        if not isinstance(symbols_per_cycle, int) or symbols_per_cycle < 1 \
+                or simd_channels % symbols_per_cycle:
+            raise ValueError(f"symbols_per_cycle must be a positive divisor of simd_channels="
+                             f"{simd_channels}, not {symbols_per_cycle!r}")
+        for layer, plan in zip(compressed.layers, plans):
+            if layer.name != plan.name or tuple(layer.shape) != (plan.cout, plan.cin, 3, 3) \
+                    or layer.block_kernels != pe * plan.cin:
+                raise ValueError(f"compressed layer {layer.name!r} {list(layer.shape)} (blocks of "
+                                 f"{layer.block_kernels}) does not match plan {plan.name!r}: "
+                                 f"[{plan.cout}, {plan.cin}, 3, 3] in blocks of {pe} channels")
+        self.compressed, self.plans = compressed, plans
+        self.pe, self.simd, self.symbols_per_cycle = pe, simd_channels, symbols_per_cycle
+        self.rows = max(plan.groups_in * plan.groups_out for plan in plans)
+        self.row_bits = pe * KERNEL_BITS * simd_channels
+        starts, ends, counts, _ = compressed.blocks()
+        self._blocks = list(zip(starts.tolist(), ends.tolist(), counts.tolist()))
+        self.word_bits = _word_bits(symbols_per_cycle)
+        self._decoder = HuffmanDecoder(compressed.tables, symbols_per_cycle=symbols_per_cycle,
+                                       word_width=self.word_bits, max_length=MAX_CODE_LENGTH,
+                                       max_block_bits=max(e - s for s, e, _ in self._blocks),
+                                       max_count=max(counts.tolist()))
+        super().__init__({
+            "read": In(data.StructLayout({"buffer": 1, "row": range(self.rows)})),
+            "data": Out(self.row_bits),
+            "filled": Out(2),
+            "release": In(2),
+            "error": Out(1),
+        })
+
+    def decode_cycles(self, layer):
+        """Cycles from the start of decoding ``layer`` until ``filled`` shows it."""
+        first = sum(plan.groups_out for plan in self.plans[:layer])
+        blocks = self._blocks[first:first + self.plans[layer].groups_out]
+        # The job's first cycle offers the first command and reads the first word.
+        return self._decoder.command_cycles(
+            [(start % self.word_bits, end - start, count) for start, end, count in blocks]) \
+            + FILL_LATENCY
+
+    def elaborate(self, platform):
+        m = Module()
+        plans, pe, simd, n = self.plans, self.pe, self.simd, self.symbols_per_cycle
+        word_bits = self.word_bits
+        m.submodules.decoder = decoder = self._decoder
+        with m.If(decoder.error):
+            m.d.sync += self.error.eq(1)
+
+        # ---- the job: decode ``layer`` into buffer ``layer % 2`` --------------------------------
+        layer = Signal(range(len(plans)))
+        busy = Signal()
+        filled = Signal(2)
+        m.d.comb += self.filled.eq(filled)
+        m.d.sync += filled.eq(filled & ~self.release)
+        buffer = layer[0]
+        block_base = _table([sum(p.groups_out for p in plans[:i]) for i in range(len(plans))])
+        groups_out = _table([p.groups_out for p in plans])
+        groups_in = _table([p.groups_in for p in plans])
+        cin = _table([p.cin for p in plans])
+        skip = _table([s % word_bits for s, _, _ in self._blocks])
+        bits = _table([e - s for s, e, _ in self._blocks])
+        first_word = _table([s // word_bits for s, _, _ in self._blocks])
+        last_word = _table([(e - 1) // word_bits for _, e, _ in self._blocks])
+        count = _table([c for _, _, c in self._blocks])
+        table = _table([layer.table for layer in self.compressed.layers])
+
+        # A job starts as soon as its buffer is free, also in the cycle it is being released.
+        with m.If(~busy & (~filled.bit_select(buffer, 1) | self.release.bit_select(buffer, 1))):
+            m.d.sync += busy.eq(1)
+
+        # ---- commands: one per block of the layer -----------------------------------------------
+        cmd_block = Signal(range(max(p.groups_out for p in plans) + 1))
+        cmd_index = block_base[layer] + cmd_block
+        m.d.comb += [
+            decoder.cmd.valid.eq(busy & (cmd_block < groups_out[layer])),
+            decoder.cmd.payload.table.eq(table[layer]),
+            decoder.cmd.payload.skip.eq(skip[cmd_index]),
+            decoder.cmd.payload.bits.eq(bits[cmd_index]),
+            decoder.cmd.payload.count.eq(count[cmd_index]),
+        ]
+        with m.If(decoder.cmd.valid & decoder.cmd.ready):
+            m.d.sync += cmd_block.eq(cmd_block + 1)
+
+        # ---- payload words: each block's words, read ahead as far as the decoder takes them -----
+        m.submodules.payload = payload = memory.Memory(
+            shape=word_bits, depth=max(1, -(-self.compressed.payload_bits // word_bits)),
+            init=_payload_words(self.compressed, word_bits))
+        word_port = payload.read_port()
+        word_block = Signal.like(cmd_block)
+        word_index = block_base[layer] + word_block
+        address = Signal(range(payload.depth + 1))
+        started = Signal()            # ``address`` points into block ``word_block``
+        has_word = busy & (word_block < groups_out[layer])
+        word_valid = Signal()
+        advance = ~word_valid | decoder.words.ready
+        m.d.comb += [
+            decoder.words.valid.eq(word_valid),
+            decoder.words.payload.eq(word_port.data),
+            word_port.en.eq(advance),
+        ]
+        current = Signal.like(address)
+        m.d.comb += current.eq(address)
+        with m.If(~started):
+            m.d.comb += current.eq(first_word[word_index])
+        m.d.comb += word_port.addr.eq(current)
+        with m.If(advance):
+            m.d.sync += word_valid.eq(has_word)
+            with m.If(has_word):
+                m.d.sync += [address.eq(current + 1), started.eq(1)]
+                with m.If(current == last_word[word_index]):
+                    m.d.sync += [word_block.eq(word_block + 1), started.eq(0)]
+
+        # ---- decoded kernels -> rows of the buffer ----------------------------------------------
+        kernels_per_row = pe * simd
+        m.submodules.rows = rows = memory.Memory(
+            shape=kernels_per_row * KERNEL_BITS, depth=2 * self.rows, init=[])
+        write = rows.write_port(granularity=KERNEL_BITS)
+        o = Signal(range(pe))                          # output channel within the block
+        c = Signal(range(max(p.cin for p in plans)))   # input channel
+        og = Signal.like(cmd_block)                   # block being written
+        beat = decoder.symbols
+        slot = o * simd + c % simd                     # first kernel of the beat in its row
+        m.d.comb += [
+            beat.ready.eq(1),
+            write.addr.eq(buffer * self.rows + og * groups_in[layer] + c // simd),
+            write.data.eq(Cat(beat.payload.symbol[k % n] for k in range(kernels_per_row))),
+        ]
+        with m.If(beat.valid):
+            for k in range(kernels_per_row):
+                m.d.comb += write.en[k].eq((k // n == slot // n) & (k % n < beat.payload.count))
+            m.d.sync += c.eq(c + beat.payload.count)
+            with m.If(c + beat.payload.count == cin[layer]):
+                m.d.sync += [c.eq(0), o.eq(o + 1)]
+            with m.If(beat.payload.last):
+                m.d.sync += [o.eq(0), c.eq(0), og.eq(og + 1)]
+
+        # The layer is in once every block's symbols are written and every word was taken (the
+        # decoder drains a block's words even when it stops early on an error).
+        words_done = (word_block == groups_out[layer]) & ~word_valid
+        with m.If(busy & (og == groups_out[layer]) & words_done):
+            m.d.sync += [og.eq(0), busy.eq(0), cmd_block.eq(0), word_block.eq(0),
+                         filled.eq((filled & ~self.release) | (1 << buffer)),
+                         layer.eq(layer + 1)]
+            with m.If(layer == len(plans) - 1):
+                m.d.sync += layer.eq(0)
+
+        # ---- the engine's reads -----------------------------------------------------------------
+        read = rows.read_port()
+        m.d.comb += read.addr.eq(self.read.buffer * self.rows + self.read.row)
+        for p in range(pe):
+            for tap in range(KERNEL_BITS):
+                for ch in range(simd):
+                    kernel = p * simd + ch
+                    m.d.comb += self.data[(p * KERNEL_BITS + tap) * simd + ch].eq(
+                        read.data[kernel * KERNEL_BITS + tap])
+        return m

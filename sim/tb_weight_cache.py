@@ -1,0 +1,143 @@
+"""cocotb tests of :class:`rtl.weight_cache.WeightCache` with the bundled model's kernels.
+
+The testbench plays the conv engine: it waits for a layer's buffer to be filled, reads every
+row (checking it against :func:`rtl.tables.weight_rows`, the uncompressed weights in the
+engine's layout), then releases the buffer, layer after layer over two images. Parameters
+(:func:`sim.runner.testbench_params`): ``rows`` (per layer, the expected rows as hex strings),
+``decode_cycles`` (per layer, :meth:`WeightCache.decode_cycles`), ``buffer_rows`` (rows per
+buffer).
+
+Timing contract checked exactly: decoding layer ``l >= 2`` starts the cycle after the release of
+layer ``l - 2``'s buffer or the cycle after layer ``l - 1``'s buffer was filled, whichever is
+later, and fills its buffer ``decode_cycles[l]`` cycles after that.
+"""
+
+import random
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
+
+from sim.runner import testbench_params
+
+CLOCK_NS = 4
+
+
+class Engine:
+    """Reads and releases the cache's buffers as the conv engine does, with a random delay
+    before each release; a monitor records the cycle each buffer's ``filled`` bit rises."""
+
+    def __init__(self, dut, params, rng, max_delay):
+        self.dut, self.rng, self.max_delay = dut, rng, max_delay
+        self.rows = [[int(row, 16) for row in layer] for layer in params["rows"]]
+        self.decode_cycles = params["decode_cycles"]
+        self.cycle = 0
+        self.rises = ([], [])
+        self._task = cocotb.start_soon(self._monitor())
+
+    def stop(self):
+        self._task.cancel()
+
+    async def _monitor(self):
+        previous = 0
+        while True:
+            await RisingEdge(self.dut.clk)
+            self.cycle += 1
+            await ReadOnly()
+            filled = int(self.dut.filled.value)
+            for buffer in range(2):
+                if (filled >> buffer) & 1 and not (previous >> buffer) & 1:
+                    self.rises[buffer].append(self.cycle)
+            previous = filled
+
+    async def wait_filled(self, buffer, rise, limit=50_000):
+        """Wait until the monitor has seen rise number ``rise`` of ``buffer``'s filled bit;
+        returns its cycle."""
+        for _ in range(limit):
+            if len(self.rises[buffer]) > rise:
+                return self.rises[buffer][rise]
+            await RisingEdge(self.dut.clk)
+        raise AssertionError(f"buffer {buffer} not filled within {limit} cycles")
+
+    async def read_layer(self, layer):
+        """Read every row of ``layer`` from its buffer and compare."""
+        buffer = layer % 2
+        for row, expected in enumerate(self.rows[layer]):
+            await RisingEdge(self.dut.clk)
+            self.dut.read.value = buffer | row << 1
+            await RisingEdge(self.dut.clk)
+            await ReadOnly()
+            got = int(self.dut.data.value)
+            assert got == expected, (f"layer {layer} row {row}: the cache gives {got:#x}, "
+                                     f"expected {expected:#x}")
+
+    async def release(self, layer):
+        """Pulse ``release`` for one cycle; returns that cycle's number."""
+        await RisingEdge(self.dut.clk)
+        self.dut.release.value = 1 << (layer % 2)
+        await ReadOnly()
+        cycle = self.cycle
+        await RisingEdge(self.dut.clk)
+        self.dut.release.value = 0
+        return cycle
+
+    async def run(self, images):
+        """Every layer of ``images`` images in order; checks the rows and, for layers 2 and
+        later, the exact cycle their buffer is filled."""
+        layers = len(self.rows)
+        released, filled = {}, {}
+        for step in range(images * layers):
+            layer = step % layers
+            filled[step] = await self.wait_filled(layer % 2, step // 2)
+            if step >= 2:
+                begin = max(released[step - 2] + 1, filled[step - 1] + 1)
+                expected = begin + self.decode_cycles[layer]
+                assert filled[step] == expected, (
+                    f"layer {layer}: buffer filled in cycle {filled[step]}, expected "
+                    f"{expected} ({self.decode_cycles[layer]} cycles after {begin})")
+            await self.read_layer(layer)
+            await ClockCycles(self.dut.clk, self.rng.randrange(self.max_delay + 1))
+            released[step] = await self.release(layer)
+        assert int(self.dut.error.value) == 0, "the error flag is set"
+        self.stop()
+
+
+async def start(dut):
+    dut.read.value = 0
+    dut.release.value = 0
+    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, 3)
+    dut.rst.value = 0
+
+
+@cocotb.test()
+async def every_layer_back_to_back(dut):
+    """Two images' layers, released as soon as they are read: contents and fill times."""
+    await start(dut)
+    await Engine(dut, testbench_params(), random.Random(1), 0).run(2)
+
+
+@cocotb.test()
+async def every_layer_random_release(dut):
+    """Releases after random delays (up to 3000 cycles, longer than a layer's decoding)."""
+    await start(dut)
+    await Engine(dut, testbench_params(), random.Random(2), 3000).run(1)
+
+
+@cocotb.test()
+async def reset_while_decoding(dut):
+    """A reset in the middle of decoding a big layer, then every layer correct again."""
+    params = testbench_params()
+    await start(dut)
+    engine = Engine(dut, params, random.Random(3), 0)
+    big = max(range(len(params["decode_cycles"])), key=lambda layer: params["decode_cycles"][layer])
+    for layer in range(big - 1):
+        await engine.wait_filled(layer % 2, layer // 2)
+        await engine.release(layer)
+    engine.stop()
+    await ClockCycles(dut.clk, params["decode_cycles"][big] // 2)
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, 2)
+    dut.rst.value = 0
+    await Engine(dut, params, random.Random(4), 0).run(1)
