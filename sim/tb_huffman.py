@@ -1,0 +1,420 @@
+# amaranth: UnusedElaboratable=no
+"""cocotb tests of :class:`rtl.huffman.HuffmanDecoder` against the golden code tables.
+
+The design is :func:`sim.huffman_cases.huffman_decoders`: decoders with 1 and 4 symbols per
+cycle side by side (one simulator build), named ``n1`` and ``n4``, with the tables of
+:func:`sim.huffman_cases.decoder_tables` (the bundled FracBNN model's, the BNN-PYNQ CNV
+kernels', random histograms' and an incomplete code). Every test runs on each decoder: test
+``<check>_n<N>``. Parameters (:func:`sim.runner.testbench_params`): the design's arguments and
+``lengths``, the code lengths of every table, which the testbench checks against the tables it
+makes.
+
+Every test drives ``cmd`` and ``words`` (exactly the words of each command) and receives
+``symbols`` with :class:`DecoderBench`, which compares each beat (valid symbols, ``last``,
+``error``) with :func:`sim.huffman_cases.expected_beats` in a :class:`sim.streams.Scoreboard`
+(valid blocks are also checked against the golden decoder) and checks the ``error`` output's
+rule every cycle. The throughput tests (no gaps, no stalls) write
+``throughput_<stream>_n<N>.json`` (blocks, symbols, cycles, the cycles of
+:func:`rtl.huffman.decode_cycles`, symbols per cycle) into the build folder.
+"""
+
+import dataclasses
+import json
+import random
+from collections import deque
+from pathlib import Path
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, Event, First, ReadOnly, RisingEdge
+
+from rtl.huffman import decode_cycles
+from sim.huffman_cases import (
+    PER_CYCLE,
+    RANDOM_KINDS,
+    Block,
+    corrupt_block,
+    decoder_tables,
+    decoder_unit,
+    expected_beats,
+    huffman_decoders,
+    model_blocks,
+    random_block,
+    word_stream,
+)
+from sim.runner import testbench_params
+from sim.streams import Scoreboard, pack, payload_shape, quiet_streams, unpack
+
+CLOCK_NS = 10
+
+
+class DecoderBench:
+    """One decoder of the design under test: clock, reset, and one driver that feeds ``cmd``
+    and ``words`` from queues (with random gaps, probability ``idle``), takes ``symbols`` (with
+    random stalls, probability ``stall``) into a scoreboard, and checks the ``error`` output.
+
+    One coroutine does all of it, two simulator triggers a cycle (the components of
+    :mod:`sim.streams` take two each, which made the long streams four times slower). Its
+    timing is theirs: outputs change just after the rising edge, transfers are decided in the
+    read-only phase. ``cmd_cycles`` and ``beat_cycles`` record the cycle of every transfer.
+
+    The ``error`` rule checked every cycle: it rises with a new beat that has ``error = 1``,
+    and otherwise keeps its value until the cycle after a ``cmd`` transfer; reset clears it.
+    """
+
+    def __init__(self, dut, unit, *, idle=0.0, stall=0.0, seed=None):
+        self.dut = dut
+        self.params = testbench_params()
+        self.tables = decoder_tables()
+        assert [list(map(int, code.lengths)) for code in self.tables.codes] == \
+            self.params["lengths"], "the testbench's code tables differ from the design's"
+        arguments = {key: self.params[key] for key in ("per_cycle", "word_width", "max_length",
+                                                        "max_block_bits", "max_count")}
+        design = huffman_decoders(**arguments)
+        quiet_streams(dut, design)
+        self.decoder = design.units[unit]
+        self.n = self.decoder.symbols_per_cycle
+        self.word_width = self.decoder.word_width
+        self.cmd_shape = payload_shape(self.decoder, "cmd")
+        self.out_shape = payload_shape(self.decoder, "symbols")
+        self.error_bit = dict(self.out_shape)["error"].offset
+        self.port = {name: getattr(dut, f"{unit}_{name}") for name in (
+            "cmd__valid", "cmd__ready", "cmd__payload", "words__valid", "words__ready",
+            "words__payload", "symbols__valid", "symbols__ready", "symbols__payload", "error")}
+        self.rng = random.Random(cocotb.RANDOM_SEED if seed is None else seed)
+        self.idle, self.stall = idle, stall
+        self.scoreboard = Scoreboard(self._decode, dut._log)
+        self.commands, self.words = deque(), deque()
+        self.cmd_cycles, self.beat_cycles = [], []
+        self.error_problems = []
+        self.error_beats = 0
+        self.cycle = 0
+        self.done = Event()
+        self.paused = False             # drive nothing, take nothing (around a reset)
+        self.blocks = 0
+        self.symbols = 0
+
+    def _decode(self, bits):
+        beat = unpack(self.out_shape, bits)
+        return tuple(beat["symbol"][:beat["count"]]), bool(beat["last"]), bool(beat["error"])
+
+    async def start(self):
+        self.dut.rst.value = 1
+        cocotb.start_soon(Clock(self.dut.clk, CLOCK_NS, unit="ns").start())
+        await ClockCycles(self.dut.clk, 3)
+        self.dut.rst.value = 0
+        cocotb.start_soon(self._drive())
+
+    async def _drive(self):
+        port, rng, clock = self.port, self.rng, self.dut.clk
+        previous = (0, False, False)    # error flag, cmd transfer, beat held, of the last cycle
+        driven = {}                     # what was last written to each input (writes cost)
+
+        def drive(name, value):
+            if driven.get(name) != value:
+                port[name].value = value
+                driven[name] = value
+
+        while True:
+            await RisingEdge(clock)
+            self.cycle += 1
+            offer_cmd = bool(self.commands) and rng.random() >= self.idle and not self.paused
+            offer_word = bool(self.words) and rng.random() >= self.idle and not self.paused
+            take = rng.random() >= self.stall and not self.paused
+            drive("cmd__valid", int(offer_cmd))
+            if offer_cmd:
+                drive("cmd__payload", self.commands[0])
+            drive("words__valid", int(offer_word))
+            if offer_word:
+                drive("words__payload", self.words[0])
+            drive("symbols__ready", int(take))
+            await ReadOnly()
+            if self.paused:             # around a reset
+                previous = (0, False, False)
+                continue
+            cmd_transfer = offer_cmd and bool(port["cmd__ready"].value)
+            if cmd_transfer:
+                self.commands.popleft()
+                self.cmd_cycles.append(self.cycle)
+            if offer_word and port["words__ready"].value:
+                self.words.popleft()
+            valid = bool(port["symbols__valid"].value)
+            payload = int(port["symbols__payload"].value) if valid else 0
+            if valid and take:
+                self.beat_cycles.append(self.cycle)
+                self.scoreboard.receive(payload)
+                if not self.scoreboard.expected or self.scoreboard.errors:
+                    self.done.set()
+            # The error flag.
+            flag = int(port["error"].value)
+            flag_before, cmd_before, held = previous
+            new_error_beat = valid and (payload >> self.error_bit) & 1 and not held
+            self.error_beats += bool(new_error_beat)
+            expected = int(bool(new_error_beat) or (flag_before and not cmd_before))
+            if flag != expected and len(self.error_problems) < 5:
+                self.error_problems.append(f"cycle {self.cycle}: error = {flag}, expected "
+                                           f"{expected}")
+            previous = (flag, cmd_transfer, valid and not take)
+
+    def send(self, block):
+        """Queue one block (command and words) and its expected beats; returns the beats."""
+        self.commands.append(pack(self.cmd_shape, block.command(self.word_width)))
+        self.words.extend(word_stream(block, self.word_width))
+        code = self.tables.codes[block.table]
+        beats = expected_beats(code, block.block_bits(), block.count, self.n)
+        for symbols, last, error in beats:
+            self.scoreboard.expect((tuple(symbols), last, error))
+        if not beats[-1][2]:
+            # A valid block: the reference agrees with the golden decoder.
+            golden = code.decode(block.block_bits(), block.count)
+            assert [s for beat in beats for s in beat[0]] == golden.tolist()
+        self.blocks += 1
+        self.symbols += sum(len(beat[0]) for beat in beats)
+        self.done.clear()
+        return beats
+
+    async def drain(self, timeout_cycles=None):
+        """Wait for every expected beat, check that every word was taken and no more are
+        wanted, that no beat follows, and check the scoreboard and the error flag."""
+        limit = timeout_cycles or 2000 + 4 * (len(self.scoreboard.expected) * self.n
+                                              + len(self.words))
+        if self.scoreboard.expected:
+            await First(self.done.wait(), ClockCycles(self.dut.clk, limit))
+        await ClockCycles(self.dut.clk, 10)
+        await ReadOnly()
+        self.scoreboard.check()
+        assert not self.commands, f"{len(self.commands)} commands not taken"
+        assert not self.words, f"{len(self.words)} words not taken (hung?)"
+        assert not self.port["words__ready"].value, "the decoder wants words no command needs"
+        assert not self.port["symbols__valid"].value, "a beat nobody expected"
+        assert not self.error_problems, "; ".join(self.error_problems)
+        await RisingEdge(self.dut.clk)
+        self.dut._log.info("%d blocks, %d symbols, %d beats matched", self.blocks,
+                           self.symbols, self.scoreboard.matched)
+
+    async def reset(self, cycles=2):
+        """Reset in the middle of whatever runs: from the next cycle on offer and take
+        nothing, empty both queues and the scoreboard, pulse reset, check the outputs are
+        idle, go on."""
+        self.paused = True
+        await RisingEdge(self.dut.clk)
+        self.commands.clear()
+        self.words.clear()
+        self.scoreboard.clear()
+        self.dut.rst.value = 1
+        await ClockCycles(self.dut.clk, cycles)
+        self.dut.rst.value = 0
+        await ReadOnly()
+        assert not self.port["symbols__valid"].value, "symbols.valid high right after reset"
+        assert not self.port["error"].value, "error high right after reset"
+        await RisingEdge(self.dut.clk)
+        self.paused = False
+
+
+def fracbnn_blocks(tables):
+    return model_blocks(tables.fracbnn)
+
+
+def cnv_blocks(tables, per_layer=2):
+    """The first ``per_layer`` blocks of every BNN-PYNQ CNV layer."""
+    blocks = []
+    for layer in tables.cnv.layers:
+        blocks += model_blocks(tables.cnv, tables.cnv_offset, [layer.name])[:per_layer]
+    return blocks
+
+
+async def stream_blocks(dut, unit, blocks, idle=0.3, stall=0.3):
+    bench = DecoderBench(dut, unit, idle=idle, stall=stall)
+    await bench.start()
+    for block in blocks:
+        bench.send(block)
+    await bench.drain()
+    return bench
+
+
+def slow_subset(blocks, unit):
+    """Every block for the fast decoder; every fourth for the one-symbol decoder (the checks
+    under stalls need not run 31,000 cycles twice)."""
+    return blocks if unit != decoder_unit(1) else blocks[::4]
+
+
+async def fracbnn_model(dut, unit):
+    """The blocks of the bundled FracBNN model's 19 binary convs (16 output channels a block;
+    all 43 for N = 4, every fourth for N = 1), random gaps on ``cmd`` and ``words`` and random
+    stalls on ``symbols``."""
+    await stream_blocks(dut, unit, slow_subset(fracbnn_blocks(decoder_tables()), unit))
+
+
+async def cnv_kernels(dut, unit):
+    """Two blocks of every BNN-PYNQ CNV layer (three code tables), gaps and stalls."""
+    await stream_blocks(dut, unit, cnv_blocks(decoder_tables()))
+
+
+async def random_histograms(dut, unit):
+    """Blocks of random symbols of every random table (uniform over 512, Zipf, one used symbol,
+    all 512 used with codes up to 12 bits) and of the incomplete code, of random sizes (0 to
+    300 symbols) at random bit offsets, gaps and stalls."""
+    tables = decoder_tables()
+    rng = np.random.default_rng(7)
+    table_ids = [tables.random[kind][0] for kind in RANDOM_KINDS] + [tables.incomplete]
+    blocks = [random_block(tables.codes[t], t, rng) for _ in range(8) for t in table_ids]
+    await stream_blocks(dut, unit, blocks, idle=0.4, stall=0.4)
+
+
+async def corrupted_streams(dut, unit):
+    """Corrupted blocks, each followed by a valid one: flipped bits (invalid codes where the
+    code is incomplete or has one symbol), too few bits, bits left over, a wrong count. Each
+    kind must give error beats, the error flag must follow its rule, every word
+    must be taken, and the valid block after each must decode correctly."""
+    tables = decoder_tables()
+    rng = np.random.default_rng(11)
+    bench = DecoderBench(dut, unit, idle=0.3, stall=0.3)
+    await bench.start()
+    sources = [tables.random[kind][0] for kind in RANDOM_KINDS] + [tables.incomplete]
+    model = fracbnn_blocks(tables)[1:8]
+    errors = {}
+    for round_ in range(8):
+        for kind in ("flip", "truncate", "leftover", "count"):
+            table = sources[(round_ + len(errors)) % len(sources)]
+            base = model[round_ % len(model)] if round_ % 4 == 0 else \
+                random_block(tables.codes[table], table, rng, max_count=120)
+            beats = bench.send(corrupt_block(base, kind, rng))
+            errors[kind] = errors.get(kind, 0) + beats[-1][2]
+            bench.send(random_block(tables.codes[table], table, rng, max_count=40))
+    await bench.drain()
+    dut._log.info("error blocks per corruption: %s; error beats seen %d", errors,
+                  bench.error_beats)
+    assert all(errors.values()), f"a corruption never caused an error: {errors}"
+    assert bench.error_beats == sum(errors.values())
+
+
+async def invalid_codes(dut, unit):
+    """Bit patterns that are no codeword of the incomplete code (111) and of the one-symbol
+    code (1), at every position of a block, also right at a word boundary: an error beat with
+    exactly the symbols before the bad bits."""
+    tables = decoder_tables()
+    bench = DecoderBench(dut, unit, idle=0.2, stall=0.2)
+    await bench.start()
+    rng = np.random.default_rng(5)
+    errors = 0
+    for table, bad in ((tables.incomplete, [1, 1, 1]), (tables.random["single"][0], [1])):
+        code = tables.codes[table]
+        used = np.flatnonzero(code.lengths)
+        for skip in (0, 5, bench.word_width - 2):
+            for at in range(0, 12):
+                symbols = rng.choice(used, 12)
+                bits = code.encode(symbols)
+                cut = len(code.encode(symbols[:at]))
+                bits = np.concatenate([bits[:cut], bad, bits[cut:]]).astype(np.uint8)
+                stream = np.concatenate([rng.integers(0, 2, skip).astype(np.uint8), bits])
+                beats = bench.send(Block(table, skip, len(bits), 13, stream))
+                errors += beats[-1][2]
+                assert beats[-1][2] and sum(len(b[0]) for b in beats) == at
+    await bench.drain()
+    assert bench.error_beats == errors
+
+
+async def reset_mid_block(dut, unit):
+    """Resets in the middle of things: while a long block decodes, while a beat waits under
+    back-pressure, and while the decoder drops the words of a block that ended in an error
+    (a FracBNN block read with the incomplete code); then whole blocks decode correctly."""
+    tables = decoder_tables()
+    rng = np.random.default_rng(3)
+    bench = DecoderBench(dut, unit, idle=0.2, stall=0.3)
+    await bench.start()
+    model = fracbnn_blocks(tables)
+    # While decoding.
+    bench.send(model[1])
+    bench.send(model[2])
+    await ClockCycles(dut.clk, bench.rng.randint(20, 200))
+    await bench.reset()
+    # While a beat waits.
+    bench.send(model[0])
+    await ClockCycles(dut.clk, bench.rng.randint(10, 60))
+    bench.stall = 1.0
+    await ClockCycles(dut.clk, 5)
+    await ReadOnly()
+    assert bench.port["symbols__valid"].value, "no beat waiting before the reset"
+    await RisingEdge(dut.clk)
+    bench.stall = 0.3
+    await bench.reset()
+    # While dropping words after an error.
+    bench.send(dataclasses.replace(model[0], table=tables.incomplete))
+    bench.send(model[4])
+    errors = bench.error_beats
+    for _ in range(1000):
+        await RisingEdge(dut.clk)
+        if bench.error_beats > errors:
+            break
+    await ClockCycles(dut.clk, 5)
+    await ReadOnly()
+    assert bench.error_beats > errors, "the wrong table gave no error"
+    assert bench.port["words__ready"].value and len(bench.words) > 50, "not dropping words"
+    await RisingEdge(dut.clk)
+    await bench.reset()
+    for block in model[5:8]:
+        bench.send(block)
+    table = tables.random["zipf"][0]
+    bench.send(random_block(tables.codes[table], table, rng))
+    await bench.drain()
+
+
+async def measure(dut, unit, name, blocks):
+    """Blocks without gaps or stalls: the cycles from the first command transfer to the last
+    beat's transfer must equal :func:`rtl.huffman.decode_cycles`."""
+    bench = DecoderBench(dut, unit)
+    await bench.start()
+    for block in blocks:
+        bench.send(block)
+    await bench.drain()
+    cycles = bench.beat_cycles[-1] - bench.cmd_cycles[0]
+    model = decode_cycles([block.timing(bench.word_width) for block in blocks], bench.n,
+                          bench.word_width)
+    result = {"blocks": len(blocks), "symbols": bench.symbols, "cycles": cycles,
+              "model_cycles": model, "symbols_per_cycle": bench.symbols / cycles,
+              "decoder_symbols_per_cycle": bench.n}
+    Path(f"throughput_{name}_{unit}.json").write_text(json.dumps(result, indent=2) + "\n")
+    dut._log.info("%s: %d symbols in %d cycles = %.3f symbols/cycle (model %d cycles)", name,
+                  bench.symbols, cycles, bench.symbols / cycles, model)
+    assert cycles == model, f"{cycles} cycles, decode_cycles says {model}"
+
+
+async def fracbnn_throughput(dut, unit):
+    """All 43 blocks of the FracBNN model back to back, no gaps or stalls: symbols per cycle,
+    exactly as modelled."""
+    await measure(dut, unit, "fracbnn", fracbnn_blocks(decoder_tables()))
+
+
+async def small_blocks_throughput(dut, unit):
+    """Random blocks of 0 to 40 symbols (one or a few beats, up to three words, codes of the
+    longest length too), where commands and words rather than beats limit the speed: the
+    cycle count must still be exactly the model's."""
+    tables = decoder_tables()
+    rng = np.random.default_rng(13)
+    blocks = []
+    for index in range(60):
+        table = index % len(tables.codes)
+        blocks.append(random_block(tables.codes[table], table, rng, max_count=40,
+                                   longest=index % 3 == 0))
+    await measure(dut, unit, "small_blocks", blocks)
+
+
+CHECKS = (fracbnn_model, cnv_kernels, random_histograms, corrupted_streams, invalid_codes,
+          reset_mid_block, fracbnn_throughput, small_blocks_throughput)
+
+
+def _register(check, unit):
+    async def test(dut):
+        await check(dut, unit)
+
+    test.__name__ = test.__qualname__ = f"{check.__name__}_{unit}"
+    test.__doc__ = check.__doc__
+    return cocotb.test()(test)
+
+
+for _check in CHECKS:
+    for _per_cycle in PER_CYCLE:
+        _test = _register(_check, decoder_unit(_per_cycle))
+        globals()[_test.name] = _test
+del _check, _per_cycle, _test
