@@ -58,5 +58,5 @@ def bench(session):
     simulator speed, compression, golden speed) and regenerate BENCHMARKS.md,
     benchmarks.json and docs/*.png; extra arguments go to ``python -m benchmarks`` (e.g.
     ``--config FILE`` for the sweep's grid, ``--skip-sweep``)."""
-    session.install("-e", ".[test,bench]")
+    install(session)
     session.run("python", "-m", "benchmarks", *session.posargs)

