@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
-from amaranth.hdl import Module
-from amaranth.lib import wiring
 
 from fracbnn_golden.huffman import CanonicalCode, compress_fracbnn, compress_model
 from fracbnn_golden.kernels import N_SYMBOLS
 
-__all__ = ["Block", "DecoderGroup", "DecoderTables", "corrupt_block", "decoder_tables",
+from .regression import SimCase, UnitGroup
+
+__all__ = ["Block", "DecoderTables", "corrupt_block", "decoder_tables",
            "decoder_unit", "expected_beats", "huffman_case", "huffman_decoder", "huffman_decoders",
            "model_blocks", "random_block", "random_symbols", "word_stream"]
 
@@ -232,41 +232,16 @@ def decoder_unit(symbols_per_cycle):
     return f"n{symbols_per_cycle}"
 
 
-class DecoderGroup(wiring.Component):
-    """Decoders side by side in one top level (one simulator build): port ``p`` of decoder
-    ``name`` becomes port ``name_p``; they share the clock and reset."""
-
-    def __init__(self, decoders):
-        self.units = dict(decoders)
-        super().__init__({f"{name}_{port}": member for name, unit in self.units.items()
-                          for port, member in unit.signature.members.items()})
-
-    def elaborate(self, platform):
-        m = Module()
-        for name, unit in self.units.items():
-            m.submodules[name] = unit
-            for port, member in unit.signature.members.items():
-                outer, inner = getattr(self, f"{name}_{port}"), getattr(unit, port)
-                if member.is_signature:
-                    wiring.connect(m, wiring.flipped(outer), inner)
-                elif member.flow == wiring.Out:
-                    m.d.comb += outer.eq(inner)
-                else:
-                    m.d.comb += inner.eq(outer)
-        return m
-
-
 def huffman_decoders(per_cycle=PER_CYCLE, **kwargs):
-    """The test design: a :class:`DecoderGroup` of decoders (arguments of
+    """The test design: a :class:`sim.regression.UnitGroup` of decoders (arguments of
     :func:`huffman_decoder`), one per entry of ``per_cycle``, named by :func:`decoder_unit`
     (decoder ``n4``'s ports are ``n4_cmd``, ``n4_words``, ``n4_symbols``, ``n4_error``)."""
-    return DecoderGroup({decoder_unit(n): huffman_decoder(n, **kwargs) for n in per_cycle})
+    return UnitGroup({decoder_unit(n): huffman_decoder(n, **kwargs) for n in per_cycle})
 
 
 def huffman_case():
     """:func:`huffman_decoders` under ``sim/tb_huffman.py`` (a :class:`sim.regression.SimCase`;
     the testbench gets the code lengths of every table as ``lengths``)."""
-    from .regression import SimCase
     lengths = [list(map(int, code.lengths)) for code in decoder_tables().codes]
     return SimCase("huffman_decoders", huffman_decoders, "sim.tb_huffman",
                    {"per_cycle": list(PER_CYCLE), "word_width": WORD_WIDTH,

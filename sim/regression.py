@@ -114,9 +114,14 @@ class UnitGroup(wiring.Component):
         m = Module()
         for name, unit in self.units.items():
             m.submodules[name] = unit
-            for port in unit.signature.members:
-                wiring.connect(m, wiring.flipped(getattr(self, f"{name}_{port}")),
-                               getattr(unit, port))
+            for port, member in unit.signature.members.items():
+                outer, inner = getattr(self, f"{name}_{port}"), getattr(unit, port)
+                if member.is_signature:
+                    wiring.connect(m, wiring.flipped(outer), inner)
+                elif member.flow == wiring.Out:
+                    m.d.comb += outer.eq(inner)
+                else:
+                    m.d.comb += inner.eq(outer)
         return m
 
 
