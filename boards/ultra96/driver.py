@@ -1,0 +1,254 @@
+"""Host driver for the AXI4-Lite accelerator (runs on the Ultra96's ARM cores, or against the RTL
+in simulation).
+
+Register access goes through a bus backend with four methods — ``read32(offset)``,
+``write32(offset, value)``, ``now()`` (seconds) and ``sleep(seconds)`` — so the same
+:class:`Driver` code runs on the board and in a cocotb testbench:
+
+* :class:`DevMemBus`: ``mmap`` of ``/dev/mem`` (needs root).
+* :class:`PynqBus`: PYNQ's ``MMIO`` (on a PYNQ image; PYNQ maps the memory for you).
+* :class:`boards.ultra96.sim_bus.CocotbAxiLiteBus`: cocotbext-axi's ``AxiLiteMaster`` in an RTL
+  simulation, the driver running in a ``cocotb.task.bridge`` thread.
+
+Offsets and bit positions come from :mod:`boards.ultra96.registers`. On the board an access the
+interface refuses (SLVERR) is a synchronous external abort: Linux kills the process with SIGBUS
+("Bus error"); the driver checks the state first so that it never makes one.
+"""
+
+import mmap
+import os
+import time
+
+import numpy as np
+
+from .registers import APERTURE, ID_VALUE, PIXELS, VERSION_VALUE, field, register
+
+__all__ = [
+    "DEFAULT_BASE", "AcceleratorFault", "AcceleratorTimeout", "BusBackend", "BusError",
+    "DevMemBus", "Driver", "DriverError", "NotLoaded", "PynqBus", "default_bus", "pack_image",
+]
+
+# Where the block design maps the interface: the start of the M_AXI_HPM0_FPD window.
+DEFAULT_BASE = 0xA000_0000
+IMAGE_SHAPE = (3, 32, 32)
+
+
+class DriverError(RuntimeError):
+    """The accelerator cannot be used as asked."""
+
+
+class BusError(DriverError):
+    """A register access was answered with an error response (SLVERR/DECERR)."""
+
+
+class NotLoaded(DriverError):
+    """The identification register does not hold the accelerator's ID."""
+
+
+class AcceleratorTimeout(DriverError, TimeoutError):
+    """No result within the timeout."""
+
+
+class AcceleratorFault(DriverError):
+    """The accelerator reports an error (``STATUS.ERROR``)."""
+
+
+class BusBackend:
+    """The interface of a bus backend; ``now``/``sleep`` default to wall-clock time."""
+
+    def read32(self, offset):
+        raise NotImplementedError
+
+    def write32(self, offset, value):
+        raise NotImplementedError
+
+    def now(self):
+        return time.monotonic()
+
+    def sleep(self, seconds):
+        if seconds > 0:
+            time.sleep(seconds)
+
+    def close(self):
+        pass
+
+
+class DevMemBus(BusBackend):
+    """The interface's window mapped from ``/dev/mem`` (uncached: opened with ``O_SYNC``)."""
+
+    def __init__(self, base=DEFAULT_BASE, size=APERTURE, path="/dev/mem"):
+        if base % mmap.PAGESIZE or size % mmap.PAGESIZE:
+            raise DriverError(f"base 0x{base:X} and size 0x{size:X} must be multiples of the "
+                              f"page size ({mmap.PAGESIZE})")
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_SYNC)
+        except PermissionError:
+            raise DriverError(f"cannot open {path}: permission denied; run as root "
+                              f"(e.g. sudo), or use PYNQ (--bus pynq)") from None
+        except FileNotFoundError:
+            raise DriverError(f"{path} does not exist: this is not the board (or the kernel "
+                              f"has no /dev/mem)") from None
+        try:
+            self._map = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE,
+                                  offset=base)
+        except OSError as error:
+            raise DriverError(f"cannot map 0x{base:X}..0x{base + size - 1:X} from {path}: "
+                              f"{error}") from None
+        finally:
+            os.close(fd)
+        # Native 32-bit words: every access is one 32-bit load or store.
+        self._words = memoryview(self._map).cast("I")
+
+    def read32(self, offset):
+        return self._words[offset >> 2]
+
+    def write32(self, offset, value):
+        self._words[offset >> 2] = value & 0xFFFF_FFFF
+
+    def close(self):
+        self._words.release()
+        self._map.close()
+
+
+class PynqBus(BusBackend):
+    """PYNQ's ``MMIO`` over the interface's window."""
+
+    def __init__(self, base=DEFAULT_BASE, size=APERTURE):
+        try:
+            from pynq import MMIO
+        except ImportError:
+            raise DriverError("PYNQ is not installed (pip install pynq on the board), or use "
+                              "--bus devmem") from None
+        self._mmio = MMIO(base, size)
+
+    def read32(self, offset):
+        return int(self._mmio.read(offset))
+
+    def write32(self, offset, value):
+        self._mmio.write(offset, value & 0xFFFF_FFFF)
+
+
+def default_bus(base=DEFAULT_BASE, path="/dev/mem"):
+    """PYNQ's MMIO when PYNQ is installed, else ``path`` (``/dev/mem``)."""
+    try:
+        import pynq  # noqa: F401
+    except ImportError:
+        return DevMemBus(base, path=path)
+    return PynqBus(base)
+
+
+def pack_image(pixels):
+    """The 1024 window words of an image (uint8 ``[3, 32, 32]`` or ``[1, 3, 32, 32]``): pixel
+    ``y * 32 + x`` as red | green << 8 | blue << 16."""
+    pixels = np.asarray(pixels)
+    if pixels.shape == (1, *IMAGE_SHAPE):
+        pixels = pixels[0]
+    if pixels.shape != IMAGE_SHAPE or pixels.dtype != np.uint8:
+        raise ValueError(f"an image must be uint8 {list(IMAGE_SHAPE)}, not {pixels.dtype} "
+                         f"{list(pixels.shape)}")
+    rgb = pixels.reshape(3, PIXELS).astype(np.uint32)
+    return rgb[0] | rgb[1] << 8 | rgb[2] << 16
+
+
+def _signed32(value):
+    return value - (1 << 32) if value & 0x8000_0000 else value
+
+
+class Driver:
+    """Classifies images on the accelerator behind ``bus`` (a :class:`BusBackend`).
+
+    ``timeout`` (seconds, as the backend counts them) bounds :meth:`wait`. Unless ``check_id``
+    is false the constructor checks ``ID`` and ``VERSION`` and raises :class:`NotLoaded` when
+    the accelerator is not there.
+    """
+
+    def __init__(self, bus, *, timeout=1.0, poll_interval=0.0, check_id=True):
+        self.bus, self.timeout, self.poll_interval = bus, timeout, poll_interval
+        if check_id:
+            self.identify()
+
+    # ---- registers by name ---------------------------------------------------------------------
+    def read(self, name, index=0):
+        return int(self.bus.read32(register(name).address(index)))
+
+    def write(self, name, value, index=0):
+        self.bus.write32(register(name).address(index), value)
+
+    def identify(self):
+        """Check ``ID`` and the major ``VERSION``; returns the version."""
+        ident = self.read("ID")
+        if ident != ID_VALUE:
+            raise NotLoaded(f"ID register reads 0x{ident:08X}, not 0x{ID_VALUE:08X}: the FracBNN "
+                            f"bitstream is not loaded, or not at this base address")
+        version = self.read("VERSION")
+        if version >> 16 != VERSION_VALUE >> 16:
+            raise NotLoaded(f"register map version {version >> 16}.{version & 0xFFFF} is not "
+                            f"{VERSION_VALUE >> 16}.x; rebuild the bitstream or update the driver")
+        return version
+
+    def status(self):
+        """``STATUS`` as a dict of its fields (lower-case names, booleans)."""
+        value = self.read("STATUS")
+        return {item.name.lower(): bool(value & item.mask)
+                for item in register("STATUS").fields}
+
+    # ---- operations ----------------------------------------------------------------------------
+    def soft_reset(self):
+        """Reset the accelerator; an image in flight is abandoned."""
+        self.write("CONTROL", field("CONTROL", "SOFT_RESET").mask)
+
+    def load_image(self, pixels):
+        """Write an image (uint8 ``[3, 32, 32]``) into the image window."""
+        words = pack_image(pixels)
+        if self.status()["loading"]:
+            raise DriverError("the image window is being streamed into the accelerator; wait "
+                              "for STATUS.LOADING to clear")
+        base = register("IMAGE").offset
+        write = self.bus.write32
+        for index, word in enumerate(words.tolist()):
+            write(base + 4 * index, word)
+
+    def start(self):
+        """Start classifying the image in the window; returns the ``IMAGES`` count before."""
+        if self.status()["busy"]:
+            raise DriverError("the accelerator is busy with an image; wait for it or call "
+                              "soft_reset()")
+        images = self.read("IMAGES")
+        self.write("CONTROL", field("CONTROL", "START").mask)
+        return images
+
+    def wait(self, images_before, timeout=None):
+        """Wait until the started image is done. ``images_before`` is what :meth:`start`
+        returned: the image counts as done when ``DONE`` is set and ``IMAGES`` has moved on, so a
+        status read that overtook the start command cannot be mistaken for the result."""
+        timeout = self.timeout if timeout is None else timeout
+        deadline = self.bus.now() + timeout
+        while True:
+            status = self.read("STATUS")
+            if status & field("STATUS", "ERROR").mask:
+                raise AcceleratorFault("the accelerator reports an error (STATUS.ERROR: its "
+                                       "weight memory is corrupt); soft_reset() clears the flag")
+            if status & field("STATUS", "DONE").mask and self.read("IMAGES") != images_before:
+                return
+            if self.bus.now() > deadline:
+                flags = ", ".join(name for name, on in self.status().items() if on) or "idle"
+                raise AcceleratorTimeout(
+                    f"no result within {timeout:g} s (STATUS: {flags}; CYCLES: "
+                    f"{self.read('CYCLES')}); is the PL clock running? soft_reset() abandons "
+                    f"the image")
+            self.bus.sleep(self.poll_interval)
+
+    def logits(self):
+        """The ten logits of the last image (int16 FM codes, value = code / 128)."""
+        count = register("LOGITS").count
+        return np.array([_signed32(self.read("LOGITS", k)) for k in range(count)], np.int16)
+
+    def cycles(self):
+        return self.read("CYCLES")
+
+    def classify(self, pixels, timeout=None):
+        """Load ``pixels`` (uint8 ``[3, 32, 32]``), start, wait; returns ``(logits, cycles)``."""
+        self.load_image(pixels)
+        images = self.start()
+        self.wait(images, timeout)
+        return self.logits(), self.cycles()

