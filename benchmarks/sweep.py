@@ -30,10 +30,11 @@ last ``python -m benchmarks`` measured (``--benchmarks``, default ``benchmarks.j
 
 Usage: ``python -m benchmarks.sweep [--config FILE] [--out DIR] [--skip-synth]
 [--benchmarks FILE]``. ``--skip-synth`` leaves out the LUT model and the Pareto plot.
-The default grid needs 106 unit syntheses: the 25 weight caches (and the whole one that checks
-their model) take Yosys 3 to 20 minutes each, the others under a minute, so the first run takes
-hours on two cores; later runs reuse the results of unchanged designs, and a configuration file
-can narrow the grid.
+The default grid (pe and simd_channels in {4, 8, 16}) needs about 50 unit syntheses: the 9
+weight caches (and the whole one that checks their model) take Yosys 3 to 20 minutes each, the
+others under a minute, so the first run takes about an hour on two cores; later runs reuse the
+results of unchanged designs. ``benchmarks/full_grid.toml`` (widths 1 to 16) adds 16 more weight
+caches, hours more.
 """
 
 import argparse

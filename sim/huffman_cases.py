@@ -17,8 +17,9 @@ from fracbnn_golden.kernels import N_SYMBOLS
 
 from .regression import SimCase, UnitGroup
 
-__all__ = ["Block", "DecoderTables", "corrupt_block", "decoder_tables",
-           "decoder_unit", "expected_beats", "huffman_case", "huffman_decoder", "huffman_decoders",
+__all__ = ["Block", "DecoderTables", "cnv_blocks", "corrupt_block", "decoder_tables",
+           "decoder_unit", "expected_beats", "fracbnn_blocks", "huffman_case", "huffman_decoder",
+           "huffman_decoders",
            "model_blocks", "random_block", "random_symbols", "word_stream"]
 
 MAX_LENGTH = 12
@@ -28,6 +29,8 @@ FRACBNN_BLOCK_CHANNELS = 16
 # BNN-PYNQ CNV blocks of 4 output channels: up to 4 x 256 = 1024 kernels.
 CNV_BLOCK_CHANNELS = 4
 MAX_COUNT = 2048
+# Blocks per CNV layer in the throughput test: about 20,000 symbols, like the FracBNN stream.
+CNV_THROUGHPUT_BLOCKS = 8
 # The decoders of the test design, by symbols per cycle.
 PER_CYCLE = (1, 4)
 # Room for a block of MAX_COUNT symbols of the longest code, plus corrupted lengths.
@@ -181,6 +184,19 @@ def decoder_tables():
     incomplete = len(codes)
     codes.append(CanonicalCode(lengths))
     return DecoderTables(tuple(codes), fracbnn, cnv, cnv_offset, random, incomplete)
+
+
+def fracbnn_blocks(tables):
+    """Every block of the FracBNN model's 19 binary convs, in order."""
+    return model_blocks(tables.fracbnn)
+
+
+def cnv_blocks(tables, per_layer=2):
+    """The first ``per_layer`` blocks of every BNN-PYNQ CNV layer."""
+    blocks = []
+    for layer in tables.cnv.layers:
+        blocks += model_blocks(tables.cnv, tables.cnv_offset, [layer.name])[:per_layer]
+    return blocks
 
 
 def random_block(code, table, rng, max_count=300, longest=False):

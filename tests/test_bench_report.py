@@ -6,6 +6,7 @@ import json
 import pytest
 
 from benchmarks import __main__ as bench
+from benchmarks import decoder
 
 
 @pytest.fixture
@@ -16,7 +17,7 @@ def quick_bench(monkeypatch):
     return bench.main
 
 
-def test_quick_bench_reserves_the_decoder_key_and_runs_the_sweep(tmp_path, quick_bench):
+def test_quick_bench_without_simulation_runs_the_sweep(tmp_path, quick_bench):
     pytest.importorskip("matplotlib")
     assert quick_bench(["--skip-synth", "--skip-sim", "--out", str(tmp_path)]) == 0
     figures = json.loads((tmp_path / "benchmarks.json").read_text())
@@ -24,12 +25,12 @@ def test_quick_bench_reserves_the_decoder_key_and_runs_the_sweep(tmp_path, quick
     assert "verilator_over_icarus" not in figures           # simulation was skipped
     sweep = figures["sweep"]
     assert sweep["accelerator_lut"] is None                 # no synthesis: cycles only
-    assert len(sweep["points"]) == 70
+    assert len(sweep["points"]) == 33       # pe, simd in {4, 8, 16}; N in {1, 2, 4, 8} | simd
     assert (tmp_path / "docs" / "cycle_breakdown.png").exists()
     assert not (tmp_path / "docs" / "pareto.png").exists()
     text = (tmp_path / "BENCHMARKS.md").read_text()
     assert "## Design-space sweep" in text and "docs/cycle_breakdown.png" in text
-    assert "reserved" in text
+    assert "## Huffman decoder throughput\n\nNot measured in this run" in text
 
 
 def test_skip_sweep(tmp_path, quick_bench):
@@ -37,3 +38,21 @@ def test_skip_sweep(tmp_path, quick_bench):
                         str(tmp_path)]) == 0
     figures = json.loads((tmp_path / "benchmarks.json").read_text())
     assert "sweep" not in figures and not (tmp_path / "docs").exists()
+
+
+def test_decoder_section():
+    rows = [{"model": model, "stream": stream, "decoder_symbols_per_cycle": n, "blocks": 2,
+             "symbols": 8 * n, "cycles": 10, "model_cycles": 10, "symbols_per_cycle": 0.8 * n}
+            for model, stream in (("fracbnn_cifar10", "fracbnn"), ("bnn_pynq_cnv_w1a1", "cnv"))
+            for n in (1, 4)]
+    assert decoder.symbols_per_cycle(rows, 4) == 3.2
+    assert decoder.symbols_per_cycle(rows, 1, model="bnn_pynq_cnv_w1a1") == 0.8
+    assert decoder.symbols_per_cycle(rows, 8) is None
+    synthesis = [{"name": "huffman_decoder_n4", "input_bits": None, "lut": 1299, "ff": 367,
+                  "carry": 10, "dsp": 0, "bram36": 1.0, "lut_per_input_bit": None}]
+    text = bench.render({"configuration": {"decoder_symbols_per_cycle": 4}, "decoder": rows,
+                         "synthesis": synthesis})
+    section = text[text.index("## Huffman decoder throughput"):]
+    assert "| fracbnn_cifar10 | 4 | 2 | 32 | 10 | 3.2000 | 1299 | 1.0 |" in section
+    assert "| bnn_pynq_cnv_w1a1 | 1 | 2 | 8 | 10 | 0.8000 | - | - |" in section
+    assert "N = 4" in section

@@ -12,11 +12,20 @@ import pytest
 
 from fracbnn_golden.huffman import CanonicalCode
 from rtl.huffman import HuffmanDecoder, block_words, decode_cycles
-from sim.huffman_cases import PER_CYCLE, decoder_tables, decoder_unit, expected_beats, huffman_case
+from sim.huffman_cases import (
+    CNV_THROUGHPUT_BLOCKS,
+    PER_CYCLE,
+    cnv_blocks,
+    decoder_tables,
+    decoder_unit,
+    expected_beats,
+    huffman_case,
+)
 
 # The checks of sim/tb_huffman.py; each runs on every decoder as ``<check>_n<N>``.
 CHECKS = ("fracbnn_model", "cnv_kernels", "random_histograms", "corrupted_streams",
-          "invalid_codes", "reset_mid_block", "fracbnn_throughput", "small_blocks_throughput")
+          "invalid_codes", "reset_mid_block", "fracbnn_throughput", "cnv_throughput",
+          "small_blocks_throughput")
 # The subset run under Icarus (much slower than Verilator): short streams, errors, timing.
 ICARUS_TESTS = ("invalid_codes_n4", "small_blocks_throughput_n1", "small_blocks_throughput_n4")
 
@@ -43,6 +52,12 @@ def test_decoders_verilator():
         assert fracbnn["cycles"] == fracbnn["model_cycles"]
         assert fracbnn["symbols"] == kernels
         assert fracbnn["symbols_per_cycle"] > 0.99 * per_cycle
+        # The CNV blocks are smaller (4 output channels, 12 to 1,024 kernels): more starts.
+        cnv = _throughput(result, "cnv", per_cycle)
+        assert cnv["cycles"] == cnv["model_cycles"]
+        assert cnv["symbols"] == sum(block.count for block in cnv_blocks(
+            decoder_tables(), per_layer=CNV_THROUGHPUT_BLOCKS))
+        assert cnv["symbols_per_cycle"] > 0.99 * per_cycle
 
 
 @needs_icarus

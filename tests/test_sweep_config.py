@@ -16,6 +16,7 @@ from benchmarks.sweep_config import (
 from rtl.schedule import AcceleratorConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+FULL_GRID = REPO_ROOT / "benchmarks" / "full_grid.toml"
 
 
 def write(tmp_path, text, name="grid.toml"):
@@ -30,8 +31,8 @@ def test_an_empty_file_is_the_default_grid(tmp_path):
     assert load_sweep_config(write(tmp_path, "[sweep]\n")) == DEFAULT_GRID
 
 
-def test_the_default_grid_is_every_configuration_the_accelerator_accepts():
-    configs = DEFAULT_GRID.configs()
+def test_the_full_grid_file_is_every_configuration_the_accelerator_accepts():
+    configs = load_sweep_config(FULL_GRID).configs()
     accepted = []
     for pe in range(1, 17):
         for simd in range(1, 17):
@@ -41,7 +42,13 @@ def test_the_default_grid_is_every_configuration_the_accelerator_accepts():
                 except ValueError:
                     pass
     assert sorted(configs, key=repr) == sorted(accepted, key=repr)
-    assert AcceleratorConfig() in configs
+
+
+def test_the_default_grid_is_the_full_grid_from_width_4():
+    full = load_sweep_config(FULL_GRID).configs()
+    expected = [config for config in full if min(config.pe, config.simd_channels) >= 4]
+    assert DEFAULT_GRID.configs() == expected
+    assert AcceleratorConfig() in expected
 
 
 def test_values_lists_and_single_integers(tmp_path):
