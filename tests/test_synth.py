@@ -79,3 +79,20 @@ def test_synthesize_small_array(tmp_path):
 def test_yosys_failure_quotes_the_log(tmp_path):
     with pytest.raises(RuntimeError, match=r"(?s)exit code.*missing\.v"):
         _run_yosys("read_verilog missing.v", tmp_path / "failing.log")
+
+
+def test_yosys_timeout_from_the_environment(tmp_path, monkeypatch):
+    from rtl.synth import TIMEOUT_ENV, YOSYS_TIMEOUT, yosys_timeout
+
+    monkeypatch.delenv(TIMEOUT_ENV, raising=False)
+    assert yosys_timeout() == YOSYS_TIMEOUT
+    monkeypatch.setenv(TIMEOUT_ENV, "90.5")
+    assert yosys_timeout() == 90.5
+    for bad in ("soon", "0", "-5"):
+        monkeypatch.setenv(TIMEOUT_ENV, bad)
+        with pytest.raises(ValueError, match=TIMEOUT_ENV):
+            yosys_timeout()
+    # A run over the limit stops with a message naming the variable.
+    monkeypatch.setenv(TIMEOUT_ENV, "0.001")
+    with pytest.raises(RuntimeError, match=rf"did not finish within 0\.001 s \(\${TIMEOUT_ENV}"):
+        _run_yosys("help", tmp_path / "slow.log")
