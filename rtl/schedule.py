@@ -117,7 +117,8 @@ def estimate_cycles(plans, latencies, encoder_latency, head_latency, decode_cycl
     A layer also waits until its weights are decoded (:class:`rtl.weight_cache.WeightCache`):
     decoding layer ``l`` takes ``decode_cycles[l]`` cycles and starts the cycle after layer
     ``l - 2`` issued its last beat (which frees the buffer) or the cycle after layer ``l - 1``'s
-    decoding finished, whichever is later. Layers 0 and 1 are decoded during the previous
+    decoding finished, whichever is later; a layer that waits starts the cycle after its weights
+    became visible. Layers 0 and 1 are decoded during the previous
     image's last layers and this image's LOAD and stem; the model checks that they are.
     """
     pause = latencies["drain"] + 1
@@ -136,7 +137,8 @@ def estimate_cycles(plans, latencies, encoder_latency, head_latency, decode_cycl
         if index >= 2:
             begin = max(last[index - 2] + 1, filled[index - 1] + 1)
             filled.append(begin + decode_cycles[index])
-            ready = max(filled[index], start)
+            # The sequencer sees ``filled`` in its last DRAIN cycle and issues the next one.
+            ready = max(filled[index] + 1, start)
             waits[plan.name] = ready - start
             start = ready
         else:

@@ -100,13 +100,14 @@ def test_estimate_waits_only_for_slow_decoding():
     assert not any(fast.weight_waits.values())
     assert fast.total == sum(fast.phases.values())
     # Decoding layer 5 starts once layer 3 has issued its last beat; it takes 1000 cycles more
-    # than layer 4's beats, of which the two drains (after layers 3 and 4) hide some.
+    # than layer 4's beats, of which the two drains (after layers 3 and 4) hide some, and
+    # layer 5 starts the cycle after its weights are visible.
     slow = [1] * len(plans)
     slow[5] = plans[4].beats + 1000
     estimate = estimate_cycles(plans, LATENCIES, 2, 3, slow)
     waits = {name: wait for name, wait in estimate.weight_waits.items() if wait}
     assert list(waits) == [plans[5].name]
-    assert waits[plans[5].name] == 1000 - 2 * (LATENCIES["drain"] + 1)
+    assert waits[plans[5].name] == 1000 - 2 * (LATENCIES["drain"] + 1) + 1
     assert estimate.total == fast.total + waits[plans[5].name]
 
 
