@@ -31,6 +31,7 @@ from fracbnn_golden.model import check_pixels
 from rtl.accelerator import FracBNNAccelerator
 from rtl.schedule import AcceleratorConfig
 
+from .regression import forward_ports
 from .runner import run, simulator_name
 
 __all__ = ["AcceleratorRun", "TracedTop", "accelerator_params", "run_accelerator", "source_key"]
@@ -57,14 +58,7 @@ class TracedTop(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.core = self.core
-        for name, member in self.signature.members.items():
-            outer, inner = getattr(self, name), getattr(self.core, name)
-            if member.is_signature:
-                wiring.connect(m, wiring.flipped(outer), inner)
-            elif member.flow == wiring.Out:
-                m.d.comb += outer.eq(inner)
-            else:
-                m.d.comb += inner.eq(outer)
+        forward_ports(m, self, self.core)
         return m
 
 

@@ -95,6 +95,20 @@ def build_unit(name, kwargs):
     return UNIT_CLASSES[name](**kwargs)
 
 
+def forward_ports(m, outer, inner, prefix=""):
+    """Connect every port ``p`` of the component ``inner`` to port ``prefix + p`` of ``outer``
+    (a wrapper that re-exports it): streams with :func:`amaranth.lib.wiring.connect`, plain
+    outputs outward and plain inputs inward."""
+    for port, member in inner.signature.members.items():
+        outside, inside = getattr(outer, prefix + port), getattr(inner, port)
+        if member.is_signature:
+            wiring.connect(m, wiring.flipped(outside), inside)
+        elif member.flow == wiring.Out:
+            m.d.comb += outside.eq(inside)
+        else:
+            m.d.comb += inside.eq(outside)
+
+
 class UnitGroup(wiring.Component):
     """Independent units side by side in one top level, for one simulator build.
 
@@ -114,14 +128,7 @@ class UnitGroup(wiring.Component):
         m = Module()
         for name, unit in self.units.items():
             m.submodules[name] = unit
-            for port, member in unit.signature.members.items():
-                outer, inner = getattr(self, f"{name}_{port}"), getattr(unit, port)
-                if member.is_signature:
-                    wiring.connect(m, wiring.flipped(outer), inner)
-                elif member.flow == wiring.Out:
-                    m.d.comb += outer.eq(inner)
-                else:
-                    m.d.comb += inner.eq(outer)
+            forward_ports(m, self, unit, prefix=f"{name}_")
         return m
 
 
