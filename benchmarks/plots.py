@@ -6,6 +6,8 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
+from .pareto import pareto_front  # noqa: E402
+
 __all__ = ["cycle_breakdown_plot", "pareto_plot"]
 
 DPI = 120
@@ -15,8 +17,6 @@ def pareto_plot(points, clock_mhz, path, *, paper, device_luts, default=None):
     """Images/s at ``clock_mhz`` against (modelled) LUTs of every point that has both, one
     colour per decoder symbols per cycle, the Pareto front joined by a line; ``paper`` (a dict
     with ``lut`` and ``images_per_s``) and the device's LUT capacity marked. Returns ``path``."""
-    from .sweep import pareto_front
-
     shown = [point for point in points
              if point.get("lut") is not None and point.get("images_per_s") is not None]
     figure, axes = plt.subplots(figsize=(8, 5.5))

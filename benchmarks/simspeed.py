@@ -33,14 +33,16 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
 
+from sim.streams import CLOCK_PERIOD_NS
+
 __all__ = ["FreeRunningArray", "SPEED_CASE_PARAMS", "TESTBENCH_CLOCK_NS", "measure",
            "parse_results", "speed"]
 
 # sim.regression.xnor_popcount_case arguments of the measured design.
 SPEED_CASE_PARAMS = {"pe": 8, "simd": 72, "groups": 9, "max_beats": 8}
-# The clock period of sim/tb_xnor_popcount.py and benchmarks/tb_simspeed.py
-# (Clock(dut.clk, 10, unit="ns")).
-TESTBENCH_CLOCK_NS = 10
+# The clock period of sim/tb_xnor_popcount.py (the testbenches' default) and of
+# benchmarks/tb_simspeed.py (given it in its parameters).
+TESTBENCH_CLOCK_NS = CLOCK_PERIOD_NS
 # Cycles the free-running design is simulated for: about 45 s under Icarus (Verilator: a
 # fraction of a second).
 FREE_RUNNING_CYCLES = 10_000

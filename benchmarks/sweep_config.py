@@ -13,7 +13,7 @@ default, so an empty file is the default sweep::
     # divides at least one of the simd_channels values; a point whose simd_channels it does
     # not divide is left out (the decoder fills whole rows of simd_channels kernels).
     decoder_symbols_per_cycle = [1, 2, 4, 8]
-    # Clock at which images/s are reported, in MHz (a positive number).
+    # Clock at which images/s are reported, in MHz (a positive number up to 10000).
     clock_mhz = 250
 
 The default grid leaves out the widths 1 and 2: the sweep synthesises the weight cache at
@@ -35,19 +35,22 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rtl.schedule import AcceleratorConfig, ConfigError
+from fracbnn_golden.model import STEM_CHANNELS
+from rtl.schedule import CONFIG_KEYS, AcceleratorConfig, ConfigError
 
 __all__ = ["DEFAULT_GRID", "SweepConfigError", "SweepGrid", "load_sweep_config"]
 
 # Every value AcceleratorConfig accepts for the array widths (the divisors of 16).
-ARRAY_WIDTHS = (1, 2, 4, 8, 16)
+ARRAY_WIDTHS = tuple(width for width in range(1, STEM_CHANNELS + 1) if STEM_CHANNELS % width == 0)
 # The default grid's widths (see the module documentation for why not 1 and 2).
 DEFAULT_WIDTHS = (4, 8, 16)
 DECODER_SYMBOLS = (1, 2, 4, 8)
 DEFAULT_CLOCK_MHZ = 250
+# No FPGA clock comes near; larger values (1e308, inf) only overflow images/s.
+MAX_CLOCK_MHZ = 10_000
 
 SECTION = "sweep"
-_INTEGER_LIST_KEYS = ("pe", "simd_channels", "decoder_symbols_per_cycle")
+_INTEGER_LIST_KEYS = CONFIG_KEYS
 _KEYS = (*_INTEGER_LIST_KEYS, "clock_mhz")
 
 
@@ -129,9 +132,10 @@ def grid_from_table(table, source):
             _check_widths(key, values[key], f"{source}: {SECTION}.{key}")
     if "clock_mhz" in section:
         clock = section["clock_mhz"]
-        if not isinstance(clock, int | float) or isinstance(clock, bool) or not clock > 0:
+        if not isinstance(clock, int | float) or isinstance(clock, bool) \
+                or not 0 < clock <= MAX_CLOCK_MHZ:             # also refuses nan and inf
             raise SweepConfigError(f"{source}: {SECTION}.clock_mhz: {clock!r} is not a positive "
-                                   f"number of MHz")
+                                   f"number of MHz up to {MAX_CLOCK_MHZ}")
         values["clock_mhz"] = clock
     grid = SweepGrid(**values, source=source)
     for symbols in grid.decoder_symbols_per_cycle:
@@ -153,7 +157,8 @@ def load_sweep_config(path):
     except OSError as error:
         raise SweepConfigError(f"{path}: cannot read it ({error.strerror})") from None
     try:
-        table = tomllib.loads(text.decode("utf-8"))
+        # utf-8-sig: a byte-order mark (some Windows editors write one) is not TOML.
+        table = tomllib.loads(text.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise SweepConfigError(f"{path}: not a UTF-8 text file") from None
     except tomllib.TOMLDecodeError as error:

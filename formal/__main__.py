@@ -17,6 +17,8 @@ from pathlib import Path
 
 from amaranth.back import rtlil
 
+from fracbnn_golden.files import OutputPathError, check_output_dir
+
 from .huffman_decoder import TASKS
 
 __all__ = ["ProofResult", "ToolsMissing", "run_task", "tools_missing"]
@@ -106,6 +108,11 @@ def main(argv=None):
     problem = tools_missing()
     if problem:
         print(f"error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        check_output_dir(args.out, "--out")
+    except OutputPathError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     failed = 0
     for task in tasks:

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""Formal checks of :class:`rtl.huffman.HuffmanDecoder` (issue 4).
+"""Formal checks of :class:`rtl.huffman.HuffmanDecoder` (docs/architecture.md §8.3).
 
 The decoder under proof is small enough for a solver: 4-bit words, codes of at most 2 bits
 (symbol :data:`SHORT` = ``0``, :data:`LONG` = ``10``, and ``11`` is no codeword), blocks of at
@@ -57,8 +57,6 @@ __all__ = ["DecoderHarness", "MAX_IDLE_CYCLES", "TASKS", "Task", "small_code"]
 
 SHORT, LONG = 0x0F0, 0x10F      # codewords 0 and 10
 WORD_WIDTH, MAX_LENGTH, MAX_BLOCK_BITS, MAX_COUNT = 4, 2, 7, 3
-# Commands the scoreboard holds (accepted, and not yet done with both beats and words).
-ENTRIES = 4
 MAX_IDLE_CYCLES = 8
 CHECKS = ("protocol", "decoding", "progress", "cover")
 

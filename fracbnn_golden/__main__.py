@@ -1,4 +1,4 @@
-"""Command line: ``python -m fracbnn_golden {classify,logits,compress-report} ...`` (``--help``
+"""Command line: ``python -m fracbnn_golden {classify,logits} ...`` (``--help``
 for details)."""
 
 import argparse
@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .images import load_image
-from .model import CLASSES, FracBNN, ModelFormatError
+from .files import check_output_file
+from .images import load_image, load_pixels
+from .model import FracBNN, ModelFormatError
 
 
 def _load_model(path):
@@ -20,30 +21,23 @@ def classify(args):
     pixels = np.stack([load_image(path) for path in args.images])
     logits = net.logits(pixels)
     width = max(len(str(path)) for path in args.images)
+    names = net.class_names        # the model file's class names, else the CIFAR-10 classes
     print(f"{'image':<{width}}  {'class':<10}  logits (value = code / 128, classes "
-          f"{', '.join(CLASSES)})")
+          f"{', '.join(names)})")
     for path, row in zip(args.images, logits):
         values = " ".join(f"{code / 128:>10}" for code in row)     # code / 128 prints exactly
-        print(f"{str(path):<{width}}  {CLASSES[int(np.argmax(row))]:<10}  {values}")
+        print(f"{str(path):<{width}}  {names[int(np.argmax(row))]:<10}  {values}")
     return 0
 
 
 def logits(args):
+    check_output_file(args.out, "--out", suffix=".npy")
+    pixels = load_pixels(args.pixels)
     net = _load_model(args.model)
-    try:
-        pixels = np.load(args.pixels, allow_pickle=False)
-    except (ValueError, EOFError) as error:
-        raise ValueError(f"{args.pixels}: not a readable .npy array: {error}") from error
     result = net.logits(pixels)
     np.save(args.out, result)
     print(f"wrote {args.out}: int16 {list(result.shape)} logits (FM codes, value = code / 128)")
     return 0
-
-
-def compress_report(args):
-    from .compress_report import run
-
-    return run(args, _load_model(args.model))
 
 
 def build_parser():
@@ -60,23 +54,14 @@ def build_parser():
     sub.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     sub.set_defaults(run=classify)
 
-    sub = commands.add_parser("logits", help="logits of a batch of images stored as .npy",
-                              description="Read uint8 pixels [N, 3, 32, 32] from a .npy file and "
-                                          "write int16 logits [N, 10] (FM codes) to a .npy file.")
-    sub.add_argument("--pixels", type=Path, required=True, help="input .npy, uint8 [N, 3, 32, 32]")
+    sub = commands.add_parser("logits", help="logits of a batch of images stored as .npy/.npz",
+                              description="Read uint8 pixels [N, 3, 32, 32] from a .npy file (or "
+                                          "the 'pixels' array of an .npz) and write int16 logits "
+                                          "[N, 10] (FM codes) to a .npy file.")
+    sub.add_argument("--pixels", type=Path, required=True,
+                     help="input .npy, or .npz with 'pixels': uint8 [N, 3, 32, 32]")
     sub.add_argument("--out", type=Path, required=True, help="output .npy, int16 [N, 10]")
     sub.set_defaults(run=logits)
-
-    sub = commands.add_parser("compress-report", help="Huffman compression of the conv kernels",
-                              description="Per-layer and whole-model Huffman compression of the "
-                                          "binary 3x3 kernels of the FracBNN model and of the "
-                                          "bundled BNN-PYNQ CNV kernels, table strategies and "
-                                          "the lossy clustering trade-off.")
-    sub.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    sub.add_argument("--max-length", type=int, default=12, help="longest code (default 12)")
-    sub.add_argument("--block-channels", type=int, default=16,
-                     help="output channels per independently decodable block (default 16)")
-    sub.set_defaults(run=compress_report)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""Thermometer input encoding and binary 3x3 convolution on packed bits (DESIGN.md §3.1-3.2).
+"""Thermometer input and binary 3x3 convolution on packed bits (docs/architecture.md §2.3-2.4).
 
 Bits are 0/1 ``uint8`` arrays where 1 stands for +1 and 0 for -1. A convolution packs, for every
 output position, the 9 taps x C input channels of its window into 64-bit words (tap =
@@ -13,11 +13,12 @@ from .bitops import pack_bits
 
 __all__ = [
     "thermometer_counts", "thermometer_bits", "thermometer_tables", "thermometer_conv",
-    "BinaryConv3x3", "binary_conv2d", "output_size",
+    "BinaryConv3x3", "binary_conv2d", "output_size", "KERNEL", "TAPS", "THERMOMETER_BITS",
 ]
 
 THERMOMETER_BITS = 32
 KERNEL = 3
+TAPS = KERNEL * KERNEL          # taps of a 3x3 window, tap = ky * 3 + kx
 # Output elements per chunk of images: keeps the working set in cache.
 _CHUNK_ELEMENTS = 1 << 18
 
@@ -60,7 +61,7 @@ def thermometer_tables(weight):
     if channels % THERMOMETER_BITS or weight.shape[2:] != (KERNEL, KERNEL):
         raise ValueError(f"weight must have shape [O, colours * 32, 3, 3], "
                          f"not {list(weight.shape)}")
-    signs = 2 * weight.reshape(o, -1, THERMOMETER_BITS, KERNEL * KERNEL).astype(np.int32) - 1
+    signs = 2 * weight.reshape(o, -1, THERMOMETER_BITS, TAPS).astype(np.int32) - 1
     prefix = np.concatenate([np.zeros_like(signs[:, :, :1]), np.cumsum(signs, axis=2)], axis=2)
     tables = 2 * prefix - prefix[:, :, -1:]                       # [o, colours, 33, taps]
     return tables.transpose(0, 1, 3, 2).copy()
@@ -75,18 +76,18 @@ def thermometer_conv(counts, tables):
     counts = np.asarray(counts)
     n, colours, h, w = counts.shape
     o = tables.shape[0]
-    if tables.shape[1:] != (colours, KERNEL * KERNEL, THERMOMETER_BITS + 1):
+    if tables.shape[1:] != (colours, TAPS, THERMOMETER_BITS + 1):
         raise ValueError(f"tables of shape {list(tables.shape)} do not fit {colours} colours")
     if counts.size and counts.max() > THERMOMETER_BITS:
         raise ValueError(f"thermometer counts must be 0..{THERMOMETER_BITS}")
     # Padding taps index an extra table entry that holds 0.
     padding = THERMOMETER_BITS + 1
-    zeros = np.zeros((o, colours, KERNEL * KERNEL, 1), tables.dtype)
+    zeros = np.zeros((o, colours, TAPS, 1), tables.dtype)
     extended = np.concatenate([tables, zeros], axis=-1)
     padded = np.full((n, colours, h + 2, w + 2), padding, dtype=np.intp)
     padded[:, :, 1:-1, 1:-1] = counts
     out = np.zeros((o, n, h, w), dtype=np.int32)
-    for tap in range(KERNEL * KERNEL):
+    for tap in range(TAPS):
         ky, kx = divmod(tap, KERNEL)
         for colour in range(colours):
             out += extended[:, colour, tap][:, padded[:, colour, ky:ky + h, kx:kx + w]]

@@ -1,4 +1,4 @@
-"""Fixed-point arithmetic of the official FracBNN accelerator (DESIGN.md §3).
+"""Fixed-point arithmetic of the official FracBNN accelerator (docs/architecture.md §2).
 
 Values are carried as integer *codes* together with a number of fraction bits:
 ``value = code / 2**frac``. The helpers keep the integer dtype they are given (Python ints and
@@ -16,13 +16,15 @@ precision) and then saturates; sums and products are exact until that assignment
 import numpy as np
 
 __all__ = [
-    "FM_BITS", "FM_FRAC", "FM_MIN", "FM_MAX", "WT_BITS", "WT_FRAC", "POOL_BITS", "POOL_FRAC",
+    "FM_BITS", "FM_FRAC", "FM_MIN", "FM_MAX", "WT_BITS", "WT_FRAC", "WT_MIN", "WT_MAX",
+    "POOL_BITS", "POOL_FRAC",
     "round_shift", "saturate", "trunc_div", "requantize", "to_fm",
 ]
 
 FM_BITS, FM_FRAC = 16, 7
 FM_MIN, FM_MAX = -(1 << (FM_BITS - 1)), (1 << (FM_BITS - 1)) - 1
 WT_BITS, WT_FRAC = 12, 8
+WT_MIN, WT_MAX = -(1 << (WT_BITS - 1)), (1 << (WT_BITS - 1)) - 1
 POOL_BITS, POOL_FRAC = 32, 22
 
 

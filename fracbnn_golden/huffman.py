@@ -93,6 +93,7 @@ block end. Each failure raises :class:`CompressedFormatError` naming the problem
 """
 
 import math
+import operator
 import struct
 import zlib
 from collections.abc import Mapping
@@ -112,11 +113,13 @@ from .kernels import (
 )
 from .model import FracBNN
 
-__all__ = ["MAX_CODE_LENGTH", "CompressedFormatError", "CanonicalCode", "CompressedLayer",
-           "CompressedModel", "compress_model", "compress_fracbnn", "compress_kernels",
-           "decompress_kernels"]
+__all__ = ["MAX_CODE_LENGTH", "DEFAULT_MAX_LENGTH", "DEFAULT_BLOCK_CHANNELS",
+           "CompressedFormatError", "CanonicalCode", "CompressedLayer", "CompressedModel",
+           "compress_model", "compress_fracbnn", "compress_kernels", "decompress_kernels"]
 
 MAX_CODE_LENGTH = 32          # codes, windows and first_code values fit in int64
+# The codes compress_model makes unless told otherwise: at most 12 bits (the weight cache's
+# decoder is built for them), blocks of 16 output channels.
 DEFAULT_MAX_LENGTH = 12
 DEFAULT_BLOCK_CHANNELS = 16
 FORMAT_MAGIC = b"FBHK"
@@ -124,6 +127,23 @@ FORMAT_VERSION = 1
 _HEADER = struct.Struct("<4sBHHII")
 _FORM_LENGTHS, _FORM_LIST = 0, 1
 _MAX_TOTAL_FREQUENCY = 1 << 56  # package weights reach max_length * total: keep them in int64
+_MAX_DIMENSIONS = 64            # NumPy's limit on an array's dimensions
+_U32_MAX = (1 << 32) - 1
+
+
+def _integer(name, value, low, high=None):
+    """``value`` as an int in ``low..high``: TypeError/ValueError naming the argument."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, not {value!r} (bool)")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, not {value!r} "
+                        f"({type(value).__name__})") from None
+    if value < low or (high is not None and value > high):
+        bounds = f"{low}..{high}" if high is not None else f"at least {low}"
+        raise ValueError(f"{name} must be {bounds}, not {value}")
+    return value
 
 
 class CompressedFormatError(ValueError):
@@ -278,8 +298,7 @@ class CanonicalCode:
             raise ValueError("frequencies must not be negative")
         if int(freqs.astype(object).sum()) >= _MAX_TOTAL_FREQUENCY:
             raise ValueError("frequencies must sum to less than 2**56")
-        if not 1 <= max_length <= MAX_CODE_LENGTH:
-            raise ValueError(f"max_length must lie in 1..{MAX_CODE_LENGTH}, not {max_length}")
+        max_length = _integer("max_length", max_length, 1, MAX_CODE_LENGTH)
         used = np.count_nonzero(freqs)
         if used > 1 << max_length:
             raise ValueError(f"{used} used symbols do not fit in codes of at most "
@@ -305,7 +324,10 @@ class CanonicalCode:
 
     def encode(self, symbols):
         """Symbols -> uint8 bit array (codewords concatenated, each MSB first)."""
-        symbols = np.asarray(symbols, dtype=np.int64).ravel()
+        symbols = np.asarray(symbols)
+        if symbols.size and not np.issubdtype(symbols.dtype, np.integer):
+            raise TypeError(f"symbols must be integers, not {symbols.dtype}")
+        symbols = symbols.astype(np.int64).ravel()
         if symbols.size and (symbols.min() < 0 or symbols.max() >= self.alphabet_size):
             raise ValueError(f"symbols must lie in 0..{self.alphabet_size - 1}")
         lengths = self.lengths[symbols]
@@ -315,8 +337,23 @@ class CanonicalCode:
         return _code_bits(self.codewords[symbols], lengths)
 
     def decode(self, bits, count):
-        """Decode exactly ``count`` symbols that must use up all of ``bits`` (a 0/1 array)."""
-        bits = np.asarray(bits, dtype=np.uint8).ravel()
+        """Decode exactly ``count`` symbols that must use up all of ``bits`` (a 0/1 array).
+
+        A ``count`` that cannot fill ``bits`` with codewords of this code's lengths is refused
+        before decoding, so that the time is bounded by the stream's length."""
+        count = _integer("count", count, 0)
+        bits = np.asarray(bits)
+        if bits.size and not (np.issubdtype(bits.dtype, np.integer) or bits.dtype == np.bool_):
+            raise TypeError(f"bits must be an array of 0/1 integers, not {bits.dtype}")
+        if bits.size and (bits.min() < 0 or bits.max() > 1):
+            raise ValueError(f"bits must be 0 or 1, found {bits.min()}..{bits.max()}")
+        bits = bits.astype(np.uint8).ravel()
+        used = self.lengths[self.lengths > 0]
+        shortest, longest = (int(used.min()), int(used.max())) if used.size else (0, 0)
+        if not count * shortest <= len(bits) <= count * longest and (count or len(bits)):
+            raise CompressedFormatError(
+                f"count = {count}: {count} symbols of {shortest}..{longest} bits cannot fill "
+                f"a stream of {len(bits)} bits")
         width = max(self.max_length, 1)
         length_at, symbol_at = self._match(_bit_windows(bits, width), width)
         padding = np.zeros(width, dtype=np.int64)
@@ -557,6 +594,9 @@ class CompressedModel:
         what = f"layer {layer.name!r}"
         if len(layer.shape) < 2 or tuple(layer.shape[-2:]) != (3, 3):
             raise CompressedFormatError(f"{what}: shape {list(layer.shape)} does not end in 3, 3")
+        if len(layer.shape) > _MAX_DIMENSIONS:
+            raise CompressedFormatError(f"{what}: {len(layer.shape)} dimensions, at most "
+                                        f"{_MAX_DIMENSIONS} (NumPy's limit)")
         if not 0 <= layer.table < len(self.tables):
             raise CompressedFormatError(f"{what}: table {layer.table} does not exist")
         if layer.block_kernels < 1:
@@ -672,7 +712,10 @@ class CompressedModel:
     @classmethod
     def from_bytes(cls, blob):
         """Parse and check a serialised model (the payload is decoded by :meth:`decode`)."""
-        blob = bytes(blob)
+        try:
+            blob = memoryview(blob).tobytes()      # not bytes(blob): bytes(10**12) allocates
+        except TypeError:
+            raise TypeError(f"blob must be bytes-like, not {type(blob).__name__}") from None
         reader = _Reader(blob)
         magic = reader.take(4, "magic")
         if magic != FORMAT_MAGIC:
@@ -748,8 +791,8 @@ def _table_assignment(hists, tables, max_length):
             return _auto_groups(hists, max_length)
         raise ValueError(f"tables must be 'auto', 'per-layer', 'shared' or a table id per "
                          f"layer, not {tables!r}")
-    ids = [int(t) for t in tables]
-    if len(ids) != len(hists) or min(ids, default=0) < 0:
+    ids = [_integer("tables[]", t, 0) for t in tables]
+    if len(ids) != len(hists):
         raise ValueError(f"tables: need {len(hists)} non-negative table ids, got {tables!r}")
     renumber = {t: n for n, t in enumerate(dict.fromkeys(ids))}   # order of first use
     return [renumber[t] for t in ids]
@@ -765,8 +808,8 @@ def compress_model(layers, max_length=DEFAULT_MAX_LENGTH, block_channels=DEFAULT
     """
     if not isinstance(layers, Mapping):
         raise TypeError("layers must be a mapping name -> kernels")
-    if block_channels < 1:
-        raise ValueError(f"block_channels must be at least 1, not {block_channels}")
+    block_channels = _integer("block_channels", block_channels, 1)
+    max_length = _integer("max_length", max_length, 1, MAX_CODE_LENGTH)
     names = list(layers)
     symbols = [kernel_symbols(layers[name]).ravel() for name in names]
     hists = [histogram(s) for s in symbols]
@@ -780,6 +823,10 @@ def compress_model(layers, max_length=DEFAULT_MAX_LENGTH, block_channels=DEFAULT
     for name, sym, table in zip(names, symbols, table_of):
         shape = layers[name].shape
         block_kernels = max(1, block_channels * math.prod(shape[1:-2])) if len(shape) > 2 else 1
+        if block_kernels > _U32_MAX:
+            raise ValueError(f"block_channels = {block_channels}: a block of layer {name!r} "
+                             f"would hold {block_kernels} kernels, more than the format's "
+                             f"2**32 - 1")
         code = codes[table]
         lengths = code.lengths[sym]
         starts = base + np.cumsum(lengths) - lengths

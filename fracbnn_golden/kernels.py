@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .conv import TAPS
 from .model import PG_CONVS
 
 __all__ = ["KERNEL_BITS", "N_SYMBOLS", "check_kernels", "kernel_symbols", "symbols_to_kernels",
            "histogram", "entropy_bits", "cluster_map", "cluster_kernels",
            "fracbnn_conv_kernels", "bnn_pynq_cnv_kernels"]
 
-KERNEL_BITS = 9
+KERNEL_BITS = TAPS                 # one bit per tap
 N_SYMBOLS = 1 << KERNEL_BITS
 _BIT_WEIGHTS = 1 << np.arange(KERNEL_BITS)
 # _SYMBOL_BITS[s] = the 9 bits of symbol s, bit i at index i.

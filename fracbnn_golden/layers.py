@@ -1,4 +1,4 @@
-"""The non-convolution steps of FracBNN, bit-exact (DESIGN.md §3.3-3.8).
+"""The non-convolution steps of FracBNN, bit-exact (docs/architecture.md §2.5-2.10).
 
 All functions take and return integer codes (formats in :mod:`fracbnn_golden.fixedpoint`);
 parameters are WT codes broadcast over the channel axis 1 of ``[N, C, H, W]`` feature maps.
@@ -11,7 +11,7 @@ import numpy as np
 from .fixedpoint import FM_BITS, FM_FRAC, POOL_BITS, POOL_FRAC, WT_FRAC, saturate, to_fm, trunc_div
 
 __all__ = [
-    "TWO_THIRDS", "ONE_THIRD", "ONE_AND_HALF",
+    "TWO_THIRDS", "ONE_THIRD", "ONE_AND_HALF", "PRODUCT_FRAC",
     "input_bn", "quantize", "bit_planes", "precision_gate", "gate_threshold", "merge", "shortcut",
     "global_pool", "linear",
 ]
@@ -33,13 +33,13 @@ def _fm(code):
 
 
 def input_bn(acc, scale, bias):
-    """conv1's BN: ``Q(scale * acc + bias)`` for the integer conv sum ``acc`` (§3.3)."""
+    """conv1's BN: ``Q(scale * acc + bias)`` for the integer conv sum ``acc`` (§2.5)."""
     s, t = _per_channel(scale, acc.ndim), _per_channel(bias, acc.ndim)
     return to_fm(s * _fm(acc) + t, WT_FRAC)
 
 
 def quantize(fm):
-    """2-bit activation ``clamp(floor((x + 1) * 1.5 + 1/2), 0, 3)`` of FM codes (§3.4)."""
+    """2-bit activation ``clamp(floor((x + 1) * 1.5 + 1/2), 0, 3)`` of FM codes (§2.6)."""
     fm = _fm(fm)
     one = 1 << FM_FRAC
     half = 1 << (PRODUCT_FRAC - 1)
@@ -53,7 +53,7 @@ def bit_planes(q):
 
 
 def precision_gate(msb, threshold):
-    """Where the LSB pass is needed: ``171 * msb > threshold`` (both in units of 1/256, §3.5)."""
+    """Where the LSB pass is needed: ``171 * msb > threshold`` (both in units of 1/256, §2.7)."""
     return TWO_THIRDS * _fm(msb) > _per_channel(threshold, np.ndim(msb))
 
 
@@ -67,7 +67,7 @@ def gate_threshold(threshold):
 
 
 def merge(msb, lsb, residual, bn, rprelu, bn_out):
-    """Merge the MSB/LSB conv sums, BN, RPReLU, residual add and the second BN (§3.6).
+    """Merge the MSB/LSB conv sums, BN, RPReLU, residual add and the second BN (§2.8).
 
     ``msb``, ``lsb``: integer conv sums (``lsb`` already 0 where the gate is off);
     ``residual``: FM codes; ``bn``, ``bn_out``: (weight, bias); ``rprelu``: (shift_x_bias,
@@ -92,7 +92,7 @@ def merge(msb, lsb, residual, bn, rprelu, bn_out):
 
 
 def shortcut(fm):
-    """Stride-2 shortcut: 2x2 average (saturating adds, truncating /4), channels duplicated (§3.7).
+    """Stride-2 shortcut: 2x2 average (saturating adds, truncating /4), channels duplicated (§2.9).
 
     ``[N, C, H, W]`` -> ``[N, 2C, H/2, W/2]``. The window is added in row-major order,
     saturating after each addition.
@@ -106,7 +106,7 @@ def shortcut(fm):
 
 
 def global_pool(fm):
-    """8x8 average in the 32-bit, 22-fraction-bit accumulator (§3.8).
+    """8x8 average in the 32-bit, 22-fraction-bit accumulator (§2.10).
 
     ``[N, C, H, W]`` FM codes -> (pool codes ``[N, C]`` with 22 fraction bits, FM codes ``[N, C]``).
     Positions are summed row-major, saturating after each addition; the sum is divided by the

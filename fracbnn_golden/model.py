@@ -1,6 +1,5 @@
 """The FracBNN CIFAR-10 network: topology, parameter loading/validation and inference."""
 
-import zipfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -8,14 +7,19 @@ from pathlib import Path
 import numpy as np
 
 from . import layers
-from .conv import BinaryConv3x3, thermometer_bits
-from .fixedpoint import WT_BITS
+from .conv import TAPS, THERMOMETER_BITS, BinaryConv3x3, thermometer_bits
+from .files import ArrayFileError, NpzArchive
+from .fixedpoint import WT_MAX, WT_MIN
 
-__all__ = ["ConvSpec", "PG_CONVS", "CLASSES", "ModelFormatError", "FracBNN", "check_pixels"]
+__all__ = ["ConvSpec", "PG_CONVS", "CLASSES", "COLOURS", "IMAGE_SHAPE", "IMAGE_SIZE", "PIXELS",
+           "INPUT_CHANNELS", "STEM_CHANNELS", "STEM_SUM_MAX", "PG_SUM_MAX", "ModelFormatError",
+           "FracBNN", "check_pixels", "CLASS_NAMES_KEY"]
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 IMAGE_SHAPE = (3, 32, 32)
-INPUT_CHANNELS = 96           # 3 colours x 32 thermometer bits
+COLOURS, IMAGE_SIZE = IMAGE_SHAPE[0], IMAGE_SHAPE[-1]    # rows = cols
+PIXELS = IMAGE_SIZE * IMAGE_SIZE
+INPUT_CHANNELS = COLOURS * THERMOMETER_BITS            # 96: 3 colours x 32 thermometer bits
 STEM_CHANNELS = 16
 _BATCH = 16                   # images per forward pass
 
@@ -40,7 +44,7 @@ class ConvSpec:
 
 
 def _pg_convs():
-    specs, cin, size = [], STEM_CHANNELS, 32
+    specs, cin, size = [], STEM_CHANNELS, IMAGE_SIZE
     for stage, cout in enumerate((16, 32, 64), start=1):
         for b in range(3):
             stride = 2 if cout != cin else 1
@@ -52,6 +56,10 @@ def _pg_convs():
 
 
 PG_CONVS = _pg_convs()
+# The largest |conv sum| (every tap of every input channel agreeing): of the thermometer conv
+# (864) and of the PG convs (576).
+STEM_SUM_MAX = TAPS * INPUT_CHANNELS
+PG_SUM_MAX = TAPS * max(conv.cin for conv in PG_CONVS)
 
 
 class ModelFormatError(ValueError):
@@ -60,7 +68,7 @@ class ModelFormatError(ValueError):
 
 def _expected_arrays():
     """Every key of a model file: (shape, dtype, (min, max)) of its array."""
-    wt_range = (-(1 << (WT_BITS - 1)), (1 << (WT_BITS - 1)) - 1)
+    wt_range = (WT_MIN, WT_MAX)
     bits = (0, 1)
     spec = {
         "conv1.weight": ((STEM_CHANNELS, INPUT_CHANNELS, 3, 3), np.uint8, bits),
@@ -83,51 +91,83 @@ def _expected_arrays():
 EXPECTED_ARRAYS = _expected_arrays()
 # Present in the official header and file, all zero, not used by the datapath.
 OPTIONAL_ARRAYS = {"encoder_placeholder": ((8, 8), np.int16, (0, 0))}
+# Optional: the class of each logit as text, [K] unicode for K <= 10 (a trained model's data set;
+# logits K..9 have no name). Without it the classes are CLASSES.
+CLASS_NAMES_KEY = "class_names"
+MAX_CLASS_NAME = 64          # characters
+
+
+def _check_class_names_layout(shape, dtype, source):
+    if len(shape) != 1 or not 1 <= shape[0] <= len(CLASSES):
+        raise ModelFormatError(f"{source}: {CLASS_NAMES_KEY!r} has shape {list(shape)}, "
+                               f"expected [K] with 1 <= K <= {len(CLASSES)}")
+    if dtype.kind != "U" or dtype.itemsize // 4 > MAX_CLASS_NAME:
+        raise ModelFormatError(f"{source}: {CLASS_NAMES_KEY!r} has dtype {dtype}, expected "
+                               f"unicode text of at most {MAX_CLASS_NAME} characters (<U...)")
+
+
+def _check_class_names(names, source):
+    for name in names.tolist():
+        if not name.strip() or not name.isprintable():
+            raise ModelFormatError(f"{source}: {CLASS_NAMES_KEY!r} holds {name!r}; names must "
+                                   "be non-blank printable text")
+    if len(set(names.tolist())) != len(names):
+        raise ModelFormatError(f"{source}: {CLASS_NAMES_KEY!r} names a class twice")
+
+
+def _check_layout(layouts, source):
+    """Check the names, shapes and dtypes ``{key: (shape, dtype)}`` of a model's arrays
+    (names first: an archive's headers are read only for known names)."""
+    known = EXPECTED_ARRAYS | OPTIONAL_ARRAYS
+    missing = sorted(set(EXPECTED_ARRAYS) - set(layouts))
+    if missing:
+        raise ModelFormatError(f"{source}: missing {len(missing)} array(s), first {missing[0]!r}")
+    unknown = sorted(set(layouts) - set(known) - {CLASS_NAMES_KEY})
+    if unknown:
+        raise ModelFormatError(f"{source}: unexpected array {unknown[0]!r}")
+    for key, layout in layouts.items():
+        if layout is None:
+            continue
+        if key == CLASS_NAMES_KEY:
+            _check_class_names_layout(*layout, source)
+            continue
+        (shape, dtype), (expected_shape, expected_dtype, _) = layout, known[key]
+        if tuple(shape) != expected_shape:
+            raise ModelFormatError(f"{source}: {key!r} has shape {list(shape)}, "
+                                   f"expected {list(expected_shape)}")
+        if dtype != expected_dtype:
+            raise ModelFormatError(f"{source}: {key!r} has dtype {dtype}, "
+                                   f"expected {np.dtype(expected_dtype)}")
 
 
 def _validate(params, source):
     known = EXPECTED_ARRAYS | OPTIONAL_ARRAYS
-    missing = sorted(set(EXPECTED_ARRAYS) - set(params))
-    if missing:
-        raise ModelFormatError(f"{source}: missing {len(missing)} array(s), first {missing[0]!r}")
-    unknown = sorted(set(params) - set(known))
-    if unknown:
-        raise ModelFormatError(f"{source}: unexpected array {unknown[0]!r}")
-    checked = {}
+    params = {key: np.asarray(value) for key, value in params.items()}
+    _check_layout({key: (value.shape, value.dtype) for key, value in params.items()}, source)
     for key, value in params.items():
-        shape, dtype, (lo, hi) = known[key]
-        value = np.asarray(value)
-        if value.shape != shape:
-            raise ModelFormatError(f"{source}: {key!r} has shape {list(value.shape)}, "
-                                   f"expected {list(shape)}")
-        if value.dtype != dtype:
-            raise ModelFormatError(f"{source}: {key!r} has dtype {value.dtype}, "
-                                   f"expected {np.dtype(dtype)}")
+        if key == CLASS_NAMES_KEY:
+            _check_class_names(value, source)
+            continue
+        lo, hi = known[key][2]
         if value.size and (value.min() < lo or value.max() > hi):
             raise ModelFormatError(f"{source}: {key!r} has values in [{value.min()}, "
                                    f"{value.max()}], allowed [{lo}, {hi}]")
-        checked[key] = value
-    return checked
+    return params
 
 
 def _read_npz(path):
+    """The arrays of a model file. Names, then shapes and dtypes (from the archive members'
+    ``.npy`` headers) are checked before any array data is read, so that no file makes this
+    read or decompress more than a model's worth of data."""
     try:
-        data = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-        raise ModelFormatError(f"{path}: not a readable .npz model file: {error}") from error
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise ModelFormatError(f"{path}: not a readable .npz model file (a single .npy array)")
-    arrays = {}
-    with data:
-        for key in data.files:
-            try:
-                arrays[key] = data[key]
-            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-                raise ModelFormatError(f"{path}: array {key!r} is unreadable "
-                                       f"(truncated or corrupt file?): {error}") from error
-    return arrays
+        with NpzArchive(path) as archive:
+            _check_layout(dict.fromkeys(archive.names), path)
+            layouts = {name: archive.layout(name) for name in archive.names}
+            _check_layout({name: (layout.shape, layout.dtype)
+                           for name, layout in layouts.items()}, path)
+            return {name: archive.read(name) for name in archive.names}
+    except ArrayFileError as error:
+        raise ModelFormatError(str(error)) from None
 
 
 def check_pixels(pixels):
@@ -153,6 +193,15 @@ class FracBNN:
         self._convs = {name[:-len(".weight")]: BinaryConv3x3(value)
                        for name, value in self.params.items() if name.endswith("conv1.weight")
                        or name.endswith("conv2.weight")}
+
+    @property
+    def class_names(self):
+        """The class of each logit: the model file's ``class_names`` (logits past them are
+        named ``class K``), else :data:`CLASSES`."""
+        if CLASS_NAMES_KEY not in self.params:
+            return CLASSES
+        names = tuple(self.params[CLASS_NAMES_KEY].tolist())
+        return names + tuple(f"class {k}" for k in range(len(names), len(CLASSES)))
 
     @classmethod
     def from_npz(cls, path):

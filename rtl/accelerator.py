@@ -1,39 +1,21 @@
-# amaranth: UnusedElaboratable=no
 """The whole FracBNN CIFAR-10 accelerator: one image in, ten logits out."""
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from fracbnn_golden.model import CLASSES, IMAGE_SHAPE, STEM_CHANNELS
+from fracbnn_golden.conv import TAPS
+from fracbnn_golden.model import CLASSES, COLOURS, STEM_CHANNELS
 
+from .builder import UnitBuilder
 from .fixedpoint import FM_SHAPE
-from .fm_memory import FeatureMapMemory
-from .gate import PrecisionGate
-from .head import Head
-from .merge import MergeUnit
+from .lookup import constant_table
 from .pipeline import delay_line
-from .quantizer import ActivationQuantizer
-from .schedule import (
-    IMAGE_SIZE,
-    PIXELS,
-    AcceleratorConfig,
-    ConfigError,
-    estimate_cycles,
-    plan_layers,
-)
-from .shortcut import ShortcutPool
-from .tables import compressed_weights, gate_threshold_rows, merge_param_rows
-from .thermometer import COUNT_SHAPE, InputBatchNorm, ThermometerConv, ThermometerEncoder
-from .weight_cache import WeightCache
-from .window import WindowMemory, divmod3_layout
-from .xnor_popcount import XnorPopcountArray
+from .schedule import IMAGE_SIZE, PIXELS, AcceleratorConfig, ConfigError
+from .thermometer import COUNT_SHAPE
+from .window import divmod3_layout
 
-__all__ = ["FracBNNAccelerator"]
-
-SUM_WIDTH = 11          # PG conv sums: |sum| <= 9 * 64 = 576
-COLOURS = IMAGE_SHAPE[0]
-TAPS = 9
+__all__ = ["FracBNNAccelerator", "Phase"]
 
 
 def _step(coordinate, step):
@@ -60,20 +42,16 @@ def _taps_inside(y, x, size):
 
 def _lookup(values, index):
     """A constant table indexed by a signal."""
-    return Array(Const(int(v), range(max(values) + 1)) for v in values)[index]
+    return constant_table(values)[index]
 
 
-def _latencies(array_latency):
-    """Cycles from a beat's issue to each pipeline point, and the drain between phases (until
-    the last write of a phase has reached the memories the next phase reads)."""
-    window = WindowMemory.read_latency
-    stem = window + ThermometerConv.latency + InputBatchNorm.latency
-    gate_at = window + array_latency
-    merge_at = gate_at + PrecisionGate.latency
-    layer = merge_at + MergeUnit.latency
-    drain = max(stem, layer) + ActivationQuantizer.latency + 1
-    return {"window": window, "stem": stem, "gate_at": gate_at, "merge_at": merge_at,
-            "layer": layer, "drain": drain}
+class Phase(enum.Enum, shape=3):
+    """The sequencer's phase (the ``phase`` observation port)."""
+    LOAD = 0
+    STEM = 1
+    LAYER = 2
+    DRAIN = 3
+    HEAD = 4
 
 
 class FracBNNAccelerator(wiring.Component):
@@ -90,6 +68,8 @@ class FracBNNAccelerator(wiring.Component):
     * ``writeback``: an observation port (no back-pressure): every feature-map word the engine
       writes, with ``layer`` 0 for the stem and ``l + 1`` for PG layer ``l``, the pixel, the
       output channel group and the ``pe`` FM codes. Testbenches compare it with the golden trace.
+    * ``phase`` (:class:`Phase`), ``layer`` (numbered as in ``writeback``) and ``beat`` (the
+      input-channel beat the conv engine issues in LAYER): observation ports for waveforms.
 
     An image goes through the phases LOAD (pixels to thermometer counts, one per cycle), STEM
     (the prefix-sum thermometer conv and its BN, one output pixel per cycle), the 18 PG layers
@@ -102,7 +82,9 @@ class FracBNNAccelerator(wiring.Component):
     the :class:`rtl.weight_cache.WeightCache`, which decodes layer ``l + 1`` into one buffer
     while layer ``l`` reads the other; a layer whose weights are not decoded yet waits.
 
-    ``net`` is a :class:`fracbnn_golden.FracBNN`; its parameters become memory contents.
+    ``net`` is a :class:`fracbnn_golden.FracBNN`; its parameters become memory contents. The
+    units are built by :class:`rtl.builder.UnitBuilder` (:attr:`units`) when the accelerator
+    is elaborated.
     """
 
     def __init__(self, net, config=None):
@@ -112,16 +94,9 @@ class FracBNNAccelerator(wiring.Component):
                               f"{STEM_CHANNELS}, not pe={config.pe}, "
                               f"simd_channels={config.simd_channels}")
         self.net, self.config = net, config
-        self.plans = plan_layers(config)
-        pe, simd = config.pe, config.simd_channels
-        self._arrays = [XnorPopcountArray(pe, TAPS * simd, max(p.groups_in for p in self.plans),
-                                          groups=TAPS, acc_width=SUM_WIDTH) for _ in range(2)]
-        self._weights = WeightCache(compressed_weights(net, config), self.plans, pe=pe,
-                                    simd_channels=simd,
-                                    symbols_per_cycle=config.decoder_symbols_per_cycle)
-        self._head = Head(net.params["linear.weight"], net.params["linear.bias"], lanes=pe,
-                          positions=self.plans[-1].out_size ** 2)
-        self.latencies = _latencies(self._arrays[0].latency)
+        self.units = UnitBuilder(net, config)
+        self.plans = self.units.plans
+        self.latencies = self.units.latencies()
         super().__init__({
             "pixels": In(stream.Signature(data.StructLayout({
                 "rgb": data.ArrayLayout(unsigned(8), COLOURS)}))),
@@ -131,6 +106,9 @@ class FracBNNAccelerator(wiring.Component):
             "images": Out(32),
             "busy": Out(1),
             "error": Out(1),
+            "phase": Out(Phase),
+            "layer": Out(range(len(self.plans) + 1)),
+            "beat": Out(range(max(p.groups_in for p in self.plans))),
             "writeback": Out(data.StructLayout({
                 "valid": 1, "layer": range(len(self.plans) + 1), "y": range(IMAGE_SIZE),
                 "x": range(IMAGE_SIZE), "group": range(max(p.groups_out for p in self.plans)),
@@ -139,43 +117,37 @@ class FracBNNAccelerator(wiring.Component):
 
     def estimate_cycles(self):
         """The analytical cycle model (:func:`rtl.schedule.estimate_cycles`) of this build."""
-        return estimate_cycles(self.plans, self.latencies, ThermometerEncoder.latency,
-                               self._head.latency,
-                               [self._weights.decode_cycles(index)
-                                for index in range(len(self.plans))])
+        return self.units.estimate_cycles()
 
     def elaborate(self, platform):
         m = Module()
-        cfg, plans, net = self.config, self.plans, self.net
+        cfg, plans, units = self.config, self.plans, self.units
         pe, simd = cfg.pe, cfg.simd_channels
         groups_max = max(plan.groups_out for plan in plans)
         beats_max = max(plan.groups_in for plan in plans)
         last_layer_index = len(plans) - 1
 
         # ---- storage ------------------------------------------------------------------------
-        maps = [(IMAGE_SIZE, 1)] + [(plan.out_size, plan.groups_out) for plan in plans]
-        m.submodules.counts = counts = WindowMemory(COLOURS * COUNT_SHAPE.width,
-                                                    [(IMAGE_SIZE, 1)])
-        q_buffers = [WindowMemory(2 * simd, maps) for _ in range(2)]
-        fm_buffers = [FeatureMapMemory(FM_SHAPE.width * pe, maps) for _ in range(2)]
+        m.submodules.counts = counts = units.count_memory()
+        q_buffers = units.instances("activation_buffer")
+        fm_buffers = units.instances("feature_map_buffer")
         for index in range(2):
             m.submodules[f"q{index}"] = q_buffers[index]
             m.submodules[f"fm{index}"] = fm_buffers[index]
-        m.submodules.weights = weights = self._weights
+        m.submodules.weights = weights = units.weight_cache()
         m.d.comb += self.error.eq(weights.error)
 
         # ---- units --------------------------------------------------------------------------
-        m.submodules.encoder = encoder = ThermometerEncoder(COLOURS)
-        m.submodules.stem_conv = stem_conv = ThermometerConv(net.params["conv1.weight"])
-        m.submodules.stem_bn = stem_bn = InputBatchNorm(
-            net.params["bn1.weight"], net.params["bn1.bias"], stem_conv.sum_shape.width)
-        arrays = self._arrays
+        m.submodules.encoder = encoder = units.thermometer_encoder()
+        m.submodules.stem_conv = stem_conv = units.thermometer_conv()
+        m.submodules.stem_bn = stem_bn = units.input_batch_norm()
+        arrays = units.instances("xnor_popcount_array")          # MSB plane, LSB plane
         m.submodules.msb_array, m.submodules.lsb_array = arrays
-        m.submodules.gate = gate = PrecisionGate(pe, gate_threshold_rows(net, cfg), SUM_WIDTH)
-        m.submodules.merge = merge = MergeUnit(pe, merge_param_rows(net, cfg), SUM_WIDTH)
-        m.submodules.shortcut = shortcut = ShortcutPool(pe)
-        m.submodules.quantizer = quantizer = ActivationQuantizer(pe)
-        m.submodules.head = head = self._head
+        m.submodules.gate = gate = units.precision_gate()
+        m.submodules.merge = merge = units.merge_unit()
+        m.submodules.shortcut = shortcut = units.shortcut_pool()
+        m.submodules.quantizer = quantizer = units.activation_quantizer()
+        m.submodules.head = head = units.head()
         # Inside a phase nothing stalls: every unit's consumer is always ready.
         for unit in (encoder, stem_conv, stem_bn, *arrays, gate, merge, shortcut, quantizer):
             m.d.comb += unit.o.ready.eq(1)
@@ -198,10 +170,11 @@ class FracBNNAccelerator(wiring.Component):
         stem_phase = Signal(init=1)       # the stem writes buffer 0; layer l writes (l + 1) % 2
         read_buffer = layer[0]
         write_buffer = Mux(stem_phase, 0, ~layer[0])
+        thirds = [-(-s // 3) for s in range(IMAGE_SIZE + 1)]          # ceil(size / 3)
         for index in range(2):
             size = Mux(stem_phase, IMAGE_SIZE, Mux(read_buffer == index, in_size, out_size))
             m.d.comb += [
-                q_buffers[index].row_length.eq(_lookup([-(-s // 3) for s in range(33)], size)),
+                q_buffers[index].row_length.eq(_lookup(thirds, size)),
                 fm_buffers[index].half_width.eq(size >> 1),
             ]
 
@@ -321,8 +294,9 @@ class FracBNNAccelerator(wiring.Component):
         m.d.comb += shortcut.i.valid.eq(at_block.valid & at_block.stride2)
         for k in range(4):
             for lane in range(pe):
+                start = k * word_width + lane * FM_SHAPE.width
                 m.d.comb += shortcut.i.payload.window[k][lane].eq(
-                    block[k * word_width + lane * 16:k * word_width + (lane + 1) * 16])
+                    block[start:start + FM_SHAPE.width])
         residual = Mux(at_merge.stride2, shortcut.o.payload.as_value(), pixel_late[-1])
         m.d.comb += [
             merge.i.valid.eq(gate.o.valid),
@@ -381,7 +355,7 @@ class FracBNNAccelerator(wiring.Component):
             m.d.sync += counting.eq(0)
         m.d.comb += self.busy.eq(counting | self.logits.valid)
 
-        with m.FSM(name="phase"):
+        with m.FSM(name="phase") as fsm:
             with m.State("LOAD"):
                 accepting = loaded < PIXELS
                 m.d.comb += [
@@ -443,4 +417,8 @@ class FracBNNAccelerator(wiring.Component):
                 with m.If(self.logits.valid & self.logits.ready):
                     m.d.sync += [self.images.eq(self.images + 1), stem_phase.eq(1)]
                     m.next = "LOAD"
+        for phase in Phase:
+            with m.If(fsm.ongoing(phase.name)):
+                m.d.comb += self.phase.eq(phase)
+        m.d.comb += [self.layer.eq(Mux(stem_phase, 0, layer + 1)), self.beat.eq(cb)]
         return m

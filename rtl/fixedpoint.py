@@ -1,16 +1,27 @@
-"""Fixed-point steps of the FracBNN datapath as Amaranth expressions (DESIGN.md §3).
+"""Fixed-point steps of the FracBNN datapath as Amaranth expressions (docs/architecture.md §2).
 
 The same operations as :mod:`fracbnn_golden.fixedpoint`, on signed values: each returns an
 expression whose shape holds the result exactly.
 """
 
-from amaranth.hdl import Const, Mux, signed
+from amaranth.hdl import Const, Mux, Shape, signed
 
 from fracbnn_golden.fixedpoint import FM_BITS, FM_FRAC
+from fracbnn_golden.model import PG_SUM_MAX, STEM_SUM_MAX
+
+__all__ = ["FM_SHAPE", "PG_SUM_SHAPE", "STEM_SUM_SHAPE", "round_shift", "saturate", "sum_shape",
+           "trunc_div_pow2", "to_fm"]
+
+
+def sum_shape(bound):
+    """The signed shape of integer sums in ``-bound .. bound``."""
+    return Shape.cast(range(-bound, bound + 1))
+
 
 FM_SHAPE = signed(FM_BITS)
-
-__all__ = ["FM_SHAPE", "round_shift", "saturate", "trunc_div_pow2", "to_fm"]
+# Conv sums: of the PG convs (|sum| <= 9 taps x 64 channels) and of the thermometer conv.
+PG_SUM_SHAPE = sum_shape(PG_SUM_MAX)
+STEM_SUM_SHAPE = sum_shape(STEM_SUM_MAX)
 
 
 def round_shift(value, shift):

@@ -1,4 +1,4 @@
-"""Precision gate: where a PG convolution needs its LSB pass (DESIGN.md §3.5)."""
+"""Precision gate: where a PG convolution needs its LSB pass (docs/architecture.md §2.7)."""
 
 import numpy as np
 from amaranth.hdl import Cat, Module, signed
@@ -8,7 +8,8 @@ from amaranth.lib.wiring import In, Out
 from fracbnn_golden.fixedpoint import WT_BITS
 from fracbnn_golden.layers import gate_threshold
 
-from .params import check_positive_int
+from .fixedpoint import PG_SUM_SHAPE
+from .params import check_positive_int, check_wt_codes
 from .pipeline import lockstep_pipeline
 
 __all__ = ["PrecisionGate"]
@@ -28,19 +29,14 @@ class PrecisionGate(wiring.Component):
 
     latency = 2
 
-    def __init__(self, lanes, thresholds, sum_width=11):
+    def __init__(self, lanes, thresholds, sum_width=PG_SUM_SHAPE.width):
         check_positive_int("PrecisionGate", "lanes", lanes)
         check_positive_int("PrecisionGate", "sum_width", sum_width, minimum=2)
         thresholds = np.asarray(thresholds)
         if thresholds.ndim != 2 or thresholds.shape[1] != lanes or len(thresholds) == 0:
             raise ValueError(f"PrecisionGate thresholds must have shape [rows >= 1, {lanes}], "
                              f"not {list(thresholds.shape)}")
-        if not np.issubdtype(thresholds.dtype, np.integer):
-            raise TypeError(f"PrecisionGate thresholds must be integer WT codes, not "
-                            f"{thresholds.dtype} values")
-        lo, hi = -(1 << (WT_BITS - 1)), (1 << (WT_BITS - 1)) - 1
-        if thresholds.min() < lo or thresholds.max() > hi:
-            raise ValueError(f"PrecisionGate thresholds must be WT codes in [{lo}, {hi}]")
+        check_wt_codes("PrecisionGate", "thresholds", thresholds)
         self.lanes = lanes
         self.thresholds = gate_threshold(thresholds)
         sums = data.ArrayLayout(signed(sum_width), lanes)

@@ -1,17 +1,22 @@
-"""The classifier head: global average pool and the fixed-point linear layer (DESIGN.md §3.8)."""
+"""The classifier head: global pool and fixed-point linear layer (docs/architecture.md §2.10)."""
 
 import numpy as np
 from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from fracbnn_golden.fixedpoint import FM_FRAC, POOL_BITS, POOL_FRAC, WT_BITS, WT_FRAC
+from fracbnn_golden.fixedpoint import FM_FRAC, POOL_BITS, POOL_FRAC, WT_FRAC
 from fracbnn_golden.fixedpoint import to_fm as golden_to_fm
 
 from .fixedpoint import FM_SHAPE, saturate, to_fm, trunc_div_pow2
-from .params import check_positive_int
+from .params import check_positive_int, check_wt_codes
 
-__all__ = ["Head"]
+__all__ = ["Head", "head_latency"]
+
+
+def head_latency(channels):
+    """:attr:`Head.latency` of a head over ``channels`` channels, without building one."""
+    return channels + 2
 
 
 class Head(wiring.Component):
@@ -39,12 +44,8 @@ class Head(wiring.Component):
         if weight.ndim != 2 or bias.shape != weight.shape[:1] or weight.size == 0:
             raise ValueError(f"Head weight must be [classes, channels] and bias [classes], not "
                              f"{list(weight.shape)} and {list(bias.shape)}")
-        for name, value in (("weight", weight), ("bias", bias)):
-            if not np.issubdtype(value.dtype, np.integer):
-                raise TypeError(f"Head {name} must be integer WT codes, not {value.dtype} values")
-        lo, hi = -(1 << (WT_BITS - 1)), (1 << (WT_BITS - 1)) - 1
-        if min(weight.min(), bias.min()) < lo or max(weight.max(), bias.max()) > hi:
-            raise ValueError(f"Head weight and bias must be WT codes in [{lo}, {hi}]")
+        check_wt_codes("Head", "weight", weight)
+        check_wt_codes("Head", "bias", bias)
         check_positive_int("Head", "lanes", lanes)
         check_positive_int("Head", "positions", positions)
         self.classes, self.channels = weight.shape
@@ -53,7 +54,7 @@ class Head(wiring.Component):
         if positions & (positions - 1):
             raise ValueError(f"Head positions={positions} must be a power of two")
         self.lanes, self.positions = lanes, positions
-        self.latency = self.channels + 2
+        self.latency = head_latency(self.channels)
         # The linear layer works in FM: parameters re-rounded from 8 to 7 fraction bits.
         self.weight_fm = golden_to_fm(weight.astype(np.int64), WT_FRAC)
         self.bias_fm = golden_to_fm(bias.astype(np.int64), WT_FRAC)

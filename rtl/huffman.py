@@ -1,4 +1,4 @@
-"""The canonical Huffman decoder of the weight cache (DESIGN.md §5, issue 4).
+"""The canonical Huffman decoder of the weight cache (docs/architecture.md §5.5).
 
 :class:`HuffmanDecoder` turns blocks of the compressed kernel stream of
 :mod:`fracbnn_golden.huffman` back into 9-bit kernel symbols, ``symbols_per_cycle`` of them per
@@ -13,7 +13,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from fracbnn_golden.huffman import MAX_CODE_LENGTH, CanonicalCode
+from fracbnn_golden.huffman import DEFAULT_MAX_LENGTH, MAX_CODE_LENGTH, CanonicalCode
 from fracbnn_golden.kernels import KERNEL_BITS, N_SYMBOLS
 
 from .params import check_positive_int
@@ -138,8 +138,8 @@ class HuffmanDecoder(wiring.Component):
     the next command and its first two words arrive in time (the decoder reads them ahead while
     it decodes the current block). Blocks with few beats cost more than ``count / N`` cycles
     because each command spends one cycle in the command register and the word stream carries
-    at most one word per cycle. :func:`decode_cycles` (also :meth:`command_cycles`) gives the
-    exact cycle count of a block sequence.
+    at most one word per cycle. :func:`decode_cycles` gives the exact cycle count of a block
+    sequence.
 
     Structure
     ---------
@@ -159,8 +159,8 @@ class HuffmanDecoder(wiring.Component):
     more than ``N * max_length <= word_width`` bits per cycle, so one word per cycle suffices.
     """
 
-    def __init__(self, codes, *, symbols_per_cycle=1, word_width=64, max_length=12,
-                 max_block_bits=None, max_count=4096):
+    def __init__(self, codes, *, symbols_per_cycle=1, word_width=64,
+                 max_length=DEFAULT_MAX_LENGTH, max_block_bits=None, max_count=4096):
         if isinstance(codes, CanonicalCode) or not isinstance(codes, Sequence) or not codes:
             raise TypeError("HuffmanDecoder parameter codes must be a non-empty sequence of "
                             f"CanonicalCode, not {codes!r}")
@@ -252,11 +252,6 @@ class HuffmanDecoder(wiring.Component):
                 offset = base + int(code.first_index[length]) - int(code.first_code[length])
             offsets.append(offset % (1 << self.address_bits))
         return offsets
-
-    def command_cycles(self, commands):
-        """:func:`decode_cycles` of ``commands`` (``(skip, bits, count)`` each) for this
-        decoder."""
-        return decode_cycles(commands, self.symbols_per_cycle, self.word_width)
 
     def elaborate(self, platform):
         m = Module()

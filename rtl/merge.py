@@ -1,4 +1,4 @@
-"""Merge of the MSB/LSB conv sums, BN, RPReLU, residual add and output BN (DESIGN.md §3.6)."""
+"""Merge of the MSB/LSB sums, BN, RPReLU, residual add and output BN (docs/architecture.md §2.8)."""
 
 import numpy as np
 from amaranth.hdl import Module, Mux, signed
@@ -6,10 +6,10 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from fracbnn_golden.fixedpoint import FM_BITS, FM_FRAC, WT_BITS, WT_FRAC
-from fracbnn_golden.layers import ONE_THIRD, TWO_THIRDS
+from fracbnn_golden.layers import ONE_THIRD, PRODUCT_FRAC, TWO_THIRDS
 
-from .fixedpoint import FM_SHAPE, saturate, to_fm
-from .params import check_positive_int
+from .fixedpoint import FM_SHAPE, PG_SUM_SHAPE, saturate, to_fm
+from .params import check_positive_int, check_wt_codes
 from .pipeline import lockstep_pipeline
 
 __all__ = ["MergeUnit", "MERGE_PARAMS"]
@@ -17,7 +17,6 @@ __all__ = ["MergeUnit", "MERGE_PARAMS"]
 # Per-channel parameters of one PG conv's merge, in table order (WT codes).
 MERGE_PARAMS = ("bn_weight", "bn_bias", "shift_x", "prelu", "shift_y", "bn_out_weight",
                 "bn_out_bias")
-PRODUCT_FRAC = FM_FRAC + WT_FRAC
 WT_SHAPE = signed(WT_BITS)
 
 
@@ -43,7 +42,7 @@ class MergeUnit(wiring.Component):
 
     latency = 9
 
-    def __init__(self, lanes, params, sum_width=11):
+    def __init__(self, lanes, params, sum_width=PG_SUM_SHAPE.width):
         check_positive_int("MergeUnit", "lanes", lanes)
         check_positive_int("MergeUnit", "sum_width", sum_width, minimum=2)
         params = np.asarray(params)
@@ -52,11 +51,7 @@ class MergeUnit(wiring.Component):
                              f"{len(MERGE_PARAMS)}], not {list(params.shape)}")
         if len(params) == 0:
             raise ValueError("MergeUnit params must have at least one row")
-        if not np.issubdtype(params.dtype, np.integer):
-            raise TypeError(f"MergeUnit params must be integer WT codes, not {params.dtype} values")
-        lo, hi = -(1 << (WT_BITS - 1)), (1 << (WT_BITS - 1)) - 1
-        if params.min() < lo or params.max() > hi:
-            raise ValueError(f"MergeUnit params must be WT codes in [{lo}, {hi}]")
+        check_wt_codes("MergeUnit", "params", params)
         self.lanes = lanes
         self.params = params.astype(np.int64)
         self.sum_width = sum_width

@@ -1,6 +1,10 @@
 """Validation of elaboration-time parameters, shared by the components."""
 
-__all__ = ["check_maps", "check_positive_int"]
+import numpy as np
+
+from fracbnn_golden.fixedpoint import WT_MAX, WT_MIN
+
+__all__ = ["check_maps", "check_positive_int", "check_wt_codes"]
 
 
 def check_positive_int(component, name, value, minimum=1):
@@ -20,3 +24,13 @@ def check_maps(component, maps, minimum_size=1):
         check_positive_int(component, "map size", size, minimum=minimum_size)
         check_positive_int(component, "map groups", groups)
     return maps
+
+
+def check_wt_codes(component, name, values):
+    """Raise a clear TypeError/ValueError unless the array ``values`` holds integer WT codes
+    (:data:`fracbnn_golden.fixedpoint.WT_MIN` .. ``WT_MAX``)."""
+    values = np.asarray(values)
+    if not np.issubdtype(values.dtype, np.integer):
+        raise TypeError(f"{component} {name} must be integer WT codes, not {values.dtype} values")
+    if values.size and (values.min() < WT_MIN or values.max() > WT_MAX):
+        raise ValueError(f"{component} {name} must be WT codes in [{WT_MIN}, {WT_MAX}]")

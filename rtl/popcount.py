@@ -2,7 +2,7 @@
 
 The tree works on *columns*: a column holds bits of equal weight ``2**k``. It is built from
 three kinds of cells, each of which maps to exactly one Xilinx UltraScale+ primitive when the
-platform supplies them (see :class:`rtl.synth.LutPrimitives`), and to plain logic otherwise
+platform supplies them (see :class:`rtl.primitives.LutPrimitives`), and to plain logic otherwise
 (simulation):
 
 * ``LUT1``..``LUT6``: any function of up to six inputs;
@@ -34,17 +34,23 @@ Levels of the tree:
 3. Once every column holds at most three bits (the lowest at most four), one *ternary adder*
    on a carry chain adds them: position ``i`` adds the parity of its column and the majority of
    the column below (the ``O5`` of the previous LUT), one LUT per column.
+
+Simulating the tree cell by cell is what verifies it, but it is slow: a whole accelerator holds
+32 trees of about 130 LUTs each. A platform whose ``behavioural_popcount`` attribute is true
+(:class:`BehaviouralPopcount`) gets instead a word-level count with the same registers and
+latency (:func:`behavioural_count`), the same function by construction;
+``tests/test_popcount.py`` checks the two equal, cycle by cycle, on the accelerator's trees.
 """
 
 from dataclasses import dataclass, field
 from functools import cache
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Popcount", "PopcountPlan", "build_counter_tree", "default_popcount_stages",
-           "popcount_plan"]
+__all__ = ["BehaviouralPopcount", "Popcount", "PopcountPlan", "behavioural_count",
+           "build_counter_tree", "default_popcount_stages", "popcount_plan"]
 
 # Positions of one CARRY8; a DUAL_CY4 CARRY8 holds two independent chains of up to four.
 _CARRY_POSITIONS = 8
@@ -74,7 +80,7 @@ def _parity(values):
 def _lut(m, inputs, table, output, platform):
     """Drive ``output`` from ``inputs`` (at most six) through the truth table ``table``.
 
-    If the platform has ``get_lut(inputs, table, output)`` (see :mod:`rtl.synth`), the function
+    If the platform has ``get_lut(inputs, table, output)`` (see :mod:`rtl.primitives`), the function
     becomes the LUT primitive it returns, so logic synthesis keeps the tree as designed. Otherwise
     it is a lookup into a constant, which is what simulation uses.
     """
@@ -516,16 +522,69 @@ def _register_levels(plan, stages):
     return set(chosen)
 
 
-def build_counter_tree(m, positions, value, stages, en, platform=None, name="tree"):
-    """Add a pipelined counter of ``value`` over ``positions`` to ``m`` and return its sum.
+class BehaviouralPopcount:
+    """A platform for simulation: trees become :func:`behavioural_count` instead of cells.
 
-    ``positions`` is a list of equal-length tuples of 1-bit signals; ``value`` maps the 0/1 values
-    of one position to 0 or 1 (a popcount counts single bits with ``value(v) = v[0]``). The sum
-    is ``stages`` cycles late; registers load while ``en`` is high. Registers are spread over
-    the logic levels by depth (the first level, the compressor levels, the final adder);
-    stages beyond the number of levels delay the result further. ``platform`` may supply LUT and
-    carry primitives (see :func:`_lut` and :class:`rtl.synth.LutPrimitives`).
+    Pass it to ``amaranth.back.verilog.convert(..., platform=BehaviouralPopcount())`` (or to
+    :func:`sim.runner.run`); a platform of one's own only needs a true ``behavioural_popcount``
+    attribute.
     """
+
+    behavioural_popcount = True
+
+
+# Chunks of the word-level count: the sums of a 32-bit chunk stay within 64 bits, which a
+# C++ simulator (Verilator) computes in single machine words.
+_CHUNK_BITS = 32
+
+
+def _chunk_count(m, chunk, name):
+    """The number of set bits of ``chunk`` (at most 32 bits) by the usual SWAR reduction:
+    2-bit, 4-bit and 8-bit field sums, then the bytes added up. Every step is a signal, since
+    an expression used twice would be emitted twice."""
+    width = len(chunk)
+    steps = [(1, 0x55555555), (2, 0x33333333), (4, 0x0F0F0F0F)]
+    steps += [(shift, None) for shift in (8, 16) if shift < width]
+    x = chunk
+    for shift, pattern in steps:
+        step = Signal(width, name=f"{name}_s{shift}")
+        if pattern is None:
+            m.d.comb += step.eq(x + (x >> shift))
+        else:
+            mask = Const(pattern & ((1 << width) - 1), width)
+            m.d.comb += step.eq((x & mask) + ((x >> shift) & mask))
+        x = step
+    return x[:Shape.cast(range(width + 1)).width]
+
+
+def behavioural_count(m, operands, value, name="count"):
+    """``popcount(value(*operands))`` of equal-width words, word-level (for simulation): the
+    function a tree over the positions ``zip(*operands)`` computes, as a combinational signal
+    added to ``m``. ``value`` must be bitwise (``^``, ``&``, ``|``, ``~`` of its arguments), as
+    every counter of this module's users is."""
+    word = Signal(len(operands[0]), name=f"{name}_word")
+    m.d.comb += word.eq(value(tuple(operands)))
+    counts = [_chunk_count(m, word[low:low + _CHUNK_BITS], f"{name}_{low // _CHUNK_BITS}")
+              for low in range(0, len(word), _CHUNK_BITS)]
+    total = Signal(range(len(word) + 1), name=name)
+    m.d.comb += total.eq(sum(counts))
+    return total
+
+
+def build_counter_tree(m, operands, value, stages, en, platform=None, name="tree"):
+    """Add a pipelined counter of ``value`` over the bits of ``operands`` to ``m`` and return
+    its sum.
+
+    ``operands`` is a tuple of equal-width values; position ``n`` is the tuple of their bits
+    ``n``, and ``value`` maps the 0/1 values of one position to 0 or 1 (a popcount counts single
+    bits with ``value(v) = v[0]``). The sum is ``stages`` cycles late; registers load while
+    ``en`` is high. Registers are spread over the logic levels by depth (the first level, the
+    compressor levels, the final adder); stages beyond the number of levels delay the result
+    further. ``platform`` may supply LUT and carry primitives (see :func:`_lut` and
+    :class:`rtl.primitives.LutPrimitives`), or ask for the word-level model
+    (:class:`BehaviouralPopcount`): the same sum through ``stages`` registers.
+    """
+    positions = list(zip(*(tuple(operand) for operand in operands)))
     plan = popcount_plan(len(positions), len(positions[0]))
     registered = _register_levels(plan, stages)
 
@@ -534,6 +593,12 @@ def build_counter_tree(m, positions, value, stages, en, platform=None, name="tre
         with m.If(en):
             m.d.sync += reg.eq(value)
         return reg
+
+    if getattr(platform, "behavioural_popcount", False):
+        total = behavioural_count(m, operands, value, f"{name}_count")
+        for n in range(stages):
+            total = register_value(total, f"{name}_delay{n}")
+        return total
 
     def register(columns, index):
         if index not in registered:
@@ -600,7 +665,6 @@ class Popcount(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        positions = [(self.i[n],) for n in range(self.width)]
-        total = build_counter_tree(m, positions, _single_bit, self.stages, self.en, platform)
+        total = build_counter_tree(m, (self.i,), _single_bit, self.stages, self.en, platform)
         m.d.comb += self.o.eq(total)
         return m

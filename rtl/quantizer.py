@@ -12,7 +12,7 @@ __all__ = ["ActivationQuantizer"]
 
 
 def quantize_expr(fm):
-    """``clamp(floor((x + 1) * 1.5 + 1/2), 0, 3)`` of an FM code (DESIGN.md §3.4).
+    """``clamp(floor((x + 1) * 1.5 + 1/2), 0, 3)`` of an FM code (docs/architecture.md §2.6).
 
     In codes: ``((fm + 128) * 384 + 2**14) >> 15 == ((fm + 128) * 3 + 128) >> 8``: a shift-add,
     no multiplier.

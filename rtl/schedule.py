@@ -6,15 +6,16 @@ therefore takes ``out_pixels * (cin / simd_channels) * (cout / pe)`` beats; stri
 visit only the output pixels. The stem (the thermometer conv) takes one cycle per pixel.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
-from fracbnn_golden.model import PG_CONVS, STEM_CHANNELS
+from fracbnn_golden.conv import TAPS
+from fracbnn_golden.model import IMAGE_SIZE, PG_CONVS, PIXELS, STEM_CHANNELS
 
-__all__ = ["AcceleratorConfig", "ConfigError", "CycleEstimate", "LayerPlan", "estimate_cycles",
-           "plan_layers"]
+__all__ = ["CONFIG_KEYS", "IMAGE_SIZE", "PIXELS", "PLANES", "AcceleratorConfig", "ConfigError",
+           "CycleEstimate", "LayerPlan", "estimate_cycles", "plan_layers"]
 
-IMAGE_SIZE = 32
-PIXELS = IMAGE_SIZE * IMAGE_SIZE
+# The bit planes of the 2-bit activations (MSB and LSB), computed side by side.
+PLANES = 2
 
 
 class ConfigError(ValueError):
@@ -35,7 +36,7 @@ class AcceleratorConfig:
     decoder_symbols_per_cycle: int = 4
 
     def __post_init__(self):
-        for name in ("pe", "simd_channels", "decoder_symbols_per_cycle"):
+        for name in CONFIG_KEYS:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, not {value!r}")
@@ -50,11 +51,11 @@ class AcceleratorConfig:
     @property
     def lanes(self):
         """BMAC lanes: input bits times output channels per beat, both planes."""
-        return 2 * 9 * self.simd_channels * self.pe
+        return PLANES * TAPS * self.simd_channels * self.pe
 
-    @property
-    def weight_row_bits(self):
-        return self.pe * 9 * self.simd_channels
+
+# The configuration's parameters, in order: what a sweep varies.
+CONFIG_KEYS = tuple(field.name for field in fields(AcceleratorConfig))
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Stride-2 shortcut of a residual block: 2x2 average pool (DESIGN.md §3.7)."""
+"""Stride-2 shortcut of a residual block: 2x2 average pool (docs/architecture.md §2.9)."""
 
 from amaranth.hdl import Module
 from amaranth.lib import data, stream, wiring

@@ -1,4 +1,8 @@
-"""Memory contents of the accelerator, made from a model and a configuration."""
+"""Memory contents of the accelerator, made from a model and a configuration.
+
+The only module of the RTL that reads the model's parameters by their keys (``linear.weight``,
+``layer1_0.bn1.bias``, ...; see the README's model file format): the units take arrays.
+"""
 
 import numpy as np
 
@@ -7,32 +11,24 @@ from fracbnn_golden.huffman import compress_model
 from .merge import MERGE_PARAMS
 from .schedule import plan_layers
 
-__all__ = ["MERGE_KEYS", "compressed_weights", "gate_threshold_rows", "layer_columns",
-           "merge_columns", "merge_param_rows", "pack_row", "weight_rows"]
+__all__ = ["MERGE_KEYS", "THRESHOLD_KEY", "classifier", "compressed_weights",
+           "gate_threshold_rows", "layer_columns", "layer_thresholds", "merge_columns",
+           "merge_param_rows", "stem_batch_norm", "stem_weight"]
 
 
-def pack_row(bits):
-    """0/1 values (any shape, flattened in C order) -> int with element i at bit i."""
-    flat = np.asarray(bits, dtype=np.uint8).reshape(-1)
-    return int.from_bytes(np.packbits(flat, bitorder="little").tobytes(), "little")
+def stem_weight(net):
+    """conv1's 0/1 weights ``[16, 96, 3, 3]`` (the thermometer conv)."""
+    return net.params["conv1.weight"]
 
 
-def weight_rows(net, config):
-    """Weights of every beat: one row per (layer, output group, input group).
+def stem_batch_norm(net):
+    """bn1's ``(scale, bias)`` WT codes, ``[16]`` each."""
+    return net.params["bn1.weight"], net.params["bn1.bias"]
 
-    Row bit ``(p * 9 + tap) * simd_channels + c`` is the weight of output channel
-    ``og * pe + p``, input channel ``cb * simd_channels + c``, tap ``ky * 3 + kx``.
-    Returns a uint8 array ``[rows, pe, 9, simd_channels]``.
-    """
-    rows = []
-    for plan in plan_layers(config):
-        weight = net.params[f"{plan.name}.weight"]                  # [cout, cin, 3, 3]
-        taps = weight.reshape(plan.cout, plan.cin, 9).transpose(0, 2, 1)   # [cout, 9, cin]
-        for og in range(plan.groups_out):
-            for cb in range(plan.groups_in):
-                rows.append(taps[og * config.pe:(og + 1) * config.pe, :,
-                                 cb * config.simd_channels:(cb + 1) * config.simd_channels])
-    return np.stack(rows)
+
+def classifier(net):
+    """The linear layer's ``(weight [classes, channels], bias [classes])`` WT codes."""
+    return net.params["linear.weight"], net.params["linear.bias"]
 
 
 def compressed_weights(net, config):
@@ -69,12 +65,19 @@ MERGE_KEYS = {
     "shift_y": "{block}.rprelu{k}.shift_y_bias",
     "bn_out_weight": "{block}.bn{k2}.weight", "bn_out_bias": "{block}.bn{k2}.bias",
 }
+# Model key of a PG conv's gate thresholds.
+THRESHOLD_KEY = "{name}.threshold"
 
 
 def merge_columns(net, layer):
     """``[cout, 7]`` merge parameters of PG conv ``layer`` in :data:`rtl.merge.MERGE_PARAMS`
     order."""
     return layer_columns(net, layer, [MERGE_KEYS[name] for name in MERGE_PARAMS])
+
+
+def layer_thresholds(net, layer):
+    """``[cout]`` gate thresholds (WT codes tau) of PG conv ``layer``."""
+    return layer_columns(net, layer, [THRESHOLD_KEY])[..., 0]
 
 
 def merge_param_rows(net, config):
@@ -84,4 +87,4 @@ def merge_param_rows(net, config):
 
 def gate_threshold_rows(net, config):
     """[param rows, pe] gate thresholds (WT codes tau)."""
-    return _per_output_group(net, config, ["{name}.threshold"])[..., 0]
+    return _per_output_group(net, config, [THRESHOLD_KEY])[..., 0]

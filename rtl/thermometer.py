@@ -1,25 +1,24 @@
 """The binarised input layer: thermometer encoding, the prefix-sum first conv and its BN."""
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Const, Module, Mux, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from fracbnn_golden.conv import THERMOMETER_BITS, thermometer_tables
-from fracbnn_golden.fixedpoint import WT_BITS, WT_FRAC
+from fracbnn_golden.conv import TAPS, THERMOMETER_BITS, thermometer_tables
+from fracbnn_golden.fixedpoint import WT_FRAC
 
-from .fixedpoint import FM_SHAPE, to_fm
-from .params import check_positive_int
+from .fixedpoint import FM_SHAPE, STEM_SUM_SHAPE, sum_shape, to_fm
+from .params import check_positive_int, check_wt_codes
 from .pipeline import lockstep_pipeline
 
 __all__ = ["ThermometerEncoder", "ThermometerConv", "InputBatchNorm", "COUNT_SHAPE"]
 
-COUNT_SHAPE = unsigned(6)       # a thermometer count, 0..32
-TAPS = 9
+COUNT_SHAPE = Shape.cast(range(THERMOMETER_BITS + 1))       # a thermometer count, 0..32
 
 
 class ThermometerEncoder(wiring.Component):
-    """Pixels to thermometer codes (DESIGN.md §3.1).
+    """Pixels to thermometer codes (docs/architecture.md §2.3).
 
     Each of the ``colours`` 8-bit values ``p`` of a transfer becomes the count
     ``n = round_half_even(p / 8)`` (0..32) in ``o.payload.count`` and 32 thermometer bits in
@@ -51,7 +50,7 @@ class ThermometerEncoder(wiring.Component):
                 quotient, remainder = pixel[3:], pixel[:3]
                 # Round half to even: up above the half, and at the half when the quotient is odd.
                 up = (remainder > 4) | ((remainder == 4) & quotient[0])
-                count = (quotient + up)[:6]
+                count = (quotient + up)[:COUNT_SHAPE.width]
                 counts.append(count)
                 bits.append(Cat(count > k for k in range(THERMOMETER_BITS)))
             return {"count": counts, "bits": Cat(*bits)}
@@ -88,8 +87,7 @@ class ThermometerConv(wiring.Component):
             raise ValueError("ThermometerConv weight must hold 0/1 bits")
         self.tables = thermometer_tables(weight)            # [out, colours, taps, 33]
         self.out_channels, self.colours = self.tables.shape[:2]
-        bound = TAPS * self.colours * THERMOMETER_BITS
-        self.sum_shape = signed(Const(-bound).shape().width)
+        self.sum_shape = sum_shape(TAPS * self.colours * THERMOMETER_BITS)
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
                 "count": data.ArrayLayout(data.ArrayLayout(COUNT_SHAPE, self.colours), TAPS),
@@ -125,7 +123,7 @@ class ThermometerConv(wiring.Component):
 
 
 class InputBatchNorm(wiring.Component):
-    """conv1's BN: ``fm = Q(scale * sum + bias)`` per channel (DESIGN.md §3.3).
+    """conv1's BN: ``fm = Q(scale * sum + bias)`` per channel (docs/architecture.md §2.5).
 
     ``scale`` and ``bias`` are WT-code constants per lane (int arrays ``[lanes]``); each lane
     multiplies by its constant (shift-adds or a DSP, as synthesis prefers).
@@ -135,18 +133,13 @@ class InputBatchNorm(wiring.Component):
 
     latency = 1
 
-    def __init__(self, scale, bias, sum_width=11):
+    def __init__(self, scale, bias, sum_width=STEM_SUM_SHAPE.width):
         scale, bias = np.asarray(scale), np.asarray(bias)
         if scale.ndim != 1 or scale.shape != bias.shape or len(scale) == 0:
             raise ValueError(f"InputBatchNorm scale and bias must be vectors of one length, "
                              f"not {list(scale.shape)} and {list(bias.shape)}")
-        lo, hi = -(1 << (WT_BITS - 1)), (1 << (WT_BITS - 1)) - 1
-        for name, value in (("scale", scale), ("bias", bias)):
-            if not np.issubdtype(value.dtype, np.integer):
-                raise TypeError(f"InputBatchNorm {name} must be integer WT codes, not "
-                                f"{value.dtype} values")
-            if value.min() < lo or value.max() > hi:
-                raise ValueError(f"InputBatchNorm {name} must be WT codes in [{lo}, {hi}]")
+        check_wt_codes("InputBatchNorm", "scale", scale)
+        check_wt_codes("InputBatchNorm", "bias", bias)
         check_positive_int("InputBatchNorm", "sum_width", sum_width, minimum=2)
         self.scale, self.bias = scale.astype(int), bias.astype(int)
         lanes = len(scale)

@@ -1,17 +1,17 @@
 """The Huffman-decoding weight cache: compressed kernels in, decoded weight rows out."""
 
-from amaranth.hdl import Array, Cat, Const, Module, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from fracbnn_golden.huffman import CompressedModel
+from fracbnn_golden.huffman import DEFAULT_MAX_LENGTH, CompressedModel
 from fracbnn_golden.kernels import KERNEL_BITS
 
-from .huffman import HuffmanDecoder
+from .huffman import HuffmanDecoder, decode_cycles
+from .lookup import constant_table
 
-__all__ = ["WeightCache"]
+__all__ = ["WeightCache", "decoder_for", "layer_decode_cycles"]
 
-MAX_CODE_LENGTH = 12
 # Cycles from the decoder's last beat of a layer to ``filled``: the writer counts the block,
 # then the job ends.
 FILL_LATENCY = 2
@@ -21,15 +21,42 @@ def _word_bits(symbols_per_cycle):
     """Payload word width: 64 bits, or wider when the decoder reads more than a word's worth
     of codewords per cycle (it decodes from a window of ``N * max_length`` bits in two words)."""
     bits = 64
-    while bits < symbols_per_cycle * MAX_CODE_LENGTH:
+    while bits < symbols_per_cycle * DEFAULT_MAX_LENGTH:
         bits *= 2
     return bits
 
 
-def _table(values):
-    """A constant table indexed by a signal."""
-    values = [int(v) for v in values]
-    return Array(Const(v, range(max(values) + 1)) for v in values)
+def _blocks(compressed):
+    """``(start, end, count)`` of every block of ``compressed``: its stream bits and symbols."""
+    starts, ends, counts, _ = compressed.blocks()
+    return list(zip(starts.tolist(), ends.tolist(), counts.tolist()))
+
+
+def decoder_for(compressed, symbols_per_cycle):
+    """The Huffman decoder of a :class:`WeightCache` of ``compressed`` with
+    ``symbols_per_cycle``: its code tables (codes of at most
+    :data:`fracbnn_golden.huffman.DEFAULT_MAX_LENGTH` bits), payload words and block sizes."""
+    blocks = _blocks(compressed)
+    return HuffmanDecoder(compressed.tables, symbols_per_cycle=symbols_per_cycle,
+                          word_width=_word_bits(symbols_per_cycle),
+                          max_length=DEFAULT_MAX_LENGTH,
+                          max_block_bits=max(end - start for start, end, _ in blocks),
+                          max_count=max(count for _, _, count in blocks))
+
+
+def layer_decode_cycles(compressed, plans, symbols_per_cycle):
+    """:meth:`WeightCache.decode_cycles` of every layer of ``plans``, without building a cache:
+    the decoder's exact timing (:func:`rtl.huffman.decode_cycles`) of each layer's blocks."""
+    word_bits = _word_bits(symbols_per_cycle)
+    blocks, first, cycles = _blocks(compressed), 0, []
+    for plan in plans:
+        layer = blocks[first:first + plan.groups_out]
+        first += plan.groups_out
+        # The job's first cycle offers the first command and reads the first word.
+        cycles.append(decode_cycles([(start % word_bits, end - start, count)
+                                     for start, end, count in layer],
+                                    symbols_per_cycle, word_bits) + FILL_LATENCY)
+    return cycles
 
 
 def _payload_words(compressed, word_bits):
@@ -49,12 +76,12 @@ class WeightCache(wiring.Component):
     :func:`rtl.tables.compressed_weights`; ``plans`` are the layers'
     :class:`rtl.schedule.LayerPlan`.
     The payload sits in a word memory (64-bit words, wider for ``symbols_per_cycle > 5``), the
-    code tables in a :class:`rtl.huffman.HuffmanDecoder` with codes of at most 12 bits.
+    code tables in a :class:`rtl.huffman.HuffmanDecoder` (:func:`decoder_for`).
 
     **Rows.** Layer ``l`` is read from buffer ``l % 2`` as ``groups_out * groups_in`` rows; row
     ``og * groups_in + cb`` holds the kernels of output channels ``og * pe + p`` and input
     channels ``cb * simd + c``: on the ``data`` port, bit ``(p * 9 + tap) * simd + c`` is the
-    weight of tap ``tap`` (the engine's layout, :func:`rtl.tables.weight_rows`).
+    weight of tap ``tap`` (the engine's layout).
 
     **Protocol.** The cache decodes the layers in order 0, 1, ..., the last, 0, 1, ... (one
     image after another), layer ``l`` into buffer ``l % 2`` once that buffer is free. ``filled``
@@ -85,13 +112,9 @@ class WeightCache(wiring.Component):
         self.pe, self.simd, self.symbols_per_cycle = pe, simd_channels, symbols_per_cycle
         self.rows = max(plan.groups_in * plan.groups_out for plan in plans)
         self.row_bits = pe * KERNEL_BITS * simd_channels
-        starts, ends, counts, _ = compressed.blocks()
-        self._blocks = list(zip(starts.tolist(), ends.tolist(), counts.tolist()))
+        self._blocks = _blocks(compressed)
         self.word_bits = _word_bits(symbols_per_cycle)
-        self._decoder = HuffmanDecoder(compressed.tables, symbols_per_cycle=symbols_per_cycle,
-                                       word_width=self.word_bits, max_length=MAX_CODE_LENGTH,
-                                       max_block_bits=max(e - s for s, e, _ in self._blocks),
-                                       max_count=max(counts.tolist()))
+        self._decode_cycles = layer_decode_cycles(compressed, plans, symbols_per_cycle)
         super().__init__({
             "read": In(data.StructLayout({"buffer": 1, "row": range(self.rows)})),
             "data": Out(self.row_bits),
@@ -102,18 +125,13 @@ class WeightCache(wiring.Component):
 
     def decode_cycles(self, layer):
         """Cycles from the start of decoding ``layer`` until ``filled`` shows it."""
-        first = sum(plan.groups_out for plan in self.plans[:layer])
-        blocks = self._blocks[first:first + self.plans[layer].groups_out]
-        # The job's first cycle offers the first command and reads the first word.
-        return self._decoder.command_cycles(
-            [(start % self.word_bits, end - start, count) for start, end, count in blocks]) \
-            + FILL_LATENCY
+        return self._decode_cycles[layer]
 
     def elaborate(self, platform):
         m = Module()
         plans, pe, simd, n = self.plans, self.pe, self.simd, self.symbols_per_cycle
         word_bits = self.word_bits
-        m.submodules.decoder = decoder = self._decoder
+        m.submodules.decoder = decoder = decoder_for(self.compressed, n)
         with m.If(decoder.error):
             m.d.sync += self.error.eq(1)
 
@@ -124,16 +142,17 @@ class WeightCache(wiring.Component):
         m.d.comb += self.filled.eq(filled)
         m.d.sync += filled.eq(filled & ~self.release)
         buffer = layer[0]
-        block_base = _table([sum(p.groups_out for p in plans[:i]) for i in range(len(plans))])
-        groups_out = _table([p.groups_out for p in plans])
-        groups_in = _table([p.groups_in for p in plans])
-        cin = _table([p.cin for p in plans])
-        skip = _table([s % word_bits for s, _, _ in self._blocks])
-        bits = _table([e - s for s, e, _ in self._blocks])
-        first_word = _table([s // word_bits for s, _, _ in self._blocks])
-        last_word = _table([(e - 1) // word_bits for _, e, _ in self._blocks])
-        count = _table([c for _, _, c in self._blocks])
-        table = _table([layer.table for layer in self.compressed.layers])
+        block_base = constant_table([sum(p.groups_out for p in plans[:i])
+                                     for i in range(len(plans))])
+        groups_out = constant_table([p.groups_out for p in plans])
+        groups_in = constant_table([p.groups_in for p in plans])
+        cin = constant_table([p.cin for p in plans])
+        skip = constant_table([s % word_bits for s, _, _ in self._blocks])
+        bits = constant_table([e - s for s, e, _ in self._blocks])
+        first_word = constant_table([s // word_bits for s, _, _ in self._blocks])
+        last_word = constant_table([(e - 1) // word_bits for _, e, _ in self._blocks])
+        count = constant_table([c for _, _, c in self._blocks])
+        table = constant_table([layer.table for layer in self.compressed.layers])
 
         # A job starts as soon as its buffer is free, also in the cycle it is being released.
         with m.If(~busy & (~filled.bit_select(buffer, 1) | self.release.bit_select(buffer, 1))):

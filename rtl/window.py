@@ -4,11 +4,11 @@ from amaranth.hdl import Array, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from fracbnn_golden.conv import TAPS
+
 from .params import check_maps, check_positive_int
 
 __all__ = ["WindowMemory", "divmod3_layout"]
-
-TAPS = 9
 
 
 def divmod3_layout(size):

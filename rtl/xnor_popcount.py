@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from .popcount import build_counter_tree, default_popcount_stages
 
-__all__ = ["XnorPopcount", "XnorPopcountArray", "beat_layout", "sums_layout"]
+__all__ = ["XnorPopcount", "XnorPopcountArray", "array_latency", "beat_layout", "sums_layout"]
 
 
 def _differ(values):
@@ -26,7 +26,7 @@ class XnorPopcount(wiring.Component):
     (:func:`rtl.popcount.build_counter_tree`): full-adder chains whose head LUT6s count three
     (a, w) pairs and whose links add two more pairs to the running sum bit in one ``LUT6_2``;
     when ``masked``, LUT6 heads count two (a, w, valid) triples and ``LUT6_2`` links merge two
-    sum bits with one more triple. Synthesised for UltraScale+ (:mod:`rtl.synth`), 576 pairs
+    sum bits with one more triple. Synthesised for UltraScale+ (:mod:`synth`), 576 pairs
     cost about 0.9 LUT per pair including the XOR and the whole tree.
 
     Parameters
@@ -71,12 +71,10 @@ class XnorPopcount(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         if self.masked:
-            positions = [(self.a[n], self.w[n], self.valid[n]) for n in range(self.width)]
-            value = _differ_where_valid
+            operands, value = (self.a, self.w, self.valid), _differ_where_valid
         else:
-            positions = [(self.a[n], self.w[n]) for n in range(self.width)]
-            value = _differ
-        total = build_counter_tree(m, positions, value, self.latency, self.en, platform)
+            operands, value = (self.a, self.w), _differ
+        total = build_counter_tree(m, operands, value, self.latency, self.en, platform)
         m.d.comb += self.o.eq(total)
         return m
 
@@ -109,6 +107,15 @@ def beat_layout(pe, simd, groups=1):
 def sums_layout(pe, acc_width):
     """Payload of one output: the signed sum of each PE."""
     return data.ArrayLayout(signed(acc_width), pe)
+
+
+def array_latency(simd, popcount_stages=None):
+    """The latency of an :class:`XnorPopcountArray` of ``simd`` input bits (with its default
+    popcount stages when ``popcount_stages`` is None), without building one: one input
+    register, the popcount tree, one accumulator/output register."""
+    if popcount_stages is None:
+        popcount_stages = default_popcount_stages(simd, arity=3)
+    return popcount_stages + 2
 
 
 class XnorPopcountArray(wiring.Component):
@@ -186,7 +193,7 @@ class XnorPopcountArray(wiring.Component):
             raise ValueError(f"XnorPopcountArray parameter popcount_stages must be an integer "
                              f">= 0, not {popcount_stages!r}")
         self.popcount_stages = popcount_stages
-        self.latency = popcount_stages + 2
+        self.latency = array_latency(simd, popcount_stages)
         super().__init__({
             "i": In(stream.Signature(beat_layout(pe, simd, groups))),
             "o": Out(stream.Signature(sums_layout(pe, acc_width))),
@@ -211,13 +218,15 @@ class XnorPopcountArray(wiring.Component):
             ]
 
         # Shared by all PEs: bit n of a word (of a group) counts iff n < count (of the group).
+        # A signal, not an expression, so that the Verilog computes it once, not once per PE.
+        valid_bits = Signal(self.simd)
         if self.groups == 1:
-            valid_bits = Cat(beat.count > n for n in range(self.simd))
+            m.d.comb += valid_bits.eq(Cat(beat.count > n for n in range(self.simd)))
             valid_count = beat.count
         else:
             group_bits = self.simd // self.groups
-            valid_bits = Cat(beat.count[g] > n
-                             for g in range(self.groups) for n in range(group_bits))
+            m.d.comb += valid_bits.eq(Cat(beat.count[g] > n for g in range(self.groups)
+                                          for n in range(group_bits)))
             valid_count = sum(beat.count[g] for g in range(self.groups))
         popcounts = [XnorPopcount(self.simd, self.popcount_stages, masked=True)
                      for _ in range(self.pe)]

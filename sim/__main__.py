@@ -10,7 +10,7 @@ import sys
 import time
 
 from .regression import REGRESSION
-from .runner import SimulatorUnavailable, simulator_name
+from .runner import SIM_LOG, BuildFailed, SimulatorUnavailable, simulator_name
 
 
 def _table(rows):
@@ -30,20 +30,32 @@ def main(argv=None):
                         help="run only these testbenches: " + ", ".join(c.name for c in REGRESSION))
     args = parser.parse_args(argv)
 
-    simulator = simulator_name(args.sim)
+    try:
+        simulator = simulator_name(args.sim)
+    except ValueError as error:
+        parser.error(f"--sim / $SIM: {error}")
+    unknown = sorted(set(args.only or ()) - {case.name for case in REGRESSION})
+    if unknown:
+        parser.error(f"--only: no testbench named {', '.join(unknown)}; the testbenches are "
+                     + ", ".join(case.name for case in REGRESSION))
     cases = [case for case in REGRESSION if not args.only or case.name in args.only]
-    if not cases:
-        parser.error("no testbench matches --only")
 
     rows, artefacts, failed = [], [], False
     for number, case in enumerate(cases, 1):
         print(f"[{number}/{len(cases)}] {case.name} ({simulator}) ...", flush=True)
         started = time.monotonic()
         try:
-            result = case.run(simulator=simulator, waves=args.waves or None, check=False)
+            result = case.run(simulator=simulator, waves=args.waves or None, check=False,
+                              progress=True)
         except SimulatorUnavailable as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
+        except BuildFailed as error:
+            print(f"    FAIL: {error}", flush=True)
+            rows.append((case.name, "(build failed)", "FAIL",
+                         f"{time.monotonic() - started:.1f}"))
+            failed = True
+            continue
         elapsed = time.monotonic() - started
         status = "rebuilt" if result.rebuilt else "cached build"
         print(f"    {status}, {len(result.tests)} tests, {elapsed:.1f} s, "
@@ -55,11 +67,13 @@ def main(argv=None):
                          f"{test.seconds:.2f}"))
             if not test.passed:
                 print(f"    {test.name}: {test.message}", flush=True)
+        if not result.passed:
+            print(f"    log: {result.build_dir / SIM_LOG}", flush=True)
         failed |= not result.passed
         if result.waveform:
             artefacts.append((case.name, result.waveform, result.gtkw))
         if not result.passed:
-            artefacts.append((case.name, result.build_dir / "results.xml", None))
+            artefacts.append((case.name, result.build_dir / SIM_LOG, None))
 
     print()
     print(_table(rows))

@@ -22,44 +22,37 @@ from pathlib import Path
 
 import amaranth
 import numpy as np
-from amaranth.hdl import Module
-from amaranth.lib import wiring
 
 from fracbnn_golden import CLASSES, FracBNN
-from fracbnn_golden.images import bundled_photos, load_image
+from fracbnn_golden.files import check_output_file
+from fracbnn_golden.images import bundled_photos, load_image, load_pixels
 from fracbnn_golden.model import check_pixels
 from rtl.accelerator import FracBNNAccelerator
+from rtl.popcount import BehaviouralPopcount
 from rtl.schedule import AcceleratorConfig
 
-from .regression import forward_ports
-from .runner import run, simulator_name
+from .harness import AcceleratorHarness
+from .runner import (
+    DEFAULT_BUILD_ROOT,
+    SIM_LOG,
+    BuildFailed,
+    SimulatorUnavailable,
+    run,
+    simulator_name,
+)
 
-__all__ = ["AcceleratorRun", "TracedTop", "accelerator_params", "run_accelerator", "source_key"]
+__all__ = ["AcceleratorRun", "accelerator_params", "run_accelerator", "source_key"]
 
-RTL_DIR = Path(__file__).resolve().parent.parent / "rtl"
+SIM_DIR = Path(__file__).resolve().parent
+RTL_DIR = SIM_DIR.parent / "rtl"
 TOPLEVEL = "fracbnn_accelerator"
 CLOCK_MHZ = 250
-# Waveforms hold the top-level ports only: the whole design would write gigabytes per image.
+# Waveforms hold the top level only (the harness's and the core's ports): the whole design
+# would write gigabytes per image.
 WAVE_BUILD_ARGS = ("--trace-depth", "1")
 TEST_MODULE = "sim.tb_accelerator"
 # Generous: an image takes far fewer cycles; the limit only turns a hang into a failure.
 CYCLE_LIMIT = 200_000
-
-
-class TracedTop(wiring.Component):
-    """The accelerator one level down with the same ports, so that a waveform of the top
-    level only (``--trace-depth 1``) shows its ports and not the engine's internals."""
-
-    def __init__(self, core):
-        self.core = core
-        self.plans, self.config = core.plans, core.config
-        super().__init__(core.signature)
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.core = self.core
-        forward_ports(m, self, self.core)
-        return m
 
 
 def source_key(net, config):
@@ -67,9 +60,8 @@ def source_key(net, config):
     parameters, the configuration and the Amaranth version (conversion takes about a minute,
     so the simulation cache is keyed by this instead of the Verilog)."""
     digest = hashlib.sha256()
-    # The RTL (rtl/synth.py only estimates resources) and this module (TracedTop).
-    sources = [path for path in sorted(RTL_DIR.glob("*.py")) if path.name != "synth.py"]
-    for path in [*sources, Path(__file__)]:
+    # The gateware, the harness and this module.
+    for path in [*sorted(RTL_DIR.glob("*.py")), Path(__file__), SIM_DIR / "harness.py"]:
         digest.update(path.name.encode() + path.read_bytes())
     for key in sorted(net.params):
         digest.update(key.encode() + np.ascontiguousarray(net.params[key]).tobytes())
@@ -99,41 +91,40 @@ class AcceleratorRun:
     cycles: np.ndarray
     result: object          # sim.runner.SimResult
 
+    @property
+    def cycles_per_second(self):
+        """Simulated clock cycles per second of wall time over the test (images back to back:
+        their cycles, over the test's time, which includes the testbench's golden model)."""
+        return float(self.cycles.sum()) / sum(test.seconds for test in self.result.tests)
+
 
 def run_accelerator(pixels, *, testcase="images_bit_exact", simulator=None, waves=None,
-                    config=None, check=True):
+                    config=None, check=True, build_root=DEFAULT_BUILD_ROOT, progress=False):
     """Simulate the accelerator on ``pixels`` (uint8 [N, 3, 32, 32]) with the cocotb test
     ``testcase`` of :mod:`sim.tb_accelerator`; returns an :class:`AcceleratorRun` (logits and
-    cycles are filled by ``images_bit_exact``)."""
+    cycles are filled by ``images_bit_exact``). Builds are cached under ``build_root``;
+    ``progress`` shows the build's and the run's progress on the console."""
     pixels = check_pixels(pixels)
     net = FracBNN.default()
     config = config or AcceleratorConfig()
-    component = TracedTop(FracBNNAccelerator(net, config))
+    component = AcceleratorHarness(FracBNNAccelerator(net, config))
     # Verilator switches tracing on per run: one build serves runs with and without waves.
-    traced = simulator_name(simulator) == "verilator"
+    verilator = simulator_name(simulator) == "verilator"
     with tempfile.TemporaryDirectory(prefix="fracbnn-sim-") as folder:
         data, out = Path(folder) / "pixels.npz", Path(folder) / "out.npz"
         np.savez(data, pixels=pixels)
         result = run(component, TEST_MODULE, accelerator_params(component), name=TOPLEVEL,
                      simulator=simulator, waves=waves, testcase=testcase, check=check,
-                     build_args=WAVE_BUILD_ARGS if traced else (), trace_build=traced,
+                     build_args=WAVE_BUILD_ARGS if verilator else (), trace_build=verilator,
+                     platform=BehaviouralPopcount(), top_level_only=True,
                      extra_env={"FRACBNN_SIM_DATA": str(data), "FRACBNN_SIM_OUT": str(out)},
-                     source_key=source_key(net, config))
+                     source_key=source_key(net, config), build_root=build_root,
+                     progress=progress)
         logits = cycles = None
         if out.exists():
             with np.load(out) as produced:
                 logits, cycles = produced["logits"], produced["cycles"]
     return AcceleratorRun(logits, cycles, result)
-
-
-def _load_pixels(path):
-    path = Path(path)
-    if path.suffix == ".npz":
-        with np.load(path) as data:
-            if "pixels" not in data:
-                raise ValueError("the .npz file has no 'pixels' array")
-            return data["pixels"]
-    return np.load(path)
 
 
 def _table(names, logits, golden, cycles):
@@ -163,30 +154,49 @@ def main(argv=None):
     if args.pixels and not args.out:
         parser.error("--pixels needs --out")
 
-    if args.photos:
-        paths = bundled_photos()
-        names = [path.stem for path in paths]
-        pixels = np.stack([load_image(path) for path in paths])
-    else:
-        try:
-            pixels = check_pixels(_load_pixels(args.pixels))
-        except (OSError, ValueError, TypeError) as error:
-            print(f"error: {args.pixels}: {error}", file=sys.stderr)
-            return 2
-        names = [f"image {index}" for index in range(len(pixels))]
-    print(f"simulating {len(pixels)} image(s) (the first build of the accelerator takes about "
-          f"10 minutes; it is cached in build/sim/)", flush=True)
+    # Every argument is checked here: the first build takes ten minutes.
+    try:
+        simulator_name(args.sim)
+    except ValueError as error:
+        parser.error(f"--sim / $SIM: {error}")
+    try:
+        if args.out:
+            check_output_file(args.out, "--out", suffix=".npz")
+        if args.photos:
+            paths = bundled_photos()
+            names = [path.stem for path in paths]
+            pixels = np.stack([load_image(path) for path in paths])
+        else:
+            pixels = load_pixels(args.pixels)
+            names = [f"image {index}" for index in range(len(pixels))]
+    except (OSError, ValueError, TypeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if not len(pixels):
+        print(f"error: {args.pixels}: an empty batch (shape {list(pixels.shape)}); nothing to "
+              "simulate", file=sys.stderr)
+        return 2
+    print(f"simulating {len(pixels)} image(s) (the first build of the accelerator takes a few "
+          f"minutes; it is cached in build/sim/)", flush=True)
     started = time.monotonic()
     # With --pixels the one run writes the waveform; with --photos one photo is re-run with
     # waves (the same build).
-    run = run_accelerator(pixels, simulator=args.sim, waves=args.waves and not args.photos,
-                          check=False)
+    try:
+        run = run_accelerator(pixels, simulator=args.sim, waves=args.waves and not args.photos,
+                              check=False, progress=True)
+    except SimulatorUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except BuildFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     result = run.result
     print(f"{'built' if result.rebuilt else 'cached build'} in {result.build_dir}, "
           f"{time.monotonic() - started:.0f} s")
     if run.logits is None:
         message = "; ".join(t.message for t in result.failures) or "no result"
-        print(f"error: the simulation failed: {message}", file=sys.stderr)
+        print(f"error: the simulation failed: {message}\nlog: {result.build_dir / SIM_LOG}",
+              file=sys.stderr)
         return 1
     if args.out:
         np.savez(args.out, logits=run.logits, cycles=run.cycles)
@@ -195,13 +205,16 @@ def main(argv=None):
     print(_table(names, run.logits, golden, run.cycles))
     if args.waves and args.photos:
         print(f"simulating {names[0]} again with waves", flush=True)
-        result = run_accelerator(pixels[:1], simulator=args.sim, waves=True, check=False).result
+        result = run_accelerator(pixels[:1], simulator=args.sim, waves=True, check=False,
+                                 progress=True).result
     if result.waveform:
         print(f"waveform: {result.waveform}\nopen it with: gtkwave {result.waveform} "
               f"{result.gtkw}")
     wrong = int((run.logits != golden).any(axis=1).sum())
     if wrong or not result.passed:
-        print(f"error: {wrong} image(s) differ from the golden model", file=sys.stderr)
+        print(f"error: {wrong} image(s) differ from the golden model"
+              + ("" if result.passed else f"; log: {result.build_dir / SIM_LOG}"),
+              file=sys.stderr)
         return 1
     return 0
 

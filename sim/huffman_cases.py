@@ -12,8 +12,14 @@ from functools import cache
 
 import numpy as np
 
-from fracbnn_golden.huffman import CanonicalCode, compress_fracbnn, compress_model
-from fracbnn_golden.kernels import N_SYMBOLS
+from fracbnn_golden.huffman import (
+    DEFAULT_MAX_LENGTH,
+    CanonicalCode,
+    compress_fracbnn,
+    compress_model,
+)
+from fracbnn_golden.kernels import N_SYMBOLS, bnn_pynq_cnv_kernels
+from rtl.schedule import AcceleratorConfig
 
 from .regression import SimCase, UnitGroup
 
@@ -22,10 +28,11 @@ __all__ = ["Block", "DecoderTables", "cnv_blocks", "corrupt_block", "decoder_tab
            "huffman_decoders",
            "model_blocks", "random_block", "random_symbols", "word_stream"]
 
-MAX_LENGTH = 12
+# The weight cache's code length limit.
+MAX_LENGTH = DEFAULT_MAX_LENGTH
 WORD_WIDTH = 64
-# FracBNN blocks: 16 output channels (the weight cache's); the largest is conv1's 16 x 96.
-FRACBNN_BLOCK_CHANNELS = 16
+# FracBNN blocks: pe = 16 output channels (the weight cache's); the largest is conv1's 16 x 96.
+FRACBNN_BLOCK_CHANNELS = AcceleratorConfig().pe
 # BNN-PYNQ CNV blocks of 4 output channels: up to 4 x 256 = 1024 kernels.
 CNV_BLOCK_CHANNELS = 4
 MAX_COUNT = 2048
@@ -165,10 +172,8 @@ class DecoderTables:
 def decoder_tables():
     """The tables of the test design: the bundled FracBNN model's (shared table), the BNN-PYNQ
     CNV kernels' (``tables="auto"``), one per random histogram kind, and an incomplete code."""
-    from fracbnn_golden.compress_report import model_kernels
-
     fracbnn = compress_fracbnn(block_channels=FRACBNN_BLOCK_CHANNELS)
-    cnv = compress_model(model_kernels("bnn_pynq_cnv_w1a1"), block_channels=CNV_BLOCK_CHANNELS)
+    cnv = compress_model(bnn_pynq_cnv_kernels(), block_channels=CNV_BLOCK_CHANNELS)
     codes = list(fracbnn.tables)
     cnv_offset = len(codes)
     codes.extend(cnv.tables)

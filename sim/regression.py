@@ -10,6 +10,7 @@ corners); the tables travel to the testbench in the parameters JSON, with the te
 ``bench`` entries.
 """
 
+import importlib
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -18,13 +19,15 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 
 from fracbnn_golden import FracBNN
-from fracbnn_golden.fixedpoint import WT_BITS
+from fracbnn_golden.fixedpoint import WT_MAX, WT_MIN
+from fracbnn_golden.layers import TWO_THIRDS
+from rtl.fixedpoint import PG_SUM_SHAPE, STEM_SUM_SHAPE
 from rtl.gate import PrecisionGate
 from rtl.head import Head
 from rtl.merge import MERGE_PARAMS, MergeUnit
 from rtl.quantizer import ActivationQuantizer
 from rtl.shortcut import ShortcutPool
-from rtl.tables import merge_columns
+from rtl.tables import classifier, layer_thresholds, merge_columns, stem_batch_norm, stem_weight
 from rtl.thermometer import InputBatchNorm, ThermometerConv, ThermometerEncoder
 from rtl.xnor_popcount import XnorPopcountArray
 
@@ -40,7 +43,6 @@ __all__ = [
 # Attributes of the built component the testbench needs besides the constructor parameters
 # (the XNOR-popcount array's; other cases name their own).
 _DERIVED = ("acc_width", "groups", "latency")
-WT_MIN, WT_MAX = -(1 << (WT_BITS - 1)), (1 << (WT_BITS - 1)) - 1
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,13 @@ class SimCase:
     def testbench_params(self, component):
         return {**self.params, **self.bench,
                 **{key: getattr(component, key) for key in self.derived}}
+
+    def test_names(self):
+        """The names of the cocotb tests :attr:`test_module` defines, in the order they run
+        (the module is imported, nothing is simulated)."""
+        module = importlib.import_module(self.test_module)
+        return [test.name for item in vars(module).values() if hasattr(item, "generate_tests")
+                for test in item.generate_tests()]
 
 
 def xnor_popcount_case(pe, simd, max_beats=36, groups=1, popcount_stages=None):
@@ -139,12 +148,18 @@ def unit_group(**units):
 
 def group_bench(dut, unit, **kwargs):
     """In a testbench of a :func:`unit_group` case: a :class:`sim.streams.StreamBench` on
-    ``unit`` (keyword arguments pass on) with the other units' inputs held idle, and the
-    testbench parameters."""
+    ``unit`` (keyword arguments pass on) with the other units' inputs held idle. The bench
+    carries the unit's name as ``unit``, its constructor arguments as ``params``, its
+    documented ``latency`` (None if it has none) and the case's testbench-only entries as
+    ``bench_params``."""
     params = testbench_params()
     group = unit_group(**{name: params[name] for name in UNIT_CLASSES if name in params})
     quiet_streams(dut, group)
-    return StreamBench(dut, group.units[unit], prefix=f"{unit}_", **kwargs), params
+    bench = StreamBench(dut, group.units[unit], prefix=f"{unit}_", **kwargs)
+    bench.unit, bench.params = unit, params[unit]
+    bench.latency = params["latencies"].get(unit)
+    bench.bench_params = params.get("bench", {})
+    return bench
 
 
 def _group_case(name, test_module, units, bench=None):
@@ -182,7 +197,7 @@ def activation_case(lanes=4):
                        {"quantizer": {"lanes": lanes}, "shortcut": {"lanes": lanes}})
 
 
-def thermometer_case(model_channels=(0, 9), sum_width=11):
+def thermometer_case(model_channels=(0, 9), sum_width=STEM_SUM_SHAPE.width):
     """The input layer's units under ``sim/tb_thermometer.py``: the encoder (3 colours);
     :class:`rtl.thermometer.ThermometerConv` with conv1's kernels of ``model_channels``, then an
     all-ones and an all-zeros kernel (the largest sums of either sign); and
@@ -190,10 +205,11 @@ def thermometer_case(model_channels=(0, 9), sum_width=11):
     lanes with extreme scale and bias."""
     net = _model()
     channels = list(model_channels)
-    weight = net.params["conv1.weight"][channels]
+    weight = stem_weight(net)[channels]
     weight = np.concatenate([weight, np.ones_like(weight[:1]), np.zeros_like(weight[:1])])
-    scale = [*net.params["bn1.weight"][channels], WT_MAX, WT_MIN]
-    bias = [*net.params["bn1.bias"][channels], WT_MIN, WT_MAX]
+    scale, bias = stem_batch_norm(net)
+    scale = [*scale[channels], WT_MAX, WT_MIN]
+    bias = [*bias[channels], WT_MIN, WT_MAX]
     return _group_case(f"units_thermometer_o{len(weight)}", "sim.tb_thermometer", {
         "encoder": {"colours": 3},
         "conv": {"weight": _lists(weight)},
@@ -205,8 +221,9 @@ def thermometer_case(model_channels=(0, 9), sum_width=11):
 TRACE_LAYERS = ("layer1_0.conv2", "layer2_0.conv1", "layer3_2.conv2")
 # Gate thresholds at the ends of the WT range, around 0 and on/next to multiples of 171 (where
 # 171 * msb == tau: the gate is a strict comparison).
-_CORNER_TAUS = (WT_MIN, WT_MAX, 0, 1, -1, 171, -171, 170, -172, 342, 1881, -1881, 1880, -1882,
-                172, -170)
+_G = TWO_THIRDS
+_CORNER_TAUS = (WT_MIN, WT_MAX, 0, 1, -1, _G, -_G, _G - 1, -_G - 1, 2 * _G, 11 * _G, -11 * _G,
+                11 * _G - 1, -11 * _G - 1, _G + 1, -_G + 1)
 
 def pg_case(lanes=4, layers=TRACE_LAYERS, random_rows=2, seed=2021):
     """:class:`rtl.gate.PrecisionGate` and :class:`rtl.merge.MergeUnit` under
@@ -214,7 +231,7 @@ def pg_case(lanes=4, layers=TRACE_LAYERS, random_rows=2, seed=2021):
     channels, in order) and corner rows after them: thresholds at the edges of the comparison;
     merge parameters all at the WT maximum, all at the minimum, then ``random_rows`` uniform."""
     net = _model()
-    taus, first = _model_rows(layers, lanes, lambda layer: net.params[f"{layer}.threshold"])
+    taus, first = _model_rows(layers, lanes, lambda layer: layer_thresholds(net, layer))
     corners = np.resize(np.array(_CORNER_TAUS), -(-len(_CORNER_TAUS) // lanes) * lanes)
     thresholds = np.concatenate([taus, corners.reshape(-1, lanes)])
     rows, _ = _model_rows(layers, lanes, lambda layer: merge_columns(net, layer))
@@ -223,8 +240,9 @@ def pg_case(lanes=4, layers=TRACE_LAYERS, random_rows=2, seed=2021):
     table = np.concatenate([rows, np.full(shape, WT_MAX), np.full(shape, WT_MIN),
                             rng.integers(WT_MIN, WT_MAX + 1, (random_rows, *shape[1:]))])
     return _group_case(f"units_pg_l{lanes}", "sim.tb_pg", {
-        "gate": {"lanes": lanes, "thresholds": _lists(thresholds), "sum_width": 11},
-        "merge": {"lanes": lanes, "params": _lists(table), "sum_width": 11},
+        "gate": {"lanes": lanes, "thresholds": _lists(thresholds),
+                 "sum_width": PG_SUM_SHAPE.width},
+        "merge": {"lanes": lanes, "params": _lists(table), "sum_width": PG_SUM_SHAPE.width},
     }, bench={"trace_rows": first})
 
 
@@ -233,14 +251,14 @@ def head_case(lanes=16, small_lanes=4, small_positions=4, seed=96):
     (64 channels, 8x8 positions, ``lanes`` per transfer); ``small_head`` with 4 classes, 8
     channels, ``small_positions`` positions and extreme (classes 0, 1) or random parameters,
     where the linear layer saturates easily."""
-    net = _model()
+    model_weight, model_bias = classifier(_model())
     rng = np.random.default_rng(seed)
     weight = rng.integers(WT_MIN, WT_MAX + 1, (4, 8))
     weight[0], weight[1] = WT_MAX, WT_MIN
     bias = rng.integers(WT_MIN, WT_MAX + 1, 4)
     return _group_case(f"units_head_l{lanes}", "sim.tb_head", {
-        "head": {"weight": _lists(net.params["linear.weight"]),
-                 "bias": _lists(net.params["linear.bias"]), "lanes": lanes, "positions": 64},
+        "head": {"weight": _lists(model_weight), "bias": _lists(model_bias), "lanes": lanes,
+                 "positions": 64},
         "small_head": {"weight": _lists(weight), "bias": _lists(bias), "lanes": small_lanes,
                        "positions": small_positions},
     })

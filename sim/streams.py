@@ -12,13 +12,22 @@ transfer happened in the read-only phase before the next edge, when the combinat
 For units with one input and one output stream, :class:`StreamBench` bundles clock, reset, a
 source, a sink and a scoreboard, and sends and compares payloads as Python values laid out like
 the Amaranth payload (:func:`pack`, :func:`unpack`: dicts for structs, lists for arrays).
-:func:`check_pipeline_timing` and :func:`check_reset_mid_stream` are the checks every
-fixed-latency unit gets: one transfer per cycle at the documented latency, and a reset in the
-middle of a stream followed by correct results.
+:func:`start_clock_and_reset` and :func:`pulse_reset` are the start-up and reset of every
+testbench.
+
+The stream contract: every stream unit gets the tests ``<unit>_throughput_and_latency`` and
+``<unit>_reset_mid_stream`` (:data:`CONTRACT_CHECKS`), made by :func:`stream_contract_tests`
+from a :class:`StreamContract`. For fixed-latency pipelines :func:`pipeline_contract` makes the
+contract from two random-item functions: :func:`check_pipeline_timing` (one transfer per
+cycle at the documented latency) and :func:`check_reset_mid_stream` (resets in the middle of a
+stream, then correct results). :func:`register_test` is the generator under it;
+:func:`register_tests` makes one cocotb test per (check, unit). :func:`random_mixture` draws
+stimulus from weighted kinds of values.
 """
 
 import random
 from collections import deque
+from dataclasses import dataclass
 
 import cocotb
 from amaranth.hdl import Shape
@@ -26,12 +35,68 @@ from amaranth.lib import data, stream, wiring
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-__all__ = ["Scoreboard", "StreamBench", "StreamSink", "StreamSource", "check_pipeline_timing",
-           "check_reset_mid_stream", "pack", "payload_shape", "queue_item", "quiet_streams",
-           "unpack"]
+__all__ = ["CLOCK_PERIOD_NS", "CONTRACT_CHECKS", "Scoreboard", "StreamBench", "StreamContract",
+           "StreamSink", "StreamSource", "check_pipeline_timing", "check_reset_mid_stream",
+           "contract_test_names", "pack", "payload_shape", "pipeline_contract", "pulse_reset",
+           "queue_item", "quiet_streams", "random_mixture", "register_test", "register_tests",
+           "start_clock_and_reset", "stream_contract_tests", "unpack"]
+
+# The testbenches' clock period (simulated cycles are simulated time over it).
+CLOCK_PERIOD_NS = 10
 
 
-class StreamSource:
+# ---- clock and reset ---------------------------------------------------------------------------
+
+async def pulse_reset(clock, reset, cycles=2):
+    """Hold ``reset`` high for ``cycles`` rising edges of ``clock``, then release it."""
+    reset.value = 1
+    await ClockCycles(clock, cycles)
+    reset.value = 0
+
+
+async def start_clock_and_reset(clock, reset, period_ns=CLOCK_PERIOD_NS, cycles=3):
+    """Start a clock of ``period_ns`` on ``clock`` with ``reset`` high from time 0, and release
+    the reset after ``cycles`` rising edges."""
+    reset.value = 1
+    cocotb.start_soon(Clock(clock, period_ns, unit="ns").start())
+    await pulse_reset(clock, reset, cycles)
+
+
+# ---- stream ends -------------------------------------------------------------------------------
+
+class _StreamEnd:
+    """What both ends of the stream ``prefix`` of ``dut`` share: its three ports, the clock, a
+    random generator, one coroutine started by :meth:`start` and stopped (with this end's
+    handshake output low) by :meth:`stop`, and the cycle of every transfer in
+    ``transfer_cycles`` (cycles counted from :meth:`start`)."""
+
+    def __init__(self, dut, prefix, clock, rng, output):
+        self._valid = getattr(dut, f"{prefix}__valid")
+        self._ready = getattr(dut, f"{prefix}__ready")
+        self._payload = getattr(dut, f"{prefix}__payload")
+        self._output = self._valid if output == "valid" else self._ready
+        self._output.value = 0
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._task = None
+        self.cycle = 0
+        self.transfer_cycles = []
+
+    def start(self):
+        self._task = cocotb.start_soon(self._run())
+        return self
+
+    def stop(self):
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        self._output.value = 0
+
+    async def _run(self):
+        raise NotImplementedError
+
+
+class StreamSource(_StreamEnd):
     """Drives the stream ``prefix`` of ``dut`` with payloads (integers) queued by :meth:`send`.
 
     ``idle`` is the probability of holding ``valid`` low for a cycle while data is queued. The
@@ -40,29 +105,11 @@ class StreamSource:
     """
 
     def __init__(self, dut, prefix, clock, *, idle=0.0, rng=None):
-        self._valid = getattr(dut, f"{prefix}__valid")
-        self._ready = getattr(dut, f"{prefix}__ready")
-        self._payload = getattr(dut, f"{prefix}__payload")
-        self._clock = clock
+        super().__init__(dut, prefix, clock, rng, "valid")
         self.idle = idle
-        self._rng = rng or random.Random()
         self._queue = deque()
-        self._valid.value = 0
-        self._task = None
         self._transferred = False
         self.sent = 0
-        self.cycle = 0
-        self.transfer_cycles = []
-
-    def start(self):
-        self._task = cocotb.start_soon(self._drive())
-        return self
-
-    def stop(self):
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
-        self._valid.value = 0
 
     def clear(self):
         """Drop the payloads not yet sent (e.g. at a reset)."""
@@ -76,7 +123,7 @@ class StreamSource:
         """How many queued payloads have not transferred yet."""
         return len(self._queue)
 
-    async def _drive(self):
+    async def _run(self):
         presenting = False
         while True:
             await RisingEdge(self._clock)
@@ -94,36 +141,18 @@ class StreamSource:
                 self.transfer_cycles.append(self.cycle)
 
 
-class StreamSink:
+class StreamSink(_StreamEnd):
     """Receives from the stream ``prefix`` of ``dut``; calls ``callback(payload)`` with each
     transferred payload (an integer). ``stall`` is the probability of holding ``ready`` low for a
     cycle. The cycle of every transfer is kept in ``transfer_cycles``, counted from
     :meth:`start`."""
 
     def __init__(self, dut, prefix, clock, callback, *, stall=0.0, rng=None):
-        self._valid = getattr(dut, f"{prefix}__valid")
-        self._ready = getattr(dut, f"{prefix}__ready")
-        self._payload = getattr(dut, f"{prefix}__payload")
-        self._clock = clock
+        super().__init__(dut, prefix, clock, rng, "ready")
         self._callback = callback
         self.stall = stall
-        self._rng = rng or random.Random()
-        self._ready.value = 0
-        self._task = None
-        self.cycle = 0
-        self.transfer_cycles = []
 
-    def start(self):
-        self._task = cocotb.start_soon(self._receive())
-        return self
-
-    def stop(self):
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
-        self._ready.value = 0
-
-    async def _receive(self):
+    async def _run(self):
         while True:
             await RisingEdge(self._clock)
             self.cycle += 1
@@ -235,6 +264,13 @@ def unpack(shape, bits):
     return dict(items)
 
 
+def _forwarded(end, name):
+    """A property that reads and writes attribute ``name`` of attribute ``end``."""
+    return property(lambda self: getattr(getattr(self, end), name),
+                    lambda self, value: setattr(getattr(self, end), name, value),
+                    doc=f"``{end}.{name}``")
+
+
 class StreamBench:
     """A unit with one input stream and one output stream under cocotb: clock, reset, a
     :class:`StreamSource` on ``input``, a :class:`StreamSink` on ``output`` and a
@@ -251,7 +287,8 @@ class StreamBench:
     """
 
     def __init__(self, dut, component, *, idle=0.0, stall=0.0, seed=None, input="i",
-                 output="o", prefix="", clock="clk", reset="rst", period_ns=10):
+                 output="o", prefix="", clock="clk", reset="rst",
+                 period_ns=CLOCK_PERIOD_NS):
         self.dut = dut
         self.clock = getattr(dut, clock)
         self._reset = getattr(dut, reset)
@@ -265,33 +302,17 @@ class StreamBench:
         self.sink = StreamSink(dut, prefix + output, self.clock, self.scoreboard.receive,
                                stall=stall, rng=self.rng)
 
-    @property
-    def idle(self):
-        return self.source.idle
-
-    @idle.setter
-    def idle(self, value):
-        self.source.idle = value
-
-    @property
-    def stall(self):
-        return self.sink.stall
-
-    @stall.setter
-    def stall(self, value):
-        self.sink.stall = value
+    idle = _forwarded("source", "idle")
+    stall = _forwarded("sink", "stall")
 
     async def start(self):
         """Start the clock, reset, then start the source and the sink."""
-        cocotb.start_soon(Clock(self.clock, self._period_ns, unit="ns").start())
-        await self.reset()
+        await start_clock_and_reset(self.clock, self._reset, self._period_ns)
         self.source.start()
         self.sink.start()
 
     async def reset(self, cycles=3):
-        self._reset.value = 1
-        await ClockCycles(self.clock, cycles)
-        self._reset.value = 0
+        await pulse_reset(self.clock, self._reset, cycles)
 
     def send(self, value):
         """Queue one input payload (a :func:`pack` value of the input layout)."""
@@ -354,24 +375,12 @@ def quiet_streams(dut, component):
             getattr(dut, f"{name}__ready").value = 0
 
 
-async def check_pipeline_timing(bench, items, latency):
-    """For a fixed-latency pipeline: ``items`` ((input, expected) pairs) sent without stalls
-    must transfer one per cycle in and out, each result ``latency`` cycles after its input."""
-    idle, stall = bench.idle, bench.stall
-    bench.idle = bench.stall = 0.0
-    await bench.drain()
-    first_in, first_out = len(bench.source.transfer_cycles), len(bench.sink.transfer_cycles)
-    for value, expected in items:
-        bench.send(value)
-        bench.expect(expected)
-    await bench.drain(settle_cycles=latency + 5)
-    ins = bench.source.transfer_cycles[first_in:]
-    outs = bench.sink.transfer_cycles[first_out:]
-    assert len(ins) == len(outs) == len(items), (len(ins), len(outs), len(items))
-    assert ins == list(range(ins[0], ins[0] + len(items))), "input did not take one per cycle"
-    assert outs == list(range(outs[0], outs[0] + len(items))), "output did not give one per cycle"
-    assert outs[0] - ins[0] == latency, f"latency {outs[0] - ins[0]}, documented {latency}"
-    bench.idle, bench.stall = idle, stall
+def random_mixture(rng, *options):
+    """One value of a random mixture: ``options`` are ``(bound, make)`` pairs with increasing
+    bounds; one ``rng.random()`` draw picks the first option whose bound exceeds it (give the
+    last the bound 1) and ``make()`` makes the value."""
+    draw = rng.random()
+    return next(make for bound, make in options if draw < bound)()
 
 
 def queue_item(bench, item):
@@ -381,6 +390,29 @@ def queue_item(bench, item):
         bench.send(value)
     for value in outputs:
         bench.expect(value)
+
+
+# ---- the stream contract -----------------------------------------------------------------------
+
+async def check_pipeline_timing(bench, items, latency):
+    """For a fixed-latency pipeline: ``items`` (``(inputs, outputs)`` items of one input and one
+    output each, see :func:`queue_item`) sent without stalls must transfer one per cycle in and
+    out, each result ``latency`` cycles after its input."""
+    idle, stall = bench.idle, bench.stall
+    bench.idle = bench.stall = 0.0
+    await bench.drain()
+    first_in, first_out = len(bench.source.transfer_cycles), len(bench.sink.transfer_cycles)
+    for inputs, outputs in items:
+        assert len(inputs) == len(outputs) == 1, "a pipeline item is one input and one output"
+        queue_item(bench, (inputs, outputs))
+    await bench.drain(settle_cycles=latency + 5)
+    ins = bench.source.transfer_cycles[first_in:]
+    outs = bench.sink.transfer_cycles[first_out:]
+    assert len(ins) == len(outs) == len(items), (len(ins), len(outs), len(items))
+    assert ins == list(range(ins[0], ins[0] + len(items))), "input did not take one per cycle"
+    assert outs == list(range(outs[0], outs[0] + len(items))), "output did not give one per cycle"
+    assert outs[0] - ins[0] == latency, f"latency {outs[0] - ins[0]}, documented {latency}"
+    bench.idle, bench.stall = idle, stall
 
 
 async def check_reset_mid_stream(bench, make_items, *, rounds=3, fill_cycles=None):
@@ -409,3 +441,105 @@ async def check_reset_mid_stream(bench, make_items, *, rounds=3, fill_cycles=Non
     for item in make_items():
         queue_item(bench, item)
     await bench.drain()
+
+
+# The checks every stream unit gets; its tests are named ``<unit>_<check>``.
+CONTRACT_CHECKS = ("throughput_and_latency", "reset_mid_stream")
+
+
+@dataclass(frozen=True)
+class StreamContract:
+    """How one unit meets the stream contract: ``throughput(bench)`` checks the transfer rate
+    and latency on a started bench without gaps or stalls; ``reset(bench)`` resets the unit in
+    the middle of streams on a started bench with input gaps ``idle`` and output stalls
+    ``stall`` (probabilities) and checks what follows. Both are coroutine functions; their
+    docstrings become the tests'."""
+
+    throughput: object
+    reset: object
+    idle: float = 0.2
+    stall: float = 0.3
+
+
+def pipeline_contract(timing_item, reset_item=None, *, timing_items=24, reset_items=30):
+    """The contract of a fixed-latency pipeline (a bench with a ``latency`` attribute).
+
+    ``timing_item(bench, index)`` and ``reset_item(bench, index)`` (default: ``timing_item``)
+    return one random ``(inputs, outputs)`` item of one input and one output. The throughput
+    check sends ``timing_items`` of them with :func:`check_pipeline_timing`; the reset check
+    makes batches of ``reset_items`` for :func:`check_reset_mid_stream`, holding a result under
+    back-pressure every other round (``latency + 6`` stalled cycles before the reset).
+    """
+    reset_item = reset_item or timing_item
+
+    async def throughput(bench):
+        """Without stalls one transfer per cycle in and out, results ``latency`` cycles
+        later."""
+        items = [timing_item(bench, index) for index in range(timing_items)]
+        await check_pipeline_timing(bench, items, bench.latency)
+
+    async def reset(bench):
+        """Resets while data is in flight (also with a result held under back-pressure); the
+        stream after them comes out complete and right, nothing of the interrupted one
+        appears."""
+        await check_reset_mid_stream(
+            bench, lambda: [reset_item(bench, index) for index in range(reset_items)],
+            fill_cycles=bench.latency + 6)
+
+    return StreamContract(throughput, reset)
+
+
+def _test_name(unit, check):
+    return f"{unit}_{check}" if unit else check
+
+
+def contract_test_names(unit):
+    """The names of the stream-contract tests of ``unit``."""
+    return [_test_name(unit, check) for check in CONTRACT_CHECKS]
+
+
+def register_test(namespace, name, check, *args, doc=None):
+    """Add the cocotb test ``name`` to ``namespace`` (a test module's ``globals()``): it awaits
+    ``check(dut, *args)``; its docstring is ``doc`` or the check's."""
+    async def test(dut):
+        await check(dut, *args)
+
+    test.__name__ = test.__qualname__ = name
+    test.__module__ = namespace["__name__"]
+    test.__doc__ = doc or check.__doc__
+    namespace[name] = cocotb.test()(test)
+    return namespace[name]
+
+
+def register_tests(namespace, checks, units, name="{unit}_{check}"):
+    """One cocotb test per check and unit in ``namespace``: ``check(dut, unit)`` named
+    ``name`` formatted with the unit and the check function's name. Tests run check by check,
+    each on every unit in turn."""
+    for check in checks:
+        for unit in units:
+            register_test(namespace, name.format(unit=unit, check=check.__name__), check, unit)
+
+
+def stream_contract_tests(namespace, new_bench, contracts):
+    """The stream-contract tests (:data:`CONTRACT_CHECKS`) of the units of a test module.
+
+    ``contracts`` maps each unit name to its :class:`StreamContract`; ``new_bench(dut, unit,
+    idle=..., stall=...)`` makes the unit's bench (a :class:`StreamBench`, not started). The
+    tests are ``<unit>_throughput_and_latency`` and ``<unit>_reset_mid_stream`` (just the check
+    for the unit ``""``), added to ``namespace`` (the module's ``globals()``).
+    """
+    async def throughput_and_latency(dut, unit):
+        bench = new_bench(dut, unit)
+        await bench.start()
+        await contracts[unit].throughput(bench)
+
+    async def reset_mid_stream(dut, unit):
+        contract = contracts[unit]
+        bench = new_bench(dut, unit, idle=contract.idle, stall=contract.stall)
+        await bench.start()
+        await contract.reset(bench)
+
+    for check, part in ((throughput_and_latency, "throughput"), (reset_mid_stream, "reset")):
+        for unit, contract in contracts.items():
+            register_test(namespace, _test_name(unit, check.__name__), check, unit,
+                          doc=getattr(contract, part).__doc__)

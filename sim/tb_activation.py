@@ -8,8 +8,9 @@ The design is a :class:`sim.regression.UnitGroup` with the units ``quantizer`` a
 ``latencies``. Every output is checked by a scoreboard against
 :func:`fracbnn_golden.layers.quantize` / :func:`fracbnn_golden.layers.shortcut`; inputs are the
 public vectors' feature maps and random values aimed at the rounding and saturation corners.
-Each unit is also checked for one transfer per cycle and its documented latency without stalls,
-and for a reset in the middle of a stream.
+Each unit also gets the stream-contract tests of :func:`sim.streams.stream_contract_tests`
+(one transfer per cycle at its documented latency without stalls; resets in the middle of a
+stream).
 """
 
 from collections import Counter
@@ -22,20 +23,19 @@ from fracbnn_golden.layers import bit_planes, quantize, shortcut
 from fracbnn_golden.model import PG_CONVS
 from sim.regression import group_bench
 from sim.runner import PUBLIC_VECTORS
-from sim.streams import (
-    check_pipeline_timing,
-    check_reset_mid_stream,
-    queue_item,
-)
+from sim.streams import pipeline_contract, queue_item, stream_contract_tests
 
 # Every feature map the quantiser sees in the network: conv1's BN and each block half's output.
 QUANTIZER_TRACES = ["trace.bn1"] + [f"trace.{conv.block}.out{conv.index}" for conv in PG_CONVS]
 
 
 def new_bench(dut, unit, **kwargs):
-    """A :class:`StreamBench` on ``unit`` of the group; the other unit's ports are held idle."""
-    bench, params = group_bench(dut, unit, **kwargs)
-    return bench, params[unit]["lanes"], params["latencies"][unit]
+    """A :class:`StreamBench` on ``unit`` of the group (see
+    :func:`sim.regression.group_bench`) with its ``lanes``; the other unit's ports are held
+    idle."""
+    bench = group_bench(dut, unit, **kwargs)
+    bench.lanes = bench.params["lanes"]
+    return bench
 
 
 def bits(values):
@@ -63,7 +63,8 @@ def quantizer_boundaries():
 async def quantizer_public_traces(dut):
     """Feature maps of the 24 public vectors (every layer the quantiser serves), random gaps
     and back-pressure."""
-    bench, lanes, _ = new_bench(dut, "quantizer", idle=0.3, stall=0.3)
+    bench = new_bench(dut, "quantizer", idle=0.3, stall=0.3)
+    lanes = bench.lanes
     await bench.start()
     with np.load(PUBLIC_VECTORS) as vectors:
         for key in QUANTIZER_TRACES:
@@ -80,7 +81,8 @@ async def quantizer_public_traces(dut):
 async def quantizer_corners(dut):
     """Every level boundary (+-2), the ends of the FM range and random codes, in random lanes,
     under heavy back-pressure; checks that each corner was exercised."""
-    bench, lanes, _ = new_bench(dut, "quantizer", idle=0.5, stall=0.6)
+    bench = new_bench(dut, "quantizer", idle=0.5, stall=0.6)
+    lanes = bench.lanes
     await bench.start()
     corners = quantizer_boundaries()
     codes = corners + [FM_MIN, FM_MIN + 1, FM_MAX - 1, FM_MAX, 0, -128, -129, -127]
@@ -109,7 +111,8 @@ async def quantizer_corners(dut):
 @cocotb.test()
 async def quantizer_every_code(dut):
     """All 65,536 FM codes, in random order, with light back-pressure."""
-    bench, lanes, _ = new_bench(dut, "quantizer", idle=0.05, stall=0.05)
+    bench = new_bench(dut, "quantizer", idle=0.05, stall=0.05)
+    lanes = bench.lanes
     await bench.start()
     codes = list(range(FM_MIN, FM_MAX + 1))
     bench.rng.shuffle(codes)
@@ -119,31 +122,9 @@ async def quantizer_every_code(dut):
     await bench.drain()
 
 
-@cocotb.test()
-async def quantizer_throughput_and_latency(dut):
-    """Without stalls one transfer per cycle in and out, results ``latency`` cycles later."""
-    bench, lanes, latency = new_bench(dut, "quantizer")
-    await bench.start()
-    items = []
-    for _ in range(24):
-        (value,), (expected,) = quantizer_item([bench.rng.randint(FM_MIN, FM_MAX)
-                                                for _ in range(lanes)])
-        items.append((value, expected))
-    await check_pipeline_timing(bench, items, latency)
-
-
-@cocotb.test()
-async def quantizer_reset_mid_stream(dut):
-    """Resets while data is in flight (also with a result held under back-pressure); the stream
-    after them comes out complete and right, nothing of the interrupted one appears."""
-    bench, lanes, latency = new_bench(dut, "quantizer", idle=0.2, stall=0.3)
-    await bench.start()
-
-    def make_items():
-        return [quantizer_item([bench.rng.randint(-600, 600) for _ in range(lanes)])
-                for _ in range(30)]
-
-    await check_reset_mid_stream(bench, make_items, fill_cycles=latency + 6)
+def random_fm(bench, low=FM_MIN, high=FM_MAX):
+    """One random FM code in ``low..high`` per lane."""
+    return [bench.rng.randint(low, high) for _ in range(bench.lanes)]
 
 
 # ---- shortcut pool ----------------------------------------------------------------------------
@@ -183,7 +164,8 @@ SHORTCUT_EVENTS = [f"saturated {side} at add {step}" for side in ("high", "low")
 @cocotb.test()
 async def shortcut_public_traces(dut):
     """2x2 windows of the public vectors' stride-2 block inputs, random gaps and back-pressure."""
-    bench, lanes, _ = new_bench(dut, "shortcut", idle=0.3, stall=0.3)
+    bench = new_bench(dut, "shortcut", idle=0.3, stall=0.3)
+    lanes = bench.lanes
     await bench.start()
     with np.load(PUBLIC_VECTORS) as vectors:
         # The inputs of the two stride-2 blocks.
@@ -202,7 +184,8 @@ async def shortcut_public_traces(dut):
 async def shortcut_corners(dut):
     """Windows near both ends of the FM range (saturation after each of the three additions,
     in both directions) and small signed sums (truncation toward zero), heavy back-pressure."""
-    bench, lanes, _ = new_bench(dut, "shortcut", idle=0.5, stall=0.6)
+    bench = new_bench(dut, "shortcut", idle=0.5, stall=0.6)
+    lanes = bench.lanes
     await bench.start()
     coverage = Counter()
     big = [FM_MIN, FM_MIN + 1, FM_MAX, FM_MAX - 1, -(1 << 14), 1 << 14, 20000, -20000]
@@ -227,28 +210,13 @@ async def shortcut_corners(dut):
     assert not missing, f"corners not exercised: {missing}"
 
 
-@cocotb.test()
-async def shortcut_throughput_and_latency(dut):
-    """Without stalls one transfer per cycle in and out, results ``latency`` cycles later."""
-    bench, lanes, latency = new_bench(dut, "shortcut")
-    await bench.start()
-    items = []
-    for _ in range(24):
-        window = [[bench.rng.randint(FM_MIN, FM_MAX) for _ in range(lanes)] for _ in range(4)]
-        (value,), (expected,) = shortcut_item(window)
-        items.append((value, expected))
-    await check_pipeline_timing(bench, items, latency)
+# ---- the stream contract ----------------------------------------------------------------------
 
-
-@cocotb.test()
-async def shortcut_reset_mid_stream(dut):
-    """Resets while data is in flight (also with a result held under back-pressure); the stream
-    after them comes out complete and right."""
-    bench, lanes, latency = new_bench(dut, "shortcut", idle=0.2, stall=0.3)
-    await bench.start()
-
-    def make_items():
-        return [shortcut_item([[bench.rng.randint(-3000, 3000) for _ in range(lanes)]
-                               for _ in range(4)]) for _ in range(30)]
-
-    await check_reset_mid_stream(bench, make_items, fill_cycles=latency + 6)
+stream_contract_tests(globals(), new_bench, {
+    "quantizer": pipeline_contract(
+        lambda bench, index: quantizer_item(random_fm(bench)),
+        lambda bench, index: quantizer_item(random_fm(bench, -600, 600))),
+    "shortcut": pipeline_contract(
+        lambda bench, index: shortcut_item([random_fm(bench) for _ in range(4)]),
+        lambda bench, index: shortcut_item([random_fm(bench, -3000, 3000) for _ in range(4)])),
+})

@@ -22,7 +22,7 @@ from fracbnn_golden.fixedpoint import FM_MAX, FM_MIN, POOL_BITS, POOL_FRAC, WT_F
 from fracbnn_golden.layers import global_pool, linear
 from sim.regression import group_bench
 from sim.runner import PUBLIC_VECTORS
-from sim.streams import queue_item
+from sim.streams import StreamContract, queue_item, stream_contract_tests
 
 
 class HeadModel:
@@ -78,9 +78,11 @@ class HeadModel:
 
 
 def new_bench(dut, unit, **kwargs):
-    """A :class:`StreamBench` on head ``unit``; the other head's ports are held idle."""
-    bench, params = group_bench(dut, unit, **kwargs)
-    return bench, HeadModel(params[unit], params["latencies"][unit])
+    """A :class:`StreamBench` on head ``unit`` (see :func:`sim.regression.group_bench`) with
+    its :class:`HeadModel` as ``model``; the other head's ports are held idle."""
+    bench = group_bench(dut, unit, **kwargs)
+    bench.model = HeadModel(bench.params, bench.latency)
+    return bench
 
 
 def random_image(bench, model, kind):
@@ -116,7 +118,8 @@ HEAD_CORNERS = ("pool saturated high", "pool saturated low", "pool half-way",
 async def head_public_traces(dut):
     """The 24 public vectors' last feature maps: the logits must equal the official
     accelerator's. Random gaps on the input and stalls on the output."""
-    bench, model = new_bench(dut, "head", idle=0.3, stall=0.5)
+    bench = new_bench(dut, "head", idle=0.3, stall=0.5)
+    model = bench.model
     await bench.start()
     with np.load(PUBLIC_VECTORS) as vectors:
         fm, logits, pool_fm = (vectors[key] for key in ("trace.layer3_2.out2", "logits",
@@ -131,7 +134,8 @@ async def head_public_traces(dut):
 
 
 async def corners(dut, unit, images):
-    bench, model = new_bench(dut, unit, idle=0.4, stall=0.6)
+    bench = new_bench(dut, unit, idle=0.4, stall=0.6)
+    model = bench.model
     await bench.start()
     coverage = Counter()
     for index in range(images):
@@ -162,12 +166,11 @@ async def small_head_corners(dut):
     assert not missing, f"corners not exercised: {missing}"
 
 
-async def timing(dut, unit):
+async def timing(bench):
     """Without stalls: every input transfer of an image in consecutive cycles, the logits
     ``latency`` cycles after the last, and the next image's first transfer right after the
     logits are taken."""
-    bench, model = new_bench(dut, unit)
-    await bench.start()
+    model = bench.model
     for kind in ("random", "large", "random"):
         queue_item(bench, model.item(random_image(bench, model, kind)))
     await bench.drain(settle_cycles=model.latency + 10)
@@ -185,26 +188,13 @@ async def timing(dut, unit):
             assert gap <= 1, f"next image starts {gap} cycles after the logits were taken"
 
 
-@cocotb.test()
-async def head_throughput_and_latency(dut):
-    """See :func:`timing`."""
-    await timing(dut, "head")
-
-
-@cocotb.test()
-async def small_head_throughput_and_latency(dut):
-    """See :func:`timing`."""
-    await timing(dut, "small_head")
-
-
-async def reset_in_every_phase(dut, unit):
+async def reset_in_every_phase(bench):
     """Reset while the head accumulates, while it computes the logits and while it holds them
     under back-pressure; then images sent afterwards give the right logits (partial sums of
     the interrupted image must be gone)."""
-    bench, model = new_bench(dut, unit, idle=0.2, stall=0.3)
-    await bench.start()
-    ready = getattr(dut, f"{unit}_i__ready")
-    valid = getattr(dut, f"{unit}_o__valid")
+    model = bench.model
+    ready = getattr(bench.dut, f"{bench.unit}_i__ready")
+    valid = getattr(bench.dut, f"{bench.unit}_o__valid")
     for phase in ("accumulate", "linear", "output", "accumulate"):
         stall = bench.stall
         if phase == "output":
@@ -235,13 +225,5 @@ async def reset_in_every_phase(dut, unit):
     await bench.drain(settle_cycles=model.latency + 10)
 
 
-@cocotb.test()
-async def head_reset_mid_stream(dut):
-    """See :func:`reset_in_every_phase`."""
-    await reset_in_every_phase(dut, "head")
-
-
-@cocotb.test()
-async def small_head_reset_mid_stream(dut):
-    """See :func:`reset_in_every_phase`."""
-    await reset_in_every_phase(dut, "small_head")
+HEAD_CONTRACT = StreamContract(timing, reset_in_every_phase, idle=0.2, stall=0.3)
+stream_contract_tests(globals(), new_bench, {"head": HEAD_CONTRACT, "small_head": HEAD_CONTRACT})

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, Event, First, ReadOnly, RisingEdge
 
 from rtl.huffman import decode_cycles
@@ -46,7 +45,16 @@ from sim.huffman_cases import (
     word_stream,
 )
 from sim.runner import testbench_params
-from sim.streams import Scoreboard, pack, payload_shape, quiet_streams, unpack
+from sim.streams import (
+    Scoreboard,
+    pack,
+    payload_shape,
+    pulse_reset,
+    quiet_streams,
+    register_tests,
+    start_clock_and_reset,
+    unpack,
+)
 
 CLOCK_NS = 10
 
@@ -102,10 +110,7 @@ class DecoderBench:
         return tuple(beat["symbol"][:beat["count"]]), bool(beat["last"]), bool(beat["error"])
 
     async def start(self):
-        self.dut.rst.value = 1
-        cocotb.start_soon(Clock(self.dut.clk, CLOCK_NS, unit="ns").start())
-        await ClockCycles(self.dut.clk, 3)
-        self.dut.rst.value = 0
+        await start_clock_and_reset(self.dut.clk, self.dut.rst, CLOCK_NS)
         cocotb.start_soon(self._drive())
 
     async def _drive(self):
@@ -204,9 +209,7 @@ class DecoderBench:
         self.commands.clear()
         self.words.clear()
         self.scoreboard.clear()
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, cycles)
-        self.dut.rst.value = 0
+        await pulse_reset(self.dut.clk, self.dut.rst, cycles)
         await ReadOnly()
         assert not self.port["symbols__valid"].value, "symbols.valid high right after reset"
         assert not self.port["error"].value, "error high right after reset"
@@ -400,17 +403,4 @@ CHECKS = (fracbnn_model, cnv_kernels, random_histograms, corrupted_streams, inva
           reset_mid_block, fracbnn_throughput, cnv_throughput, small_blocks_throughput)
 
 
-def _register(check, unit):
-    async def test(dut):
-        await check(dut, unit)
-
-    test.__name__ = test.__qualname__ = f"{check.__name__}_{unit}"
-    test.__doc__ = check.__doc__
-    return cocotb.test()(test)
-
-
-for _check in CHECKS:
-    for _per_cycle in PER_CYCLE:
-        _test = _register(_check, decoder_unit(_per_cycle))
-        globals()[_test.name] = _test
-del _check, _per_cycle, _test
+register_tests(globals(), CHECKS, [decoder_unit(n) for n in PER_CYCLE], name="{check}_{unit}")

@@ -22,16 +22,20 @@ import cocotb
 import numpy as np
 
 from fracbnn_golden.conv import BinaryConv3x3
-from fracbnn_golden.fixedpoint import FM_MAX, FM_MIN
-from fracbnn_golden.layers import bit_planes, merge, precision_gate, quantize, shortcut
+from fracbnn_golden.fixedpoint import FM_MAX, FM_MIN, WT_MAX, WT_MIN
+from fracbnn_golden.layers import (
+    ONE_THIRD,
+    TWO_THIRDS,
+    bit_planes,
+    merge,
+    precision_gate,
+    quantize,
+    shortcut,
+)
 from fracbnn_golden.model import PG_CONVS, FracBNN
 from sim.regression import group_bench
 from sim.runner import PUBLIC_VECTORS
-from sim.streams import (
-    check_pipeline_timing,
-    check_reset_mid_stream,
-    queue_item,
-)
+from sim.streams import pipeline_contract, queue_item, random_mixture, stream_contract_tests
 
 TRACE_IMAGES = (0, 5, 13)       # airplane, cat, a photo patch
 
@@ -65,23 +69,32 @@ def pg_conv_sums(layer, images=TRACE_IMAGES):
     return {"msb": msb, "lsb": lsb, "gate": gate, "residual": residual, "out": out}
 
 
-def sample_positions(bench, sums, count):
-    """``count`` random (image, channel group, y, x) of a PG conv's outputs."""
-    n, cout, ho, wo = sums["msb"].shape
-    for _ in range(count):
-        image, y, x = (bench.rng.randrange(size) for size in (n, ho, wo))
-        yield image, bench.rng.randrange(cout // bench.lanes), y, x
+def traced_positions(bench, count=200):
+    """For each model layer of the tables (``bench.trace_rows``), ``count`` random outputs of
+    its PG conv on the traced images (:func:`pg_conv_sums`): ``(layer, sums, at, row)`` with
+    ``at`` the index ``(image, lanes' channels, y, x)`` into ``sums`` and ``row`` the table row
+    of those channels."""
+    for layer, first in bench.trace_rows.items():
+        sums = pg_conv_sums(layer)
+        n, cout, ho, wo = sums["msb"].shape
+        for _ in range(count):
+            image, y, x = (bench.rng.randrange(size) for size in (n, ho, wo))
+            group = bench.rng.randrange(cout // bench.lanes)
+            at = (image, slice(group * bench.lanes, (group + 1) * bench.lanes), y, x)
+            yield layer, sums, at, first + group
 
 
 def new_bench(dut, unit, **kwargs):
-    """A :class:`StreamBench` on ``unit`` of the group; the other unit's ports are held idle."""
-    bench, params = group_bench(dut, unit, **kwargs)
-    bench.lanes = params[unit]["lanes"]
-    bench.latency = params["latencies"][unit]
-    bench.trace_rows = params["bench"]["trace_rows"]
-    width = params[unit]["sum_width"]
+    """A :class:`StreamBench` on ``unit`` of the group (see
+    :func:`sim.regression.group_bench`) with its ``lanes``, ``trace_rows``, ``sum_range`` and
+    golden ``model``; the other unit's ports are held idle."""
+    bench = group_bench(dut, unit, **kwargs)
+    bench.lanes = bench.params["lanes"]
+    bench.trace_rows = bench.bench_params["trace_rows"]
+    width = bench.params["sum_width"]
     bench.sum_range = (-(1 << (width - 1)), (1 << (width - 1)) - 1)
-    return bench, params[unit]
+    bench.model = {"gate": GateModel, "merge": MergeModel}[unit](bench.params)
+    return bench
 
 
 def bits(values):
@@ -93,6 +106,7 @@ def bits(values):
 class GateModel:
     def __init__(self, params):
         self.thresholds = np.asarray(params["thresholds"], dtype=np.int64)
+        self.rows = len(self.thresholds)
 
     def item(self, msb, row):
         msb = [int(v) for v in msb]
@@ -104,28 +118,26 @@ class GateModel:
 async def gate_public_traces(dut):
     """MSB conv sums of public vectors with the model layers' thresholds: the gates must equal
     the official accelerator's traced gates. Random gaps and back-pressure."""
-    bench, params = new_bench(dut, "gate", idle=0.3, stall=0.3)
-    model = GateModel(params)
+    bench = new_bench(dut, "gate", idle=0.3, stall=0.3)
+    model = bench.model
     await bench.start()
-    for layer, first in bench.trace_rows.items():
-        sums = pg_conv_sums(layer)
-        for image, group, y, x in sample_positions(bench, sums, 200):
-            channels = slice(group * bench.lanes, (group + 1) * bench.lanes)
-            inputs, outputs = model.item(sums["msb"][image, channels, y, x], first + group)
-            assert outputs[0]["gate"] == bits(sums["gate"][image, channels, y, x])
-            queue_item(bench, (inputs, outputs))
+    for _, sums, at, row in traced_positions(bench):
+        inputs, outputs = model.item(sums["msb"][at], row)
+        assert outputs[0]["gate"] == bits(sums["gate"][at])
+        queue_item(bench, (inputs, outputs))
     await bench.drain()
 
 
 @cocotb.test()
 async def gate_corners(dut):
-    """Sums at, just below and just above every lane's threshold (``171 * msb > tau`` is
-    strict), at the ends of the sum range and random, on every table row; heavy back-pressure."""
-    bench, params = new_bench(dut, "gate", idle=0.5, stall=0.6)
-    model = GateModel(params)
+    """Sums at, just below and just above every lane's threshold (the gate
+    ``TWO_THIRDS * msb > tau`` is strict), at the ends of the sum range and random, on every
+    table row; heavy back-pressure."""
+    bench = new_bench(dut, "gate", idle=0.5, stall=0.6)
+    model = bench.model
     await bench.start()
     coverage = Counter()
-    rows = list(range(len(model.thresholds)))
+    rows = list(range(model.rows))
     low, high = bench.sum_range
     for _ in range(4):
         bench.rng.shuffle(rows)
@@ -134,51 +146,21 @@ async def gate_corners(dut):
             for kind in ("edge", "below", "above", "extreme", "random"):
                 msb = []
                 for lane in range(bench.lanes):
-                    edge = int(tau[lane]) // 171
+                    edge = int(tau[lane]) // TWO_THIRDS
                     value = {"edge": edge, "below": edge - 1, "above": edge + 1,
                              "extreme": bench.rng.choice([low, high]),
                              "random": bench.rng.randint(low, high)}[kind]
                     msb.append(value)
-                    coverage["171 * msb == tau"] += 171 * value == tau[lane]
-                    coverage["gate on"] += 171 * value > tau[lane]
-                    coverage["gate off"] += 171 * value <= tau[lane]
+                    coverage["2/3 * msb == tau"] += TWO_THIRDS * value == tau[lane]
+                    coverage["gate on"] += TWO_THIRDS * value > tau[lane]
+                    coverage["gate off"] += TWO_THIRDS * value <= tau[lane]
                     coverage["sum at a range end"] += value in (low, high)
-                    coverage["tau at a WT range end"] += int(tau[lane]) in (-2048, 2047)
+                    coverage["tau at a WT range end"] += int(tau[lane]) in (WT_MIN, WT_MAX)
                 queue_item(bench, model.item(msb, row))
     await bench.drain()
-    missing = [name for name in ("171 * msb == tau", "gate on", "gate off", "sum at a range end",
+    missing = [name for name in ("2/3 * msb == tau", "gate on", "gate off", "sum at a range end",
                                  "tau at a WT range end") if not coverage[name]]
     assert not missing, f"corners not exercised: {missing}"
-
-
-@cocotb.test()
-async def gate_throughput_and_latency(dut):
-    """Without stalls one transfer per cycle in and out, results ``latency`` cycles later; the
-    row changes every transfer."""
-    bench, params = new_bench(dut, "gate")
-    model = GateModel(params)
-    await bench.start()
-    items = []
-    for index in range(30):
-        msb = [bench.rng.randint(-40, 40) for _ in range(bench.lanes)]
-        (value,), (expected,) = model.item(msb, index % len(model.thresholds))
-        items.append((value, expected))
-    await check_pipeline_timing(bench, items, bench.latency)
-
-
-@cocotb.test()
-async def gate_reset_mid_stream(dut):
-    """Resets while data is in flight (also with a result held under back-pressure); the stream
-    after them comes out complete and right."""
-    bench, params = new_bench(dut, "gate", idle=0.2, stall=0.3)
-    model = GateModel(params)
-    await bench.start()
-
-    def make_items():
-        return [model.item([bench.rng.randint(-30, 30) for _ in range(bench.lanes)],
-                           bench.rng.randrange(len(model.thresholds))) for _ in range(30)]
-
-    await check_reset_mid_stream(bench, make_items, fill_cycles=bench.latency + 6)
 
 
 # ---- merge ------------------------------------------------------------------------------------
@@ -208,8 +190,8 @@ def merge_steps(msb, lsb, gate, residual, p, coverage):
         if value << 7 != _clamp(value << 7):
             coverage[f"{name} sum saturated"] += 1
     t0, t1 = _clamp(msb << 7), _clamp(lsb << 7)
-    t0 = assign(t0 * 171, 15, "x 2/3")
-    t0 = assign((t0 << 8) + t1 * 85, 15, "+ 1/3")
+    t0 = assign(t0 * TWO_THIRDS, 15, "x 2/3")
+    t0 = assign((t0 << 8) + t1 * ONE_THIRD, 15, "+ 1/3")
     t0 = assign(s0 * t0 + (b0 << 7), 15, "BN")
     t0 = assign((t0 << 1) + bx, 8, "shift x")
     if t0 < 0:
@@ -236,6 +218,7 @@ MERGE_CORNERS = [
 class MergeModel:
     def __init__(self, params):
         self.table = np.asarray(params["params"], dtype=np.int64)     # [rows, lanes, 7]
+        self.rows = len(self.table)
 
     def item(self, msb, lsb, gate, residual, row, coverage=None):
         msb, lsb, residual = ([int(v) for v in values] for values in (msb, lsb, residual))
@@ -257,17 +240,14 @@ async def merge_public_traces(dut):
     """Conv sums (the LSB sum also where the gate is off: the unit must drop it), gates and
     residuals of public vectors with the model layers' parameters: the outputs must equal the
     official accelerator's traced block outputs. Random gaps and back-pressure."""
-    bench, params = new_bench(dut, "merge", idle=0.3, stall=0.3)
-    model = MergeModel(params)
+    bench = new_bench(dut, "merge", idle=0.3, stall=0.3)
+    model = bench.model
     await bench.start()
-    for layer, first in bench.trace_rows.items():
-        sums = pg_conv_sums(layer)
-        for image, group, y, x in sample_positions(bench, sums, 200):
-            at = (image, slice(group * bench.lanes, (group + 1) * bench.lanes), y, x)
-            inputs, outputs = model.item(sums["msb"][at], sums["lsb"][at], sums["gate"][at],
-                                         sums["residual"][at], first + group)
-            assert outputs[0]["fm"] == [int(v) for v in sums["out"][at]], layer
-            queue_item(bench, (inputs, outputs))
+    for layer, sums, at, row in traced_positions(bench):
+        inputs, outputs = model.item(sums["msb"][at], sums["lsb"][at], sums["gate"][at],
+                                     sums["residual"][at], row)
+        assert outputs[0]["fm"] == [int(v) for v in sums["out"][at]], layer
+        queue_item(bench, (inputs, outputs))
     await bench.drain()
 
 
@@ -276,8 +256,8 @@ async def merge_corners(dut):
     """Random sums (often beyond the FM range), gates and residuals (often at the FM range
     ends) on the model rows and on extreme parameter rows, under heavy back-pressure; checks
     that the saturation and half-way rounding corners of every step were hit."""
-    bench, params = new_bench(dut, "merge", idle=0.5, stall=0.6)
-    model = MergeModel(params)
+    bench = new_bench(dut, "merge", idle=0.5, stall=0.6)
+    model = bench.model
     await bench.start()
     coverage = Counter()
     low, high = bench.sum_range
@@ -285,22 +265,16 @@ async def merge_corners(dut):
     rows = len(model.table)
 
     def sum_value():
-        kind = bench.rng.random()
-        if kind < 0.3:
-            return bench.rng.randint(low, high)
-        if kind < 0.5:
-            return bench.rng.choice([-1, 1]) * (256 + bench.rng.randint(-2, 2))
-        if kind < 0.6:
-            return bench.rng.choice([low, high])
-        return bench.rng.randint(-64, 64)
+        return random_mixture(
+            bench.rng, (0.3, lambda: bench.rng.randint(low, high)),
+            (0.5, lambda: bench.rng.choice([-1, 1]) * (256 + bench.rng.randint(-2, 2))),
+            (0.6, lambda: bench.rng.choice([low, high])), (1, lambda: bench.rng.randint(-64, 64)))
 
     def residual_value():
-        kind = bench.rng.random()
-        if kind < 0.2:
-            return bench.rng.choice([FM_MIN, FM_MAX, FM_MIN + 1, FM_MAX - 1])
-        if kind < 0.5:
-            return bench.rng.randint(FM_MIN, FM_MAX)
-        return bench.rng.randint(-512, 512)
+        return random_mixture(
+            bench.rng, (0.2, lambda: bench.rng.choice([FM_MIN, FM_MAX, FM_MIN + 1, FM_MAX - 1])),
+            (0.5, lambda: bench.rng.randint(FM_MIN, FM_MAX)),
+            (1, lambda: bench.rng.randint(-512, 512)))
 
     for _ in range(1500):
         row = (bench.rng.randrange(model_rows, rows) if bench.rng.random() < 0.5
@@ -315,38 +289,38 @@ async def merge_corners(dut):
     assert not missing, f"corners not exercised: {missing}"
 
 
-@cocotb.test()
-async def merge_throughput_and_latency(dut):
-    """Without stalls one transfer per cycle in and out, results ``latency`` cycles later; the
-    row changes every transfer (each stage reads its parameters with the row that travels)."""
-    bench, params = new_bench(dut, "merge")
-    model = MergeModel(params)
-    await bench.start()
-    items = []
-    for index in range(40):
-        lanes = range(bench.lanes)
-        (value,), (expected,) = model.item(
-            [bench.rng.randint(-200, 200) for _ in lanes],
-            [bench.rng.randint(-200, 200) for _ in lanes], [index % 2] * bench.lanes,
-            [bench.rng.randint(-2000, 2000) for _ in lanes], index % len(model.table))
-        items.append((value, expected))
-    await check_pipeline_timing(bench, items, bench.latency)
+# ---- the stream contract ----------------------------------------------------------------------
+
+def random_gate_item(bench, spread, row):
+    """MSB sums in ``-spread..spread`` on table row ``row``."""
+    return bench.model.item([bench.rng.randint(-spread, spread) for _ in range(bench.lanes)], row)
 
 
-@cocotb.test()
-async def merge_reset_mid_stream(dut):
-    """Resets while data is in flight (also with a result held under back-pressure); the stream
-    after them comes out complete and right."""
-    bench, params = new_bench(dut, "merge", idle=0.2, stall=0.3)
-    model = MergeModel(params)
-    await bench.start()
+def random_merge_item(bench, spread, residual, gate, row):
+    """Conv sums in ``-spread..spread``, residuals in ``-residual..residual``, ``gate(lane)``."""
+    lanes = range(bench.lanes)
+    return bench.model.item([bench.rng.randint(-spread, spread) for _ in lanes],
+                            [bench.rng.randint(-spread, spread) for _ in lanes],
+                            [gate(lane) for lane in lanes],
+                            [bench.rng.randint(-residual, residual) for _ in lanes], row)
 
-    def make_items():
-        lanes = range(bench.lanes)
-        return [model.item([bench.rng.randint(-300, 300) for _ in lanes],
-                           [bench.rng.randint(-300, 300) for _ in lanes],
-                           [bench.rng.random() < 0.5 for _ in lanes],
-                           [bench.rng.randint(-4000, 4000) for _ in lanes],
-                           bench.rng.randrange(len(model.table))) for _ in range(30)]
 
-    await check_reset_mid_stream(bench, make_items, fill_cycles=bench.latency + 6)
+def random_row(bench):
+    return bench.rng.randrange(bench.model.rows)
+
+
+# The throughput checks change the row every transfer (each stage of the merge reads its
+# parameters with the row that travels with the data).
+stream_contract_tests(globals(), new_bench, {
+    "gate": pipeline_contract(
+        lambda bench, index: random_gate_item(bench, 40, index % bench.model.rows),
+        lambda bench, index: random_gate_item(bench, 30, random_row(bench)),
+        timing_items=30),
+    "merge": pipeline_contract(
+        lambda bench, index: random_merge_item(bench, 200, 2000, lambda lane: index % 2,
+                                               index % bench.model.rows),
+        lambda bench, index: random_merge_item(bench, 300, 4000,
+                                               lambda lane: bench.rng.random() < 0.5,
+                                               random_row(bench)),
+        timing_items=40),
+})

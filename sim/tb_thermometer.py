@@ -23,21 +23,20 @@ from fracbnn_golden.conv import THERMOMETER_BITS, thermometer_bits, thermometer_
 from fracbnn_golden.layers import input_bn
 from sim.regression import group_bench
 from sim.runner import PUBLIC_VECTORS
-from sim.streams import (
-    check_pipeline_timing,
-    check_reset_mid_stream,
-    queue_item,
-)
+from sim.streams import pipeline_contract, queue_item, random_mixture, stream_contract_tests
 
 TAPS = 9
 
 
 def new_bench(dut, unit, **kwargs):
-    """A :class:`StreamBench` on ``unit`` of the group; the other units' ports are held idle."""
-    bench, params = group_bench(dut, unit, **kwargs)
-    bench.latency = params["latencies"][unit]
-    bench.model_channels = params["bench"]["model_channels"]
-    return bench, params[unit]
+    """A :class:`StreamBench` on ``unit`` of the group (see
+    :func:`sim.regression.group_bench`) with the ``model_channels`` and the unit's golden
+    ``model`` (None for the encoder); the other units' ports are held idle."""
+    bench = group_bench(dut, unit, **kwargs)
+    bench.model_channels = bench.bench_params["model_channels"]
+    model = {"conv": ConvModel, "input_bn": BatchNormModel}.get(unit)
+    bench.model = model and model(bench.params)
+    return bench
 
 
 def load(*keys):
@@ -63,7 +62,7 @@ def encoder_item(pixel):
 async def encoder_public_traces(dut):
     """Pixels of the 24 public vectors: the counts must equal the vectors' thermometer counts.
     Random gaps and back-pressure."""
-    bench, _ = new_bench(dut, "encoder", idle=0.3, stall=0.3)
+    bench = new_bench(dut, "encoder", idle=0.3, stall=0.3)
     await bench.start()
     pixels, counts = load("pixels", "counts")
     for image in range(len(pixels)):
@@ -79,9 +78,9 @@ async def encoder_public_traces(dut):
 async def encoder_corners(dut):
     """Every pixel value in every colour (round half to even at each remainder of 4, counts 0
     and 32), in random order under heavy back-pressure."""
-    bench, params = new_bench(dut, "encoder", idle=0.5, stall=0.6)
+    bench = new_bench(dut, "encoder", idle=0.5, stall=0.6)
     await bench.start()
-    colours = params["colours"]
+    colours = bench.params["colours"]
     values = list(range(256))
     order = [bench.rng.sample(values, len(values)) for _ in range(colours)]
     coverage = Counter()
@@ -96,33 +95,6 @@ async def encoder_corners(dut):
     missing = [name for name in ("half-way, odd quotient", "half-way, even quotient", "count 0",
                                  "count 32") if not coverage[name]]
     assert not missing, f"corners not exercised: {missing}"
-
-
-@cocotb.test()
-async def encoder_throughput_and_latency(dut):
-    """Without stalls one transfer per cycle in and out, results ``latency`` cycles later."""
-    bench, params = new_bench(dut, "encoder")
-    await bench.start()
-    items = []
-    for _ in range(24):
-        (value,), (expected,) = encoder_item([bench.rng.randrange(256)
-                                              for _ in range(params["colours"])])
-        items.append((value, expected))
-    await check_pipeline_timing(bench, items, bench.latency)
-
-
-@cocotb.test()
-async def encoder_reset_mid_stream(dut):
-    """Resets while data is in flight (also with a result held under back-pressure); the stream
-    after them comes out complete and right."""
-    bench, params = new_bench(dut, "encoder", idle=0.2, stall=0.3)
-    await bench.start()
-
-    def make_items():
-        return [encoder_item([bench.rng.randrange(256) for _ in range(params["colours"])])
-                for _ in range(30)]
-
-    await check_reset_mid_stream(bench, make_items, fill_cycles=bench.latency + 6)
 
 
 # ---- thermometer conv -------------------------------------------------------------------------
@@ -168,8 +140,8 @@ async def conv_public_traces(dut):
     """3x3 windows of the public vectors' thermometer counts (borders often: padding taps carry
     random counts): the model channels' sums must equal the official ``conv1_acc`` trace.
     Random gaps and back-pressure."""
-    bench, params = new_bench(dut, "conv", idle=0.3, stall=0.3)
-    model = ConvModel(params)
+    bench = new_bench(dut, "conv", idle=0.3, stall=0.3)
+    model = bench.model
     await bench.start()
     counts, acc = load("counts", "trace.conv1_acc")
     for image in range(len(counts)):
@@ -187,8 +159,8 @@ async def conv_corners(dut):
     """Random counts (often 0 or 32, where the all-ones and all-zeros kernels give the largest
     sums of both signs) and random padding masks (none and all padded too), heavy
     back-pressure."""
-    bench, params = new_bench(dut, "conv", idle=0.5, stall=0.6)
-    model = ConvModel(params)
+    bench = new_bench(dut, "conv", idle=0.5, stall=0.6)
+    model = bench.model
     await bench.start()
     coverage = Counter()
     bound = TAPS * model.colours * THERMOMETER_BITS
@@ -213,36 +185,6 @@ async def conv_corners(dut):
     missing = [name for name in ("largest positive sum", "largest negative sum",
                                  "all taps padding") if not coverage[name]]
     assert not missing, f"corners not exercised: {missing}"
-
-
-@cocotb.test()
-async def conv_throughput_and_latency(dut):
-    """Without stalls one transfer per cycle in and out, results ``latency`` cycles later."""
-    bench, params = new_bench(dut, "conv")
-    model = ConvModel(params)
-    await bench.start()
-    items = []
-    for _ in range(24):
-        counts = [[bench.rng.randint(0, 32) for _ in range(model.colours)] for _ in range(TAPS)]
-        (value,), (expected,) = model.item(counts, [bench.rng.random() < 0.9
-                                                    for _ in range(TAPS)])
-        items.append((value, expected))
-    await check_pipeline_timing(bench, items, bench.latency)
-
-
-@cocotb.test()
-async def conv_reset_mid_stream(dut):
-    """Resets while data is in flight (also with a result held under back-pressure); the stream
-    after them comes out complete and right."""
-    bench, params = new_bench(dut, "conv", idle=0.2, stall=0.3)
-    model = ConvModel(params)
-    await bench.start()
-
-    def make_items():
-        return [model.item([[bench.rng.randint(0, 32) for _ in range(model.colours)]
-                            for _ in range(TAPS)], [True] * TAPS) for _ in range(30)]
-
-    await check_reset_mid_stream(bench, make_items, fill_cycles=bench.latency + 6)
 
 
 # ---- input batch norm -------------------------------------------------------------------------
@@ -272,8 +214,8 @@ class BatchNormModel:
 async def input_bn_public_traces(dut):
     """conv1 sums of the public vectors: the model channels must give the official ``bn1``
     trace; the extreme lanes get the same sums. Random gaps and back-pressure."""
-    bench, params = new_bench(dut, "input_bn", idle=0.3, stall=0.3)
-    model = BatchNormModel(params)
+    bench = new_bench(dut, "input_bn", idle=0.3, stall=0.3)
+    model = bench.model
     await bench.start()
     acc, bn1 = load("trace.conv1_acc", "trace.bn1")
     channels = bench.model_channels
@@ -291,19 +233,16 @@ async def input_bn_public_traces(dut):
 async def input_bn_corners(dut):
     """Sums over the whole input range (both ends often), small sums (half-way rounding of
     either sign), heavy back-pressure."""
-    bench, params = new_bench(dut, "input_bn", idle=0.5, stall=0.6)
-    model = BatchNormModel(params)
+    bench = new_bench(dut, "input_bn", idle=0.5, stall=0.6)
+    model = bench.model
     await bench.start()
     coverage = Counter()
     low, high = model.sum_range
 
     def value():
-        kind = bench.rng.random()
-        if kind < 0.2:
-            return bench.rng.choice([low, high, low + 1, high - 1])
-        if kind < 0.6:
-            return bench.rng.randint(low, high)
-        return bench.rng.randint(-20, 20)
+        return random_mixture(
+            bench.rng, (0.2, lambda: bench.rng.choice([low, high, low + 1, high - 1])),
+            (0.6, lambda: bench.rng.randint(low, high)), (1, lambda: bench.rng.randint(-20, 20)))
 
     for _ in range(500):
         queue_item(bench, model.item([value() for _ in model.scale], coverage))
@@ -313,30 +252,29 @@ async def input_bn_corners(dut):
     assert not missing, f"corners not exercised: {missing}"
 
 
-@cocotb.test()
-async def input_bn_throughput_and_latency(dut):
-    """Without stalls one transfer per cycle in and out, results ``latency`` cycles later."""
-    bench, params = new_bench(dut, "input_bn")
-    model = BatchNormModel(params)
-    await bench.start()
-    items = []
-    for _ in range(24):
-        (value,), (expected,) = model.item([bench.rng.randint(*model.sum_range)
-                                            for _ in model.scale])
-        items.append((value, expected))
-    await check_pipeline_timing(bench, items, bench.latency)
+# ---- the stream contract ----------------------------------------------------------------------
+
+def random_pixel(bench, index):
+    return encoder_item([bench.rng.randrange(256) for _ in range(bench.params["colours"])])
 
 
-@cocotb.test()
-async def input_bn_reset_mid_stream(dut):
-    """Resets while data is in flight (also with a result held under back-pressure); the stream
-    after them comes out complete and right."""
-    bench, params = new_bench(dut, "input_bn", idle=0.2, stall=0.3)
-    model = BatchNormModel(params)
-    await bench.start()
+def random_window(bench, valid):
+    """A conv item of random counts (0..32) at every tap; ``valid``: the in-image flags."""
+    return bench.model.item([[bench.rng.randint(0, THERMOMETER_BITS)
+                              for _ in range(bench.model.colours)] for _ in range(TAPS)], valid)
 
-    def make_items():
-        return [model.item([bench.rng.randint(-300, 300) for _ in model.scale])
-                for _ in range(30)]
 
-    await check_reset_mid_stream(bench, make_items, fill_cycles=bench.latency + 6)
+def random_sums(bench, low, high):
+    return bench.model.item([bench.rng.randint(low, high) for _ in bench.model.scale])
+
+
+stream_contract_tests(globals(), new_bench, {
+    "encoder": pipeline_contract(random_pixel),
+    "conv": pipeline_contract(
+        lambda bench, index: random_window(bench, [bench.rng.random() < 0.9
+                                                   for _ in range(TAPS)]),
+        lambda bench, index: random_window(bench, [True] * TAPS)),
+    "input_bn": pipeline_contract(
+        lambda bench, index: random_sums(bench, *bench.model.sum_range),
+        lambda bench, index: random_sums(bench, -300, 300)),
+})

@@ -15,11 +15,11 @@ import numpy as np
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
-from cocotb.clock import Clock
 from cocotb.task import bridge
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
 
 from boards.ultra96.registers import ID_VALUE, PIXELS, VERSION_VALUE, field, register
+from sim.streams import start_clock_and_reset
 
 CLOCK_NS = 4
 STUB_LATENCY = 40           # cycles from the last pixel to the logits
@@ -118,10 +118,7 @@ class Bench:
                 channel.set_pause_generator(_pauses(rng, pause))
 
     async def start(self):
-        cocotb.start_soon(Clock(self.dut.clk, CLOCK_NS, unit="ns").start())
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, 3)
-        self.dut.rst.value = 0
+        await start_clock_and_reset(self.dut.clk, self.dut.rst, CLOCK_NS)
         await RisingEdge(self.dut.clk)
         return self
 

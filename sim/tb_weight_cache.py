@@ -1,11 +1,11 @@
 """cocotb tests of :class:`rtl.weight_cache.WeightCache` with the bundled model's kernels.
 
 The testbench plays the conv engine: it waits for a layer's buffer to be filled, reads every
-row (checking it against :func:`rtl.tables.weight_rows`, the uncompressed weights in the
-engine's layout), then releases the buffer, layer after layer over two images. Parameters
-(:func:`sim.runner.testbench_params`): ``rows`` (per layer, the expected rows as hex strings),
-``decode_cycles`` (per layer, :meth:`WeightCache.decode_cycles`), ``buffer_rows`` (rows per
-buffer).
+row (checking it against ``weight_rows`` of ``tests/test_weight_cache.py``, the uncompressed
+weights in the engine's layout), then releases the buffer, layer after layer over two images.
+Parameters (:func:`sim.runner.testbench_params`): ``rows`` (per layer, the expected rows as hex
+strings), ``decode_cycles`` (per layer, :meth:`WeightCache.decode_cycles`), ``buffer_rows``
+(rows per buffer).
 
 Timing contract checked exactly: decoding layer ``l >= 2`` starts the cycle after the release of
 layer ``l - 2``'s buffer or the cycle after layer ``l - 1``'s buffer was filled, whichever is
@@ -15,10 +15,10 @@ later, and fills its buffer ``decode_cycles[l]`` cycles after that.
 import random
 
 import cocotb
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from sim.runner import testbench_params
+from sim.streams import pulse_reset, start_clock_and_reset
 
 CLOCK_NS = 4
 
@@ -105,10 +105,7 @@ class Engine:
 async def start(dut):
     dut.read.value = 0
     dut.release.value = 0
-    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
-    dut.rst.value = 1
-    await ClockCycles(dut.clk, 3)
-    dut.rst.value = 0
+    await start_clock_and_reset(dut.clk, dut.rst, CLOCK_NS)
 
 
 @cocotb.test()
@@ -137,7 +134,5 @@ async def reset_while_decoding(dut):
         await engine.release(layer)
     engine.stop()
     await ClockCycles(dut.clk, params["decode_cycles"][big] // 2)
-    dut.rst.value = 1
-    await ClockCycles(dut.clk, 2)
-    dut.rst.value = 0
+    await pulse_reset(dut.clk, dut.rst, 2)
     await Engine(dut, params, random.Random(4), 0).run(1)

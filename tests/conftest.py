@@ -22,6 +22,23 @@ def net():
     return FracBNN.default()
 
 
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder nothing can be written in: a read-only one, or /proc where chmod does not stop
+    root."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        (folder / "probe").write_bytes(b"")
+    except OSError:
+        yield folder
+    else:
+        (folder / "probe").unlink()
+        yield Path("/proc")
+    folder.chmod(0o755)
+
+
 def pytest_sessionfinish(session, exitstatus):
     if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
         print("\nerror: pytest collected no tests: this is a failure, not a pass "

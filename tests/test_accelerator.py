@@ -19,7 +19,7 @@ def test_public_vectors_bit_exact_and_cycles_as_estimated(public_vectors):
     run = run_accelerator(public_vectors["pixels"])
     np.testing.assert_array_equal(run.logits, public_vectors["logits"])
     estimate = FracBNNAccelerator(FracBNN.default()).estimate_cycles().total
-    # The analytical model is exact, weight waits included (the issue allows 5 %).
+    # The analytical model is exact, weight waits included (docs/architecture.md §6).
     assert (run.cycles == estimate).all(), (run.cycles, estimate)
 
 

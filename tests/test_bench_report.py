@@ -56,3 +56,18 @@ def test_decoder_section():
     assert "| fracbnn_cifar10 | 4 | 2 | 32 | 10 | 3.2000 | 1299 | 1.0 |" in section
     assert "| bnn_pynq_cnv_w1a1 | 1 | 2 | 8 | 10 | 0.8000 | - | - |" in section
     assert "N = 4" in section
+
+
+def test_accelerator_section_shows_the_simulation_speed():
+    acc = {"cycles_per_image": 20411, "cycles_estimate": 20411, "estimate_error": 0.0,
+           "images_per_s_at_250mhz": 12248.3, "bmac_lanes": 4608, "layers": [],
+           "phases": {"load": 1025, "stem": 1046, "head": 84},
+           "accelerator_build_s": 61.4, "accelerator_sim_cycles_per_s": 81234,
+           "load_average": {"before": 0.12, "after": 1.9}, "cpu_count": 2}
+    text = bench.render({"configuration": {}, "accelerator": acc})
+    section = text[text.index("### Simulation of the whole accelerator"):]
+    assert "in **61 s**" in section and "**81,234 cycles/s**" in section
+    assert "2 cores with a load average of 0.12 before and 1.9 after" in section
+    del acc["accelerator_build_s"]                 # a run without the fresh build
+    assert "### Simulation of the whole accelerator" not in bench.render(
+        {"configuration": {}, "accelerator": acc})

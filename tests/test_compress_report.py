@@ -1,4 +1,4 @@
-"""Lossy kernel clustering, the compression figures and ``compress-report``."""
+"""Lossy kernel clustering, the compression figures and ``python -m benchmarks.compression``."""
 
 import contextlib
 import io
@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from fracbnn_golden import FracBNN
-from fracbnn_golden.__main__ import main
-from fracbnn_golden.compress_report import (
+from benchmarks.compression import (
     MODELS,
     clustering_rows,
     compression_summary,
     format_report,
+    main,
 )
+from fracbnn_golden import FracBNN
 from fracbnn_golden.kernels import (
     bnn_pynq_cnv_kernels,
     cluster_kernels,
@@ -28,11 +28,11 @@ from fracbnn_golden.kernels import (
 
 @pytest.fixture(scope="module")
 def report_text():
-    """stdout of one ``compress-report --json`` run (the slowest part of this file; capsys is
-    function-scoped, so stdout is redirected by hand)."""
+    """stdout of one ``python -m benchmarks.compression --json`` run (the slowest part of this
+    file; capsys is function-scoped, so stdout is redirected by hand)."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        assert main(["compress-report", "--json"]) == 0
+        assert main(["--json"]) == 0
     return out.getvalue()
 
 
@@ -131,5 +131,5 @@ def test_cli_json(report_text):
 
 
 def test_cli_rejects_impossible_code_length(capsys):
-    assert main(["compress-report", "--max-length", "5"]) == 2
+    assert main(["--max-length", "5"]) == 2
     assert "do not fit" in capsys.readouterr().err

@@ -62,8 +62,21 @@ def test_failing_testbench_raises(monkeypatch, tmp_path):
     component = XnorPopcountArray(**SMALL.params)
     result = runner.run(component, "tb_always_fails", {}, name=SMALL.name, check=False)
     assert not result.passed and result.failures[0].name == "fails"
-    with pytest.raises(runner.SimulationFailed, match="deliberate"):
+    # cocotb's output is in the build folder's log, which the failure names.
+    log = result.build_dir / runner.SIM_LOG
+    assert "deliberate" in log.read_text()
+    with pytest.raises(runner.SimulationFailed, match="deliberate") as failure:
         runner.run(component, "tb_always_fails", {}, name=SMALL.name)
+    assert str(log) in str(failure.value)
+
+
+def test_failing_build_quotes_its_log():
+    # A Verilator option that does not exist: the build fails, and says why.
+    component = XnorPopcountArray(**SMALL.params)
+    with pytest.raises(runner.BuildFailed, match="no-such-option") as failure:
+        runner.run(component, SMALL.test_module, {}, name=SMALL.name,
+                   build_args=["--no-such-option"], simulator="verilator")
+    assert "build.log" in str(failure.value)
 
 
 def test_waves_write_waveform_and_gtkw():
@@ -71,14 +84,19 @@ def test_waves_write_waveform_and_gtkw():
     assert result.waveform.exists() and result.waveform.stat().st_size > 0
     text = result.gtkw.read_text()
     assert f'[dumpfile] "{result.waveform}"' in text
-    for trace in ("i__valid", "i__ready", "o__valid", "o__ready", "o__payload",
-                  "i__payload.activations", "i__payload.weights", "i__payload.count",
-                  "i__payload.last"):
-        assert f"{SMALL.name}.{trace}" in text
+    # Every field and array element is a named trace: bit ranges of the flat payload port.
+    for alias in ("i.valid", "i.ready", "o.valid", "o.ready", "o[0]", "i.activations",
+                  "i.weights[0]", "i.count", "i.last"):
+        assert f"{{{alias}}}" in text, alias
+    assert f"{SMALL.name}.i__payload[" in text and f"{SMALL.name}.o__payload[" in text
     # One group per stream: opened and closed.
     assert text.count("\n-i\n") == 2 and text.count("\n-o\n") == 2
+    # Zoomed to the run: a zoom line, not GTKWave's default of a few picoseconds.
+    assert any(line.startswith("*-") for line in text.splitlines())
     header = result.waveform.read_text(errors="replace")[:200_000]
     assert "i__valid" in header and "o__payload" in header
+    # Names GTKWave cannot read (Yosys' `...verilog_backend.cc:2355:...`) are not traced.
+    assert ".cc:" not in header
 
 
 def test_unknown_simulator_is_an_error():

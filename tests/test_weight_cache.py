@@ -9,11 +9,33 @@ import pytest
 
 from fracbnn_golden import FracBNN
 from rtl.schedule import AcceleratorConfig, ConfigError, estimate_cycles, plan_layers
-from rtl.tables import compressed_weights, pack_row, weight_rows
+from rtl.tables import compressed_weights
 from rtl.weight_cache import WeightCache
 from sim.runner import run
 
 CONFIG = AcceleratorConfig()
+
+
+def pack_row(bits):
+    """0/1 values (any shape, flattened in C order) -> int with element i at bit i."""
+    flat = np.asarray(bits, dtype=np.uint8).reshape(-1)
+    return int.from_bytes(np.packbits(flat, bitorder="little").tobytes(), "little")
+
+
+def weight_rows(net, config):
+    """The rows the weight cache must hold, from the uncompressed weights: one per (layer,
+    output group, input group). Row bit ``(p * 9 + tap) * simd_channels + c`` is the weight of
+    output channel ``og * pe + p``, input channel ``cb * simd_channels + c``, tap
+    ``ky * 3 + kx``. Returns a uint8 array ``[rows, pe, 9, simd_channels]``."""
+    rows = []
+    for plan in plan_layers(config):
+        weight = net.params[f"{plan.name}.weight"]                  # [cout, cin, 3, 3]
+        taps = weight.reshape(plan.cout, plan.cin, 9).transpose(0, 2, 1)   # [cout, 9, cin]
+        for og in range(plan.groups_out):
+            for cb in range(plan.groups_in):
+                rows.append(taps[og * config.pe:(og + 1) * config.pe, :,
+                                 cb * config.simd_channels:(cb + 1) * config.simd_channels])
+    return np.stack(rows)
 
 
 @pytest.fixture(scope="module")

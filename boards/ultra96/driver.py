@@ -15,21 +15,28 @@ interface refuses (SLVERR) is a synchronous external abort: Linux kills the proc
 ("Bus error"); the driver checks the state first so that it never makes one.
 """
 
+import math
 import mmap
+import numbers
 import os
+import re
 import time
 
 import numpy as np
 
+from .block_design import BASE_ADDRESS, HPM0_DATA_WIDTH
 from .registers import APERTURE, ID_VALUE, PIXELS, VERSION_VALUE, field, register
 
 __all__ = [
     "DEFAULT_BASE", "AcceleratorFault", "AcceleratorTimeout", "BusBackend", "BusError",
-    "DevMemBus", "Driver", "DriverError", "NotLoaded", "PynqBus", "default_bus", "pack_image",
+    "DevMemBus", "Driver", "DriverError", "NotLoaded", "PynqBus", "check_pynq_hwh_parser",
+    "check_window", "default_bus", "hpm0_slcr_bus", "pack_image", "set_hpm0_width",
 ]
 
 # Where the block design maps the interface: the start of the M_AXI_HPM0_FPD window.
-DEFAULT_BASE = 0xA000_0000
+DEFAULT_BASE = BASE_ADDRESS
+# The Zynq UltraScale+'s physical addresses are 40 bits wide.
+PHYSICAL_ADDRESS_LIMIT = 1 << 40
 IMAGE_SHAPE = (3, 32, 32)
 
 
@@ -77,6 +84,7 @@ class DevMemBus(BusBackend):
     """The interface's window mapped from ``/dev/mem`` (uncached: opened with ``O_SYNC``)."""
 
     def __init__(self, base=DEFAULT_BASE, size=APERTURE, path="/dev/mem"):
+        check_window(base, size)
         if base % mmap.PAGESIZE or size % mmap.PAGESIZE:
             raise DriverError(f"base 0x{base:X} and size 0x{size:X} must be multiples of the "
                               f"page size ({mmap.PAGESIZE})")
@@ -88,10 +96,15 @@ class DevMemBus(BusBackend):
         except FileNotFoundError:
             raise DriverError(f"{path} does not exist: this is not the board (or the kernel "
                               f"has no /dev/mem)") from None
+        except IsADirectoryError:
+            raise DriverError(f"cannot open {path}: it is a folder, not the physical memory "
+                              "device (/dev/mem)") from None
+        except OSError as error:
+            raise DriverError(f"cannot open {path}: {error.strerror or error}") from None
         try:
             self._map = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE,
                                   offset=base)
-        except OSError as error:
+        except (OSError, ValueError, OverflowError) as error:
             raise DriverError(f"cannot map 0x{base:X}..0x{base + size - 1:X} from {path}: "
                               f"{error}") from None
         finally:
@@ -114,6 +127,7 @@ class PynqBus(BusBackend):
     """PYNQ's ``MMIO`` over the interface's window."""
 
     def __init__(self, base=DEFAULT_BASE, size=APERTURE):
+        check_window(base, size)
         try:
             from pynq import MMIO
         except ImportError:
@@ -126,6 +140,90 @@ class PynqBus(BusBackend):
 
     def write32(self, offset, value):
         self._mmio.write(offset, value & 0xFFFF_FFFF)
+
+
+def check_window(base, size=APERTURE):
+    """Refuse a register window ``base .. base + size - 1`` outside the physical address space
+    (:class:`DriverError`), before anything is opened or mapped."""
+    if isinstance(base, bool) or not isinstance(base, numbers.Integral):
+        raise DriverError(f"the base address must be an integer, not {base!r}")
+    if base < 0:
+        raise DriverError(f"base address -0x{-base:X} is negative")
+    if base + size > PHYSICAL_ADDRESS_LIMIT:
+        raise DriverError(f"base address 0x{base:X}: the window 0x{base:X}..0x{base + size - 1:X} "
+                          f"lies beyond the 40-bit physical address space (the interface is at "
+                          f"0x{DEFAULT_BASE:X})")
+
+
+# The PS side of M_AXI_HPM0_FPD has its own data-width setting: field DW_SS0_SEL, bits 9:8, of
+# FPD_SLCR's AFI_FS register at 0xFD615000 (0 = 32, 1 = 64, 2 = 128 bits; the Zynq UltraScale+
+# register reference, UG1087, and PYNQ's EmbeddedDevice.set_axi_port_width). The boot image's
+# psu_init sets it for the design the boot image was made with; PYNQ's Overlay sets it from the
+# .hwh; fpgautil and fpga_manager leave it alone. When it is wider than the block design's
+# HPM0_DATA_WIDTH, 32-bit accesses at offsets 4, 8 and 12 land on byte lanes the PL does not see.
+AFI_FS = 0xFD61_5000
+HPM0_WIDTH_LSB = 8
+HPM0_WIDTH_CODES = {32: 0, 64: 1, 128: 2}
+# M_AXI_HPM0_FPD's 256 MiB window in the low 4 GiB (where the width matters to this driver).
+HPM0_FPD_WINDOW = (0xA000_0000, 0xB000_0000)
+# PYNQ 3 reads the .hwh with pynqmetadata. Before 0.1.5 its parser raises KeyError on an address
+# range whose target is a port of the block design rather than a cell, as this design's register
+# interface (the port M_AXI) is; PYNQ 3.0.0/3.0.1 images ship such a version. PYNQ 2.x's own
+# parser skips such ranges.
+PYNQMETADATA_FIXED = (0, 1, 5)
+
+
+def hpm0_slcr_bus(pynq=False, path="/dev/mem"):
+    """A bus over the page of FPD_SLCR that holds AFI_FS: PYNQ's MMIO, or ``path``."""
+    page = AFI_FS - AFI_FS % mmap.PAGESIZE
+    return PynqBus(page, mmap.PAGESIZE) if pynq else DevMemBus(page, mmap.PAGESIZE, path=path)
+
+
+def set_hpm0_width(slcr, width=HPM0_DATA_WIDTH):
+    """Make M_AXI_HPM0_FPD ``width`` bits wide on the PS side: read AFI_FS through ``slcr`` (a
+    bus over its page, :func:`hpm0_slcr_bus`), rewrite DW_SS0_SEL if it differs and read it back.
+    Returns the width it had (bits; None for the reserved code 3). Raises :class:`DriverError`
+    when the field does not take the value."""
+    offset = AFI_FS % mmap.PAGESIZE
+    mask = 0b11 << HPM0_WIDTH_LSB
+    wanted = HPM0_WIDTH_CODES[width] << HPM0_WIDTH_LSB
+    value = int(slcr.read32(offset))
+    widths = {code: bits for bits, code in HPM0_WIDTH_CODES.items()}
+    before = widths.get((value & mask) >> HPM0_WIDTH_LSB)
+    if value & mask != wanted:
+        slcr.write32(offset, value & ~mask | wanted)
+        check = int(slcr.read32(offset))
+        if check & mask != wanted:
+            raise DriverError(f"cannot set M_AXI_HPM0_FPD to {width} bits: AFI_FS "
+                              f"(0x{AFI_FS:08X}) reads 0x{check:08X} after writing "
+                              f"0x{value & ~mask | wanted:08X} (bits 9:8 should be "
+                              f"{HPM0_WIDTH_CODES[width]})")
+    return before
+
+
+def _version(text):
+    match = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
+    return None if match is None else tuple(int(part or 0) for part in match.groups())
+
+
+def check_pynq_hwh_parser():
+    """Raise :class:`DriverError` when the installed PYNQ cannot parse this design's ``.hwh``
+    (pynqmetadata before 0.1.5); returns pynqmetadata's version, or None on PYNQ 2.x."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("pynqmetadata")
+    except metadata.PackageNotFoundError:
+        return None
+    parts = _version(version)
+    if parts is not None and parts < PYNQMETADATA_FIXED:
+        fixed = ".".join(map(str, PYNQMETADATA_FIXED))
+        raise DriverError(f"--bitstream: this PYNQ's .hwh parser (pynqmetadata {version}, as on "
+                          f"PYNQ 3.0.x images) cannot read this design (its register interface "
+                          f"is a port of the block design, not an IP); upgrade it "
+                          f"(pip3 install 'pynqmetadata>={fixed}'), or load the bitstream with "
+                          f"fpgautil -b and run without --bitstream")
+    return version
 
 
 def default_bus(base=DEFAULT_BASE, path="/dev/mem"):
@@ -150,6 +248,16 @@ def pack_image(pixels):
     return rgb[0] | rgb[1] << 8 | rgb[2] << 16
 
 
+def _seconds(name, value, zero=False):
+    """A finite, positive (or with ``zero``, non-negative) number of seconds: a NaN or
+    infinite timeout would wait forever."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        raise ValueError(f"{name} must be a finite {'non-negative' if zero else 'positive'} "
+                         f"number of seconds, not {value!r}")
+    return value
+
+
 def _signed32(value):
     return value - (1 << 32) if value & 0x8000_0000 else value
 
@@ -163,7 +271,8 @@ class Driver:
     """
 
     def __init__(self, bus, *, timeout=1.0, poll_interval=0.0, check_id=True):
-        self.bus, self.timeout, self.poll_interval = bus, timeout, poll_interval
+        self.bus, self.timeout, self.poll_interval = bus, _seconds("timeout", timeout), \
+            _seconds("poll_interval", poll_interval, zero=True)
         if check_id:
             self.identify()
 
@@ -221,7 +330,7 @@ class Driver:
         """Wait until the started image is done. ``images_before`` is what :meth:`start`
         returned: the image counts as done when ``DONE`` is set and ``IMAGES`` has moved on, so a
         status read that overtook the start command cannot be mistaken for the result."""
-        timeout = self.timeout if timeout is None else timeout
+        timeout = self.timeout if timeout is None else _seconds("timeout", timeout)
         deadline = self.bus.now() + timeout
         while True:
             status = self.read("STATUS")

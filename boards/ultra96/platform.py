@@ -24,7 +24,7 @@ UARTs are not PL pins.
 from amaranth.build import Attrs, Connector, Pins, Resource, Subsignal
 from amaranth.vendor import XilinxPlatform
 
-from rtl.synth import LutPrimitives
+from rtl.primitives import LutPrimitives
 
 from .board import GRADES
 
@@ -53,8 +53,8 @@ class Ultra96Platform(LutPrimitives, XilinxPlatform):
     agree on.
 
     The compressor trees of :mod:`rtl.popcount` ask the platform for LUT and carry primitives;
-    this platform supplies them (:class:`rtl.synth.LutPrimitives`), so Vivado gets the trees as
-    designed, like the Yosys estimate.
+    this platform supplies them (:class:`rtl.primitives.LutPrimitives`), so Vivado gets the trees
+    as designed, like the Yosys estimate.
     """
 
     device = "xczu3eg"

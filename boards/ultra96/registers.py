@@ -11,6 +11,9 @@ wide and word aligned. Accesses the map does not allow get an AXI SLVERR respons
 
 from dataclasses import dataclass
 
+from fracbnn_golden.model import CLASSES as CLASS_NAMES
+from fracbnn_golden.model import PIXELS
+
 __all__ = [
     "APERTURE", "ADDR_WIDTH", "ID_VALUE", "REGISTERS", "VERSION_VALUE", "Field", "Register",
     "field", "markdown", "register",
@@ -23,8 +26,8 @@ APERTURE = 1 << ADDR_WIDTH
 ID_VALUE = 0x4642_4E4E
 # Major << 16 | minor; the major number changes when the map changes incompatibly.
 VERSION_VALUE = 0x0001_0000
-PIXELS = 1024
-CLASSES = 10
+# Words of the image window (a pixel each) and of the logits (a class each).
+CLASSES = len(CLASS_NAMES)
 
 
 @dataclass(frozen=True)
@@ -187,7 +190,7 @@ def markdown():
         "## Classifying an image",
         "",
         "1. Check `ID` (the bitstream is loaded) and that `STATUS.BUSY` is clear.",
-        "2. Write the 1024 pixels to `IMAGE`.",
+        f"2. Write the {PIXELS} pixels to `IMAGE`.",
         "3. Read `IMAGES`, then write `CONTROL.START`.",
         "4. Poll `STATUS` until `DONE` is set and `IMAGES` has moved on (AXI does not order a "
         "read after a write, so a status read may overtake the `START` write), and check "
@@ -197,7 +200,7 @@ def markdown():
         "`boards/ultra96/driver.py` does this (`Driver.classify`).",
         "",
         "The accelerator reads the image window only while `STATUS.LOADING` is set (the first "
-        "1024 cycles or so after `START`), so the next image may be written while the current "
+        f"{PIXELS} cycles or so after `START`), so the next image may be written while the current "
         "one is computed.",
         "",
     ]

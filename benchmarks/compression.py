@@ -1,5 +1,5 @@
-"""How well Huffman coding compresses real binary kernels (``python -m fracbnn_golden
-compress-report``): the bundled FracBNN CIFAR-10 model and the BNN-PYNQ CNV-W1A1 kernels.
+"""How well Huffman coding compresses real binary kernels (``python -m benchmarks.compression``):
+the bundled FracBNN CIFAR-10 model and the BNN-PYNQ CNV-W1A1 kernels.
 
 Figures, all measured on the real kernels:
 
@@ -13,13 +13,22 @@ Figures, all measured on the real kernels:
   logit change.
 """
 
+import argparse
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 
-from .huffman import DEFAULT_BLOCK_CHANNELS, DEFAULT_MAX_LENGTH, CanonicalCode, compress_model
-from .images import bundled_photos, load_image
-from .kernels import (
+from fracbnn_golden.huffman import (
+    DEFAULT_BLOCK_CHANNELS,
+    DEFAULT_MAX_LENGTH,
+    MAX_CODE_LENGTH,
+    CanonicalCode,
+    compress_model,
+)
+from fracbnn_golden.images import bundled_photos, load_image
+from fracbnn_golden.kernels import (
     KERNEL_BITS,
     bnn_pynq_cnv_kernels,
     cluster_kernels,
@@ -28,10 +37,10 @@ from .kernels import (
     histogram,
     kernel_symbols,
 )
-from .model import FracBNN
+from fracbnn_golden.model import FracBNN, ModelFormatError
 
 __all__ = ["MODELS", "CLUSTER_KEEPS", "model_kernels", "compression_summary", "layer_rows",
-           "strategy_rows", "clustering_rows", "build_report", "format_report"]
+           "strategy_rows", "clustering_rows", "build_report", "format_report", "main"]
 
 MODELS = ("fracbnn_cifar10", "bnn_pynq_cnv_w1a1")
 CLUSTER_KEEPS = (512, 256, 128, 64, 32, 16)
@@ -189,8 +198,8 @@ def _evaluation_images():
 
 def build_report(net=None, max_length=DEFAULT_MAX_LENGTH, block_channels=DEFAULT_BLOCK_CHANNELS,
                  keeps=CLUSTER_KEEPS):
-    """Everything ``compress-report`` prints, as a JSON-serialisable dict (``net``: the FracBNN
-    to report on, default the bundled model)."""
+    """Everything ``python -m benchmarks.compression`` prints, as a JSON-serialisable dict
+    (``net``: the FracBNN to report on, default the bundled model)."""
     net = net if net is not None else FracBNN.default()
     images = _evaluation_images()
     report = {"settings": {"max_length": max_length, "block_channels": block_channels,
@@ -273,8 +282,54 @@ def format_report(report):
     return "\n".join(out)
 
 
-def run(args, net=None):
-    """The ``compress-report`` subcommand (``net``: the FracBNN to report on)."""
-    report = build_report(net, args.max_length, args.block_channels)
+# Beyond these the options only make blocks larger than any layer (or codes the format cannot
+# hold): refused by name instead of failing deep inside the compressor.
+MAX_BLOCK_CHANNELS = 1 << 16
+
+
+def bounded_int(low, high):
+    """An argparse type: an integer in ``low..high``, else an error naming the option."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high}")
+        return value
+    return parse
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.compression",
+        description="Per-layer and whole-model Huffman compression of the binary 3x3 kernels of "
+                    "the FracBNN model and of the bundled BNN-PYNQ CNV kernels, table "
+                    "strategies and the lossy clustering trade-off.")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="model parameter file (.npz); default: the bundled CIFAR-10 model")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    parser.add_argument("--max-length", type=bounded_int(1, MAX_CODE_LENGTH),
+                        default=DEFAULT_MAX_LENGTH,
+                        help=f"longest code, 1..{MAX_CODE_LENGTH} (default {DEFAULT_MAX_LENGTH})")
+    parser.add_argument("--block-channels", type=bounded_int(1, MAX_BLOCK_CHANNELS),
+                        default=DEFAULT_BLOCK_CHANNELS,
+                        help="output channels per independently decodable block, "
+                             f"1..{MAX_BLOCK_CHANNELS} (default {DEFAULT_BLOCK_CHANNELS})")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        net = FracBNN.default() if args.model is None else FracBNN.from_npz(args.model)
+        report = build_report(net, args.max_length, args.block_channels)
+    except (ModelFormatError, ValueError, TypeError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""How the accelerator builds its units, in one place: from the model and an AcceleratorConfig.
+
+:class:`UnitBuilder` constructs every unit of :class:`rtl.accelerator.FracBNNAccelerator` whose
+parameters come from the model or the configuration, and computes the engine's timing (the
+pipeline latencies, the weight cache's decoding times and the analytical cycle model) from the
+same parameters without constructing anything. The accelerator, the synthesis designs
+(:mod:`synth.designs`) and the design-space sweep (:mod:`benchmarks.lut_model`,
+:mod:`benchmarks.cycle_model`) all build through it, so they build the same units.
+
+:data:`UNITS` names the units, how many of each the accelerator holds and which configuration
+keys their parameters depend on.
+"""
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from fracbnn_golden.conv import TAPS
+from fracbnn_golden.model import COLOURS, IMAGE_SIZE, STEM_CHANNELS
+
+from .fixedpoint import FM_SHAPE, PG_SUM_SHAPE, STEM_SUM_SHAPE
+from .fm_memory import FeatureMapMemory
+from .gate import PrecisionGate
+from .head import Head, head_latency
+from .merge import MergeUnit
+from .quantizer import ActivationQuantizer
+from .schedule import CONFIG_KEYS, PLANES, AcceleratorConfig, estimate_cycles, plan_layers
+from .shortcut import ShortcutPool
+from .tables import (
+    classifier,
+    compressed_weights,
+    gate_threshold_rows,
+    merge_param_rows,
+    stem_batch_norm,
+    stem_weight,
+)
+from .thermometer import COUNT_SHAPE, InputBatchNorm, ThermometerConv, ThermometerEncoder
+from .weight_cache import WeightCache, decoder_for, layer_decode_cycles
+from .window import WindowMemory
+from .xnor_popcount import XnorPopcountArray, array_latency
+
+__all__ = ["BUFFERS", "UNITS", "UnitBuilder", "UnitSpec", "pipeline_latencies",
+           "unit_config"]
+
+# Feature maps are double-buffered: layer ``l`` reads buffer ``l % 2`` and writes the other.
+BUFFERS = 2
+
+
+@dataclass(frozen=True)
+class UnitSpec:
+    """A unit of the accelerator: how many ``instances`` it holds and the configuration keys
+    (:data:`rtl.schedule.CONFIG_KEYS`) the unit's parameters depend on (``depends_on``; empty:
+    the model's alone)."""
+
+    instances: int
+    depends_on: tuple
+
+
+# Every unit UnitBuilder builds, by the name of its method.
+UNITS = {
+    # The conv engine: an XNOR-popcount array per bit plane, then gate, merge, the stride-2
+    # shortcut, the activation quantiser and the classifier head, pe lanes each.
+    "xnor_popcount_array": UnitSpec(PLANES, ("pe", "simd_channels")),
+    "precision_gate": UnitSpec(1, ("pe",)),
+    "merge_unit": UnitSpec(1, ("pe",)),
+    "shortcut_pool": UnitSpec(1, ("pe",)),
+    "activation_quantizer": UnitSpec(1, ("pe",)),
+    "head": UnitSpec(1, ("pe",)),
+    # The double-buffered maps: 2-bit activations read simd_channels at a time, FM codes
+    # written pe at a time.
+    "activation_buffer": UnitSpec(BUFFERS, ("simd_channels",)),
+    "feature_map_buffer": UnitSpec(BUFFERS, ("pe",)),
+    # Rows of pe x 9 x simd_channels weights, decoded N kernels per cycle; its Huffman decoder
+    # (inside the cache, not a unit of the accelerator's own) depends on pe (the blocks) and N.
+    "weight_cache": UnitSpec(1, ("pe", "simd_channels", "decoder_symbols_per_cycle")),
+    "huffman_decoder": UnitSpec(0, ("pe", "decoder_symbols_per_cycle")),
+    # The stem: the pixels' thermometer counts, the thermometer conv and its BN.
+    "count_memory": UnitSpec(1, ()),
+    "thermometer_encoder": UnitSpec(1, ()),
+    "thermometer_conv": UnitSpec(1, ()),
+    "input_batch_norm": UnitSpec(1, ()),
+}
+
+
+def unit_config(name, **keys):
+    """An :class:`rtl.schedule.AcceleratorConfig` to build unit ``name`` of :data:`UNITS` at
+    the configuration ``keys`` (keyword arguments named by :data:`rtl.schedule.CONFIG_KEYS`).
+    The keys not given take values every configuration accepts (``pe`` and ``simd_channels``
+    16, one decoder symbol per cycle); a unit built with it does not depend on them unless they
+    are in its ``depends_on``."""
+    if name not in UNITS:
+        raise ValueError(f"unknown unit {name!r}; the units are {', '.join(UNITS)}")
+    unknown = sorted(set(keys) - set(CONFIG_KEYS))
+    if unknown:
+        raise ValueError(f"unknown configuration key(s) {', '.join(unknown)}; the keys are "
+                         f"{', '.join(CONFIG_KEYS)}")
+    neutral = {"pe": STEM_CHANNELS, "simd_channels": STEM_CHANNELS,
+               "decoder_symbols_per_cycle": 1}
+    return AcceleratorConfig(**(neutral | keys))
+
+
+def pipeline_latencies(array_latency):
+    """Cycles from a beat's issue to each point of the engine's pipeline, for arrays of
+    ``array_latency``, and the drain between phases (until the last write of a phase has
+    reached the memories the next phase reads)."""
+    window = WindowMemory.read_latency
+    stem = window + ThermometerConv.latency + InputBatchNorm.latency
+    gate_at = window + array_latency
+    merge_at = gate_at + PrecisionGate.latency
+    layer = merge_at + MergeUnit.latency
+    drain = max(stem, layer) + ActivationQuantizer.latency + 1
+    return {"window": window, "stem": stem, "gate_at": gate_at, "merge_at": merge_at,
+            "layer": layer, "drain": drain}
+
+
+class UnitBuilder:
+    """The units of the accelerator for ``net`` (a :class:`fracbnn_golden.FracBNN`) at
+    ``config`` (an :class:`rtl.schedule.AcceleratorConfig`).
+
+    Each unit method builds a new unit; the timing methods build nothing. ``compressed``
+    optionally gives the PG kernels as :func:`rtl.tables.compressed_weights` compresses them
+    for ``config.pe`` (they are compressed on first use otherwise).
+    """
+
+    def __init__(self, net, config, *, compressed=None):
+        self.net, self.config = net, config
+        self.plans = plan_layers(config)
+        if compressed is not None:
+            self.compressed = compressed
+
+    @cached_property
+    def compressed(self):
+        """The PG convs' kernels compressed for the weight cache."""
+        return compressed_weights(self.net, self.config)
+
+    def build(self, name):
+        """The unit ``name`` of :data:`UNITS`."""
+        if name not in UNITS:
+            raise ValueError(f"unknown unit {name!r}; the units are {', '.join(UNITS)}")
+        return getattr(self, name)()
+
+    def instances(self, name):
+        """As many units ``name`` as the accelerator holds (:data:`UNITS`)."""
+        return [self.build(name) for _ in range(UNITS[name].instances)]
+
+    # ---- parameters -------------------------------------------------------------------------
+
+    def array_params(self):
+        """The arguments of the XNOR-popcount arrays: ``pe`` PEs of 9 taps x ``simd_channels``
+        input bits in 9 groups (one per tap), accumulating a layer's input groups."""
+        return {"pe": self.config.pe, "simd": TAPS * self.config.simd_channels,
+                "max_beats": max(plan.groups_in for plan in self.plans), "groups": TAPS,
+                "acc_width": PG_SUM_SHAPE.width}
+
+    def buffer_maps(self, channels_per_word):
+        """The (size, channel groups) of every feature map a buffer of ``channels_per_word``
+        channels per word holds: the stem's output at 32x32, then each PG layer's output."""
+        return [(IMAGE_SIZE, STEM_CHANNELS // channels_per_word)] + [
+            (plan.out_size, plan.cout // channels_per_word) for plan in self.plans]
+
+    # ---- the units --------------------------------------------------------------------------
+
+    def xnor_popcount_array(self):
+        return XnorPopcountArray(**self.array_params())
+
+    def precision_gate(self):
+        return PrecisionGate(self.config.pe, gate_threshold_rows(self.net, self.config),
+                             PG_SUM_SHAPE.width)
+
+    def merge_unit(self):
+        return MergeUnit(self.config.pe, merge_param_rows(self.net, self.config),
+                         PG_SUM_SHAPE.width)
+
+    def shortcut_pool(self):
+        return ShortcutPool(self.config.pe)
+
+    def activation_quantizer(self):
+        return ActivationQuantizer(self.config.pe)
+
+    def head(self):
+        weight, bias = classifier(self.net)
+        return Head(weight, bias, lanes=self.config.pe, positions=self._head_positions)
+
+    def activation_buffer(self):
+        simd = self.config.simd_channels
+        return WindowMemory(2 * simd, self.buffer_maps(simd))
+
+    def feature_map_buffer(self):
+        pe = self.config.pe
+        return FeatureMapMemory(FM_SHAPE.width * pe, self.buffer_maps(pe))
+
+    def weight_cache(self):
+        return WeightCache(self.compressed, self.plans, pe=self.config.pe,
+                           simd_channels=self.config.simd_channels,
+                           symbols_per_cycle=self.config.decoder_symbols_per_cycle)
+
+    def huffman_decoder(self):
+        """The weight cache's decoder, alone."""
+        return decoder_for(self.compressed, self.config.decoder_symbols_per_cycle)
+
+    def count_memory(self):
+        """The thermometer counts of an image's pixels, read as 3x3 windows by the stem."""
+        return WindowMemory(COLOURS * COUNT_SHAPE.width, [(IMAGE_SIZE, 1)])
+
+    def thermometer_encoder(self):
+        return ThermometerEncoder(COLOURS)
+
+    def thermometer_conv(self):
+        return ThermometerConv(stem_weight(self.net))
+
+    def input_batch_norm(self):
+        scale, bias = stem_batch_norm(self.net)
+        # The thermometer conv's sums, which it hands on.
+        return InputBatchNorm(scale, bias, STEM_SUM_SHAPE.width)
+
+    # ---- timing (nothing is built) ----------------------------------------------------------
+
+    @property
+    def _head_positions(self):
+        return self.plans[-1].out_size ** 2
+
+    def latencies(self):
+        """:func:`pipeline_latencies` of this configuration's arrays."""
+        return pipeline_latencies(array_latency(self.array_params()["simd"]))
+
+    def decode_cycles(self):
+        """Cycles the weight cache takes to decode each PG layer
+        (:meth:`rtl.weight_cache.WeightCache.decode_cycles`)."""
+        return layer_decode_cycles(self.compressed, self.plans,
+                                   self.config.decoder_symbols_per_cycle)
+
+    def estimate_cycles(self):
+        """The analytical cycle model (:func:`rtl.schedule.estimate_cycles`) of one image."""
+        weight, _ = classifier(self.net)
+        return estimate_cycles(self.plans, self.latencies(), ThermometerEncoder.latency,
+                               head_latency(weight.shape[1]), self.decode_cycles())
