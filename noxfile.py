@@ -1,5 +1,5 @@
 """Entry points: ``nox -s sim`` (the main job), ``nox -s tests``, ``lint``, ``formal``, ``synth``,
-``bench``."""
+``bench``, ``train`` (the MNIST demo) and ``train_tests`` (the tests that need PyTorch)."""
 
 import nox
 
@@ -60,3 +60,29 @@ def bench(session):
     ``--config FILE`` for the sweep's grid, ``--skip-sweep``)."""
     install(session)
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+TRAIN_TESTS = ["tests/test_train_modules.py", "tests/test_train_data.py",
+               "tests/test_train_run.py", "tests/test_model_class_names.py"]
+
+
+@nox.session(python=PYTHON)
+def train(session):
+    """Train FracBNN on the bundled MNIST digits (python -m fracbnn_train with its defaults:
+    at most 20 minutes on two CPU cores) into build/train/mnist.npz with a JSON report; extra
+    arguments replace these (e.g. ``-- --data FOLDER --out FILE.npz``)."""
+    install(session, extras="train")
+    args = session.posargs or ["--data", "mnist", "--out", "build/train/mnist.npz",
+                               "--report", "build/train/mnist.json"]
+    if not session.posargs:
+        session.run("python", "-c", "import pathlib; pathlib.Path('build/train').mkdir("
+                    "parents=True, exist_ok=True)")
+    session.run("python", "-m", "fracbnn_train", *args)
+
+
+@nox.session(python=PYTHON)
+def train_tests(session):
+    """The training package's tests with PyTorch installed (the test and train extras; about
+    a minute once installed); extra arguments go to pytest."""
+    install(session, extras="test,train")
+    session.run("python", "-m", "pytest", *TRAIN_TESTS, *session.posargs)

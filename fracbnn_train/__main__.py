@@ -3,6 +3,7 @@ details; docs/training.md describes the method)."""
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -147,7 +148,7 @@ def run(args, log=print):
         f"{len(train_set.class_names)} classes ({', '.join(train_set.class_names)}); "
         f"device {device}; stages {', '.join(map(str, config.epochs))} epochs")
 
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
     result = train(train_set, test_set, config, device=device, checkpoint=checkpoint,
                    resume=args.resume, log=log)
     golden = _export(result.net, args.out, train_set.class_names)
@@ -159,6 +160,9 @@ def run(args, log=print):
         "data": data.source, "train_images": len(train_set), "test_images": len(test_set),
         "class_names": list(train_set.class_names), "config": config.as_dict(), "device": device,
         "training_seconds": result.seconds, "total_seconds": time.monotonic() - started,
+        # CPU time of every thread, and the machine's load: wall-clock time depends on both.
+        "cpu_seconds": time.process_time() - cpu_started, "threads": _threads(),
+        "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "torch_accuracy": torch_accuracy, "golden_accuracy": golden_accuracy,
         "gate_rate": gate_rate, "agreement": agree / len(test_set), "agreeing": agree,
         "history": result.history, "model": str(args.out),
@@ -172,6 +176,11 @@ def run(args, log=print):
         args.report.write_text(json.dumps(summary, indent=2) + "\n")
         log(f"wrote {args.report}")
     return summary
+
+
+def _threads():
+    import torch
+    return torch.get_num_threads()
 
 
 def _export(net, out, class_names):

@@ -8,7 +8,7 @@ __all__ = ["STAGES", "DEFAULT_EPOCHS", "AUGMENTS", "TrainConfig"]
 
 # The training stages (docs/training.md §2), in order.
 STAGES = ("activations", "binary", "gate")
-DEFAULT_EPOCHS = (3, 8, 3)         # per stage
+DEFAULT_EPOCHS = (2, 6, 2)         # per stage
 AUGMENTS = ("none", "shift", "shift+flip")
 
 

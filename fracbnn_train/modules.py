@@ -147,21 +147,12 @@ def activation_planes(x):
     return _Planes.apply(x)
 
 
-class _Saturate(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        return x.clamp(FM_LOW, FM_HIGH)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad
-
-
 def saturate_fm(x):
-    """Clamp to the FM range, as every assignment in the golden model does. The gradient
-    passes unchanged (saturation is rare; a clamp's masked gradient costs more time than it
-    is worth)."""
-    return _Saturate.apply(x)
+    """Clamp to the FM range, as every assignment in the golden model does, when no gradient
+    is recorded (evaluation, export checks). While training the value passes unchanged:
+    saturation is rare, and six clamps per PG conv with their masked gradients cost more time
+    than they are worth."""
+    return x if torch.is_grad_enabled() else x.clamp(FM_LOW, FM_HIGH)
 
 
 # The thermometer code of every pixel value, from the golden model: [256, 32] ±1.
@@ -245,28 +236,42 @@ class PGConv(BinaryConv):
 
 
 class FoldedBatchNorm(nn.BatchNorm2d):
-    """Batch norm that folds into the model file's ``y = scale * x + bias`` (WT codes).
+    """Batch norm folded into the model file's ``y = scale * x + bias``, both WT codes, in
+    training too (quantisation-aware: the network learns with the gains it will have).
 
-    While training with ``frozen = False`` it is ordinary batch norm (batch statistics). In
-    evaluation mode, and while training with ``frozen = True``, it uses the running statistics,
-    folded: ``scale = gamma / sqrt(var + eps)``, ``bias = beta - scale * mean``, both rounded to
-    WT codes (straight-through gradients to gamma and beta): the exported arithmetic.
+    ``scale = gamma / sqrt(var + eps)``, ``bias = beta - scale * mean``, each rounded to a WT
+    code with straight-through gradients. While training with ``frozen = False`` the mean and
+    variance are the batch's (and update the running statistics, as batch norm does); in
+    evaluation mode, and while training with ``frozen = True``, they are the running
+    statistics: the exported arithmetic.
     """
 
     def __init__(self, channels):
         super().__init__(channels)
         self.frozen = False
 
-    def folded(self):
-        """The float (scale, bias) before rounding."""
-        scale = self.weight / torch.sqrt(self.running_var + self.eps)
-        return scale, self.bias - scale * self.running_mean
+    def folded(self, mean=None, var=None):
+        """The float (scale, bias) before rounding (default: from the running statistics)."""
+        mean = self.running_mean if mean is None else mean
+        var = self.running_var if var is None else var
+        scale = self.weight / torch.sqrt(var + self.eps)
+        return scale, self.bias - scale * mean
 
     def forward(self, x):
         if self.training and not self.frozen:
-            return super().forward(x)
-        scale, bias = (fake_wt(p) for p in self.folded())
-        return x * scale[None, :, None, None] + bias[None, :, None, None]
+            dims = (0, 2, 3)
+            mean, var = x.mean(dims), x.var(dims, unbiased=False)
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                factor = (1.0 / float(self.num_batches_tracked) if self.momentum is None
+                          else self.momentum)
+                count = x.numel() / x.shape[1]
+                self.running_mean.lerp_(mean, factor)
+                self.running_var.lerp_(var * count / max(count - 1, 1), factor)
+            scale, bias = self.folded(mean, var)
+        else:
+            scale, bias = self.folded()
+        return x * fake_wt(scale)[None, :, None, None] + fake_wt(bias)[None, :, None, None]
 
 
 class RPReLU(nn.Module):
@@ -287,10 +292,13 @@ class RPReLU(nn.Module):
 
 
 def _saturating_sum(terms, low, high):
-    """``sat(...sat(sat(t0 + t1) + t2)...)``: the golden model's saturating accumulation."""
+    """``sat(...sat(sat(t0 + t1) + t2)...)``: the golden model's saturating accumulation
+    (a plain sum while training, as :func:`saturate_fm`)."""
     total = terms[0]
     for term in terms[1:]:
-        total = (total + term).clamp(low, high)
+        total = total + term
+        if not torch.is_grad_enabled():
+            total = total.clamp(low, high)
     return total
 
 
@@ -305,7 +313,8 @@ def shortcut(x):
 def global_pool(x):
     """The 8x8 average (§2.10): positions summed row-major, saturating to the POOL range."""
     flat = x.flatten(2)
-    total = _saturating_sum(flat.unbind(-1), POOL_LOW, POOL_HIGH)
+    total = (flat.sum(-1) if torch.is_grad_enabled()
+             else _saturating_sum(flat.unbind(-1), POOL_LOW, POOL_HIGH))
     return saturate_fm(total / flat.shape[-1])
 
 

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -32,6 +33,10 @@ __all__ = ["TrainConfig", "DEFAULT_EPOCHS", "stage_schedule", "evaluate", "predi
 CHECKPOINT_VERSION = 1
 # Random shifts of up to this many pixels (zero fill) when ``augment`` includes "shift".
 SHIFT = 2
+# Training images used to re-estimate the batch-norm statistics.
+CALIBRATION_IMAGES = 1024
+# The last stage fine-tunes: its learning rate is this fraction of ``lr``.
+GATE_LR_SCALE = 0.25
 
 
 class CheckpointError(ValueError):
@@ -105,23 +110,27 @@ def evaluate(net, dataset, device):
     return float((logits.argmax(1) == dataset.labels).mean()), gate, logits
 
 
-def _recalibrate(net, dataset, device, batch_size):
-    """Re-estimate every batch norm's running statistics over ``dataset`` (cumulative average)
-    with the current weights, before they are frozen."""
+def _recalibrate(net, pixels, device, batch_size=256):
+    """Re-estimate every batch norm's running statistics on ``pixels`` (a cumulative average)
+    with the current weights. During training they trail the changing weights (momentum
+    0.1), enough to spoil evaluation; this runs after every epoch of the first stages and
+    before the statistics are frozen."""
     norms = net.batch_norms()
+    frozen = [bn.frozen for bn in norms]
     for bn in norms:
         bn.reset_running_stats()
         bn.momentum, bn.frozen = None, False
     net.train()
     with torch.no_grad():
-        for start in range(0, len(dataset), batch_size):
-            net(torch.from_numpy(dataset.pixels[start:start + batch_size]).to(device))
-    for bn in norms:
-        bn.momentum = 0.1
+        for start in range(0, len(pixels), batch_size):
+            net(torch.from_numpy(pixels[start:start + batch_size]).to(device))
+    for bn, was_frozen in zip(norms, frozen):
+        bn.momentum, bn.frozen = 0.1, was_frozen
 
 
-def _optimizer(net, config, epochs):
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+def _optimizer(net, config, stage, epochs):
+    lr = config.lr * (GATE_LR_SCALE if stage == "gate" else 1.0)
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
     return optimizer, scheduler
 
@@ -185,6 +194,9 @@ def train(train_set, test_set, config, *, device="cpu", checkpoint=None, resume=
         torch.set_rng_state(saved["torch_rng"])
         log(f"resuming from {checkpoint} after epoch {start_epoch} of {len(schedule)}")
     pixels = torch.from_numpy(train_set.pixels)
+    # Evenly spaced training images (all classes) for re-estimating batch-norm statistics.
+    calibration = train_set.pixels[np.linspace(0, len(train_set) - 1,
+                                               min(len(train_set), CALIBRATION_IMAGES)).astype(int)]
     labels = torch.from_numpy(train_set.labels)
     stage_epochs = {stage: schedule.count(stage) for stage in STAGES}
     for epoch in range(start_epoch, len(schedule)):
@@ -193,8 +205,8 @@ def train(train_set, test_set, config, *, device="cpu", checkpoint=None, resume=
         if optimizer is None or new_stage:
             net.set_stage(stage)
             if new_stage and stage == "gate":
-                _recalibrate(net, train_set, device, 256)
-            optimizer, scheduler = _optimizer(net, config, stage_epochs[stage])
+                _recalibrate(net, calibration, device)
+            optimizer, scheduler = _optimizer(net, config, stage, stage_epochs[stage])
             if saved is not None and not new_stage:
                 optimizer.load_state_dict(saved["optimizer"])
                 scheduler.load_state_dict(saved["scheduler"])
@@ -224,6 +236,8 @@ def train(train_set, test_set, config, *, device="cpu", checkpoint=None, resume=
             bar.update(done, f"loss {loss_sum / done:.3f} acc {100 * correct / done:.1f}%")
         bar.close()
         scheduler.step()
+        if stage != "gate":
+            _recalibrate(net, calibration, device)
         test_acc, test_gate, _ = evaluate(net, test_set, device)
         seconds += time.monotonic() - started
         record = {"epoch": epoch + 1, "stage": stage, "loss": loss_sum / len(order),

@@ -2,10 +2,11 @@
 """Run the whole accelerator in RTL simulation on a batch of images.
 
 ``python -m sim.accelerator --pixels in.npy --out out.npz [--waves] [--sim icarus]``: builds
-:class:`rtl.accelerator.FracBNNAccelerator` with the bundled model (Verilator by default; the build
-is cached in ``build/sim/``), streams the images (uint8 ``[N, 3, 32, 32]``, ``.npy`` or an ``.npz``
-with ``pixels``) through it, writes ``logits`` (int16 ``[N, 10]``) and ``cycles`` (int64 ``[N]``)
-to ``out.npz``, compares the logits with the golden model and exits non-zero on any mismatch.
+:class:`rtl.accelerator.FracBNNAccelerator` with the bundled model or ``--model FILE``
+(Verilator by default; the build is cached in ``build/sim/``), streams the images (uint8
+``[N, 3, 32, 32]``, ``.npy`` or an ``.npz`` with ``pixels``) through it, writes ``logits``
+(int16 ``[N, 10]``) and ``cycles`` (int64 ``[N]``) to ``out.npz``, compares the logits with
+the golden model and exits non-zero on any mismatch.
 
 ``python -m sim.accelerator --photos [--waves]`` does the same for the bundled photos
 (``fracbnn_golden/data/photos``) and prints a table; with ``--waves`` it then simulates the first
@@ -57,7 +58,7 @@ CYCLE_LIMIT = 200_000
 
 def source_key(net, config):
     """A hash of everything the accelerator's Verilog depends on: the RTL modules, the model
-    parameters, the configuration and the Amaranth version (conversion takes about a minute,
+    parameters, the configuration and the Amaranth version (conversion takes half a minute,
     so the simulation cache is keyed by this instead of the Verilog)."""
     digest = hashlib.sha256()
     # The gateware, the harness and this module.
@@ -99,13 +100,15 @@ class AcceleratorRun:
 
 
 def run_accelerator(pixels, *, testcase="images_bit_exact", simulator=None, waves=None,
-                    config=None, check=True, build_root=DEFAULT_BUILD_ROOT, progress=False):
+                    config=None, check=True, build_root=DEFAULT_BUILD_ROOT, progress=False,
+                    net=None):
     """Simulate the accelerator on ``pixels`` (uint8 [N, 3, 32, 32]) with the cocotb test
     ``testcase`` of :mod:`sim.tb_accelerator`; returns an :class:`AcceleratorRun` (logits and
     cycles are filled by ``images_bit_exact``). Builds are cached under ``build_root``;
-    ``progress`` shows the build's and the run's progress on the console."""
+    ``progress`` shows the build's and the run's progress on the console. ``net``: the
+    model (a :class:`fracbnn_golden.FracBNN`; default the bundled one)."""
     pixels = check_pixels(pixels)
-    net = FracBNN.default()
+    net = net if net is not None else FracBNN.default()
     config = config or AcceleratorConfig()
     component = AcceleratorHarness(FracBNNAccelerator(net, config))
     # Verilator switches tracing on per run: one build serves runs with and without waves.
@@ -113,11 +116,14 @@ def run_accelerator(pixels, *, testcase="images_bit_exact", simulator=None, wave
     with tempfile.TemporaryDirectory(prefix="fracbnn-sim-") as folder:
         data, out = Path(folder) / "pixels.npz", Path(folder) / "out.npz"
         np.savez(data, pixels=pixels)
+        model = Path(folder) / "model.npz"        # the testbench's golden model
+        np.savez(model, **net.params)
         result = run(component, TEST_MODULE, accelerator_params(component), name=TOPLEVEL,
                      simulator=simulator, waves=waves, testcase=testcase, check=check,
                      build_args=WAVE_BUILD_ARGS if verilator else (), trace_build=verilator,
                      platform=BehaviouralPopcount(), top_level_only=True,
-                     extra_env={"FRACBNN_SIM_DATA": str(data), "FRACBNN_SIM_OUT": str(out)},
+                     extra_env={"FRACBNN_SIM_DATA": str(data), "FRACBNN_SIM_OUT": str(out),
+                                "FRACBNN_SIM_MODEL": str(model)},
                      source_key=source_key(net, config), build_root=build_root,
                      progress=progress)
         logits = cycles = None
@@ -127,10 +133,10 @@ def run_accelerator(pixels, *, testcase="images_bit_exact", simulator=None, wave
     return AcceleratorRun(logits, cycles, result)
 
 
-def _table(names, logits, golden, cycles):
+def _table(names, logits, golden, cycles, classes=CLASSES):
     rows = [("image", "class", "logits = golden", "cycles", f"images/s @ {CLOCK_MHZ} MHz")]
     for name, row, want, count in zip(names, logits, golden, cycles):
-        rows.append((name, CLASSES[int(np.argmax(row))],
+        rows.append((name, classes[int(np.argmax(row))],
                      "yes" if (row == want).all() else "NO", str(count),
                      f"{CLOCK_MHZ * 1e6 / count:,.0f}"))
     widths = [max(len(row[n]) for row in rows) for n in range(len(rows[0]))]
@@ -150,11 +156,13 @@ def main(argv=None):
     parser.add_argument("--waves", action="store_true",
                         help="write a waveform (top-level ports) and a GTKWave save file")
     parser.add_argument("--sim", help="verilator (default) or icarus; overrides $SIM")
+    parser.add_argument("--model", help="model file (.npz, e.g. from python -m fracbnn_train); "
+                                        "default: the bundled CIFAR-10 model")
     args = parser.parse_args(argv)
     if args.pixels and not args.out:
         parser.error("--pixels needs --out")
 
-    # Every argument is checked here: the first build takes ten minutes.
+    # Every argument is checked here, before the first build (a minute or two).
     try:
         simulator_name(args.sim)
     except ValueError as error:
@@ -162,6 +170,7 @@ def main(argv=None):
     try:
         if args.out:
             check_output_file(args.out, "--out", suffix=".npz")
+        net = FracBNN.default() if args.model is None else FracBNN.from_npz(args.model)
         if args.photos:
             paths = bundled_photos()
             names = [path.stem for path in paths]
@@ -176,14 +185,14 @@ def main(argv=None):
         print(f"error: {args.pixels}: an empty batch (shape {list(pixels.shape)}); nothing to "
               "simulate", file=sys.stderr)
         return 2
-    print(f"simulating {len(pixels)} image(s) (the first build of the accelerator takes a few "
-          f"minutes; it is cached in build/sim/)", flush=True)
+    print(f"simulating {len(pixels)} image(s) (the first build of the accelerator takes a "
+          f"minute or two; it is cached in build/sim/)", flush=True)
     started = time.monotonic()
     # With --pixels the one run writes the waveform; with --photos one photo is re-run with
     # waves (the same build).
     try:
         run = run_accelerator(pixels, simulator=args.sim, waves=args.waves and not args.photos,
-                              check=False, progress=True)
+                              check=False, progress=True, net=net)
     except SimulatorUnavailable as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -201,12 +210,12 @@ def main(argv=None):
     if args.out:
         np.savez(args.out, logits=run.logits, cycles=run.cycles)
         print(f"wrote {args.out}")
-    golden = FracBNN.default().logits(pixels)
-    print(_table(names, run.logits, golden, run.cycles))
+    golden = net.logits(pixels)
+    print(_table(names, run.logits, golden, run.cycles, net.class_names))
     if args.waves and args.photos:
         print(f"simulating {names[0]} again with waves", flush=True)
         result = run_accelerator(pixels[:1], simulator=args.sim, waves=True, check=False,
-                                 progress=True).result
+                                 progress=True, net=net).result
     if result.waveform:
         print(f"waveform: {result.waveform}\nopen it with: gtkwave {result.waveform} "
               f"{result.gtkw}")

@@ -21,6 +21,7 @@ ports, as :func:`sim.runner.run` records it with ``waves=True``:
   the VCD or FST file), with a named marker at the start of each cocotb test (``starts``).
 """
 
+import itertools
 import math
 import re
 import struct
@@ -36,7 +37,7 @@ __all__ = ["OPEN_TRACES", "Trace", "Group", "wave_view", "waveform_span", "write
 # A payload with more traces than this is shown as a closed group (open it in GTKWave).
 OPEN_TRACES = 24
 # Ports declared with a bare width that are numbers, not bit vectors.
-DECIMAL_NAMES = frozenset({"cycles", "images", "count", "beat"})
+DECIMAL_NAMES = frozenset({"cycles", "images", "count", "beat", "symbol"})
 # The window the save file asks for, and the wave area the zoom assumes (the window less the
 # signal tree and the name column; a smaller screen shows a little less of the run).
 WINDOW = (1600, 900)
@@ -121,42 +122,44 @@ def _items(alias, port, shape, wave_names):
         return []
     traces = _leaves(alias, port, width, shape, 0, wave_names)
     if len(traces) > OPEN_TRACES:
-        return [Group(alias, traces, closed=True)]
+        return [Group(f"payload ({len(traces)} traces)", traces, closed=True)]
     return traces
 
 
-def _in_stream(component, path):
-    """Whether the port at ``path`` belongs to a stream interface (shown with the stream)."""
-    members = component.signature.members
-    for part in path[:-1]:
-        member = members[part]
-        if isinstance(member.signature, stream.Signature):
-            return True
-        members = member.signature.members
-    return False
+def _member_items(members, prefix, wave_names):
+    """The view of the signature members ``members`` of the interface at ``prefix``."""
+    items = []
+    for name, member in members.items():
+        for index in itertools.product(*(range(size) for size in member.dimensions)):
+            path = (*prefix, name, *index)
+            alias = ".".join(map(str, path))
+            verilog = "__".join(map(str, path))
+            if member.is_port:
+                traces = _items(alias, verilog, member.shape, wave_names)
+                if isinstance(member.shape, data.Layout) and len(traces) > 1:
+                    items.append(Group(alias, traces))
+                else:
+                    items += traces
+            elif isinstance(member.signature, stream.Signature):
+                payload = member.signature.members["payload"].shape
+                group = Group(alias, [
+                    Trace(f"{alias}.valid", f"{verilog}__valid", 1, 0, 0, "bin"),
+                    Trace(f"{alias}.ready", f"{verilog}__ready", 1, 0, 0, "bin")])
+                group.items += _items(alias if isinstance(payload, data.Layout)
+                                      else f"{alias}.payload", f"{verilog}__payload", payload,
+                                      wave_names)
+                items.append(group)
+            else:                   # another interface (an AXI bus): a group of its ports
+                items.append(Group(alias, _member_items(member.signature.members, path,
+                                                        wave_names)))
+    return items
 
 
 def wave_view(component):
     """The traces and groups the save file of ``component`` shows (see the module)."""
     wave_names = getattr(component, "wave_names", None) or {}
-    view = [Trace("clk", "clk", 1, 0, 0, "bin"), Trace("rst", "rst", 1, 0, 0, "bin")]
-    for path, member in component.signature.members.flatten():
-        name = ".".join(map(str, path))
-        verilog = "__".join(map(str, path))
-        if member.is_signature and isinstance(member.signature, stream.Signature):
-            payload = member.signature.members["payload"].shape
-            group = Group(name, [Trace(f"{name}.valid", f"{verilog}__valid", 1, 0, 0, "bin"),
-                                 Trace(f"{name}.ready", f"{verilog}__ready", 1, 0, 0, "bin")])
-            alias = name if isinstance(payload, data.Layout) else f"{name}.payload"
-            group.items += _items(alias, f"{verilog}__payload", payload, wave_names)
-            view.append(group)
-        elif member.is_port and not _in_stream(component, path):
-            items = _items(name, verilog, member.shape, wave_names)
-            if isinstance(member.shape, data.Layout) and len(items) > 1:
-                view.append(Group(name, items))
-            else:
-                view += items
-    return view
+    return [Trace("clk", "clk", 1, 0, 0, "bin"), Trace("rst", "rst", 1, 0, 0, "bin"),
+            *_member_items(component.signature.members, (), wave_names)]
 
 
 def _fst_span(path):

@@ -157,7 +157,8 @@ def open_view(waveform, save_file, png=None, *, marker=None, size=SCREEN, timeou
             env = {**os.environ, "DISPLAY": display, "HOME": folder}   # no user .gtkwaverc
             with open(log_path, "w") as log:
                 gtkwave = subprocess.Popen(
-                    ["gtkwave", "--script", str(script), str(waveform), str(save_file)],
+                    ["gtkwave", "--script", str(script), str(Path(waveform).resolve()),
+                     str(Path(save_file).resolve())],
                     env=env, stdout=log, stderr=subprocess.STDOUT, cwd=folder)
             deadline = time.monotonic() + timeout
             while not info.exists():

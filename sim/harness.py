@@ -18,8 +18,10 @@ __all__ = ["AcceleratorHarness"]
 
 ROW_PIXELS = IMAGE_SHAPE[2]
 ROWS = IMAGE_SHAPE[1]
-# The core's ports that come first in the harness (and its waveform view), in this order.
-WAVE_ORDER = ("phase", "layer", "beat", "busy", "cycles", "images", "error")
+# The ports that come first in the harness (and its waveform view), in this order: the core's
+# status, the results, the feature-map writes, the rows.
+WAVE_ORDER = ("phase", "layer", "beat", "busy", "cycles", "images", "error", "results",
+              "writeback", "rows", "bulk")
 
 
 class AcceleratorHarness(wiring.Component):
@@ -65,17 +67,16 @@ class AcceleratorHarness(wiring.Component):
         members = core.signature.members
         pixel = members["pixels"].signature.members["payload"].shape
         logits = members["logits"].signature.members["payload"].shape
-        # In the order a waveform shows them: the core's status, the streams in bulk mode, then
-        # the rest of the core's ports (writeback, its own streams).
-        status = {name: members[name] for name in WAVE_ORDER if name in members}
-        super().__init__({
-            **status,
+        ports = {
             "bulk": In(1),
             "rows": In(stream.Signature(data.ArrayLayout(pixel, ROW_PIXELS))),
             "results": Out(stream.Signature(data.StructLayout({
                 "logits": logits, "cycles": members["cycles"].shape}))),
             **dict(members.items()),
-        })
+        }
+        # In the order a waveform shows them (WAVE_ORDER first).
+        super().__init__({**{name: ports[name] for name in WAVE_ORDER if name in ports},
+                          **ports})
 
     def elaborate(self, platform):
         m = Module()

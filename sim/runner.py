@@ -9,7 +9,9 @@ variable ``FRACBNN_SIM_PARAMS`` (see :func:`testbench_params`).
 
 With ``waves=True`` (or ``WAVES=1`` in the environment) the simulator writes a waveform (VCD
 with Verilator, whose FST writer needs the lz4 headers; FST with Icarus) and :func:`run` writes
-a GTKWave save file beside it that shows every stream interface as a group.
+a GTKWave save file beside it (:mod:`sim.gtkw`: every port and payload field as a named trace in
+a readable radix, zoomed to the run). The simulators' output goes to ``build.log`` and
+``sim.log`` in the build folder; ``progress=True`` shows the build's and the run's progress.
 """
 
 import contextlib

@@ -26,9 +26,17 @@ from sim.streams import Scoreboard, StreamSink, StreamSource
 
 DATA_ENV = "FRACBNN_SIM_DATA"
 OUT_ENV = "FRACBNN_SIM_OUT"
+# The model file the accelerator was built with (unset: the bundled model).
+MODEL_ENV = "FRACBNN_SIM_MODEL"
 FM_MASK = (1 << FM_BITS) - 1
 CLOCK_NS = 4
 PIXEL_BITS = 24
+
+
+def _golden():
+    """The golden model of the model the accelerator was built with."""
+    path = os.environ.get(MODEL_ENV)
+    return FracBNN.default() if path is None else FracBNN.from_npz(path)
 
 
 def pack_pixel(rgb):
@@ -135,7 +143,7 @@ async def classify(dut, images, *, pixel_idle=0.0, logit_stall=0.0, seed=0, moni
     unchecked."""
     params = testbench_params()
     rng = random.Random(seed)
-    expected, trace = FracBNN.default().logits(images, trace=True)
+    expected, trace = _golden().logits(images, trace=True)
     scoreboard = Scoreboard(unpack_logits, dut._log)
     received, cycles, written = [], [], []
 
@@ -211,7 +219,7 @@ async def classify_in_bulk(dut, images, out=None):
     """Stream ``images`` back to back through the harness's row and result FIFOs and check
     every logit against the golden model; returns the logits and cycles."""
     params = testbench_params()
-    expected = FracBNN.default().logits(images)
+    expected = _golden().logits(images)
     scoreboard = Scoreboard(unpack_logits, dut._log)
     for row in expected:
         scoreboard.expect(tuple(int(v) for v in row))

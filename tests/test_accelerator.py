@@ -1,7 +1,7 @@
 # amaranth: UnusedElaboratable=no
 """The whole accelerator in Verilator against the golden model (sim/tb_accelerator.py).
 
-The first test builds the accelerator (about ten minutes on two cores; cached in build/sim/),
+The first test builds the accelerator (a minute or two on two cores; cached in build/sim/),
 the others reuse the build.
 """
 

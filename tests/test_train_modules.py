@@ -181,8 +181,9 @@ def test_export_round_trip_layer_by_layer(tmp_path, seed):
         pooled = net.features(torch.from_numpy(pixels[:16]))
         head = torch.from_numpy(trace["pool_fm"] * step).float()
         torch_logits = net.head(head)
-    # The same pooled features: the linear layer's sequential rounding apart.
-    assert np.abs(torch_logits.numpy() - logits * step).max() <= 0.5
+    # The same pooled features: at most the linear layer's 65 roundings (bias, 64 products)
+    # apart.
+    assert np.abs(torch_logits.numpy() - logits * step).max() <= 65 * step / 2
     # The features do vary from image to image (else the check would prove little).
     assert pooled.std(0).mean() > 0.1
 

@@ -4,8 +4,9 @@
 * The register tests run on a small stand-in accelerator (``sim/tb_ultra96_registers.py``;
   built in about 30 s).
 * The end-to-end test classifies a real photo with the host driver through the AXI-Lite port of
-  the whole accelerator (``sim/tb_ultra96_driver.py``). Its first build takes about 12 minutes on
-  two cores; it is cached in ``build/sim/`` under a key of the RTL sources (like
+  the whole accelerator (``sim/tb_ultra96_driver.py``), with the accelerator's simulation
+  settings (behavioural popcounts, top-level VPI access). Its first build takes two to three
+  minutes on two cores; it is cached in ``build/sim/`` under a key of the RTL sources (like
   :func:`sim.accelerator.source_key`), so later runs take about a minute.
 """
 

@@ -9,6 +9,7 @@ where gtkwave, Xvfb or ImageMagick is missing (CI installs them).
 """
 
 import io
+import shutil
 import struct
 import subprocess
 import sys
@@ -239,12 +240,35 @@ def test_a_passing_regression_prints_a_summary_only():
     result = subprocess.run([sys.executable, "-m", "sim", "--only", case.name],
                             capture_output=True, text=True, cwd=REPO_ROOT, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
-    lines = result.stdout.splitlines()
-    assert len(lines) <= 6 + len(case.test_names()), result.stdout
+    # Progress lines (a build of over 10 s prints a few) aside: the case, its result, the table.
+    lines = [line for line in result.stdout.splitlines()
+             if not line.startswith(f"  {case.name}: ")]
+    assert len(lines) == 6 + len(case.test_names()), result.stdout
     assert "cocotb" not in result.stdout + result.stderr
     assert lines[-1].endswith(" passed, 0 failed")
     log = case.run().build_dir / SIM_LOG
     assert "TESTS=" in log.read_text()
+
+
+def test_a_failing_regression_prints_the_message_and_the_log(monkeypatch, tmp_path, capsys):
+    import dataclasses
+
+    import sim.__main__ as sim_main
+    from sim.regression import xnor_popcount_case
+
+    (tmp_path / "tb_always_fails.py").write_text(
+        "import cocotb\n\n@cocotb.test()\nasync def fails(dut):\n"
+        "    assert False, 'deliberate'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    case = dataclasses.replace(xnor_popcount_case(pe=1, simd=4, max_beats=9),
+                               test_module="tb_always_fails")
+    monkeypatch.setattr(sim_main, "REGRESSION", [case])
+    assert sim_main.main(["--only", case.name]) == 1
+    out = capsys.readouterr().out
+    log = case.run(check=False).build_dir / SIM_LOG
+    assert "    fails: " in out and "deliberate" in out
+    assert f"    log: {log}" in out and "1 failed" in out
+    assert "cocotb.regression" not in out and "deliberate" in log.read_text()
 
 
 # ---- GTKWave ----------------------------------------------------------------------------------
@@ -258,8 +282,14 @@ def _check_window(view):
 
 
 @needs_gtkwave
-def test_unit_view_in_gtkwave():
-    result = head_case().run(waves=True)
+@pytest.mark.parametrize("simulator", [
+    "verilator",
+    pytest.param("icarus", marks=pytest.mark.skipif(
+        shutil.which("iverilog") is None, reason="Icarus Verilog (iverilog) is not installed")),
+])
+def test_unit_view_in_gtkwave(simulator):
+    # Verilator writes VCD, Icarus FST.
+    result = head_case().run(waves=True, simulator=simulator)
     png = result.build_dir / "view.png"
     view = open_view(result.waveform, result.gtkw, png, marker=result.tests[1].start_ns * 1000)
     _check_window(view)

@@ -93,6 +93,9 @@ skips it).""")
                      help="skip the Yosys resource estimate when Vivado is not run")
     sub.add_argument("--no-vivado", action="store_true",
                      help="only write the files, even when Vivado is installed")
+    sub.add_argument("--model", type=Path,
+                     help="model file (.npz, e.g. from python -m fracbnn_train) to build the "
+                          "accelerator with; default: the bundled CIFAR-10 model")
     sub.add_argument("--allow-timing-failure", action="store_true",
                      help="write the bitstream even when timing is not met after routing "
                           "(by default Vivado stops and writes the failing paths to "
@@ -143,7 +146,7 @@ def _build(args):
     try:
         build(args.out, clock_mhz=args.clock_mhz, grade=args.grade,
               run_vivado=False if args.no_vivado else None, with_estimate=not args.no_estimate,
-              allow_timing_failure=args.allow_timing_failure)
+              allow_timing_failure=args.allow_timing_failure, model=args.model)
     except BuildFailed as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

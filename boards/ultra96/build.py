@@ -55,28 +55,33 @@ class BuildResult:
     notes: list = field(default_factory=list)
 
 
-def _default_core():
+def _net(model=None):
+    """The golden model of the model file ``model`` (None: the bundled model)."""
     from fracbnn_golden import FracBNN
+    return FracBNN.default() if model is None else FracBNN.from_npz(model)
+
+
+def _default_core(model=None):
     from rtl.accelerator import FracBNNAccelerator
-    return FracBNNAccelerator(FracBNN.default())
+    return FracBNNAccelerator(_net(model))
 
 
-def _wrapped_accelerator(pe=16, simd_channels=16):
-    """The estimate's design (a factory for :class:`synth.yosys.Design`)."""
-    from fracbnn_golden import FracBNN
+def _wrapped_accelerator(pe=16, simd_channels=16, model=None):
+    """The estimate's design (a factory for :class:`synth.yosys.Design`); ``model``: a model
+    file (None: the bundled model)."""
     from rtl.accelerator import FracBNNAccelerator
     from rtl.schedule import AcceleratorConfig
     return AXILiteAccelerator(FracBNNAccelerator(
-        FracBNN.default(), AcceleratorConfig(pe=pe, simd_channels=simd_channels)))
+        _net(model), AcceleratorConfig(pe=pe, simd_channels=simd_channels)))
 
 
-def estimate(out_dir):
+def estimate(out_dir, model=None):
     """Yosys (``synth_xilinx -family xcup``) resource counts of the AXI-wrapped accelerator (the
-    PS is a hard block and not counted). Cached in ``out_dir`` by Verilog text
-    (:func:`synth.yosys.synthesize`)."""
+    PS is a hard block and not counted), with the model file ``model`` (None: the bundled
+    model). Cached in ``out_dir`` by Verilog text (:func:`synth.yosys.synthesize`)."""
     from synth.yosys import Design, synthesize
-    design = Design("ultra96_axi_accelerator", _wrapped_accelerator,
-                    {"pe": 16, "simd_channels": 16}, None)
+    params = {"pe": 16, "simd_channels": 16} | ({} if model is None else {"model": str(model)})
+    design = Design("ultra96_axi_accelerator", _wrapped_accelerator, params, None)
     return synthesize(design, Path(out_dir))
 
 
@@ -92,7 +97,7 @@ def format_estimate(counts):
 
 
 def build(out_dir, *, clock_mhz=DEFAULT_CLOCK_MHZ, grade="1-i", run_vivado=None,
-          with_estimate=True, core=None, allow_timing_failure=False, log=print):
+          with_estimate=True, core=None, allow_timing_failure=False, log=print, model=None):
     """Write the build plan into ``out_dir`` and build what the machine can.
 
     ``core`` is the accelerator to wrap (default: :class:`rtl.accelerator.FracBNNAccelerator`
@@ -101,7 +106,8 @@ def build(out_dir, *, clock_mhz=DEFAULT_CLOCK_MHZ, grade="1-i", run_vivado=None,
     when Vivado does not run (15 to 25 minutes for the whole accelerator; cached in
     ``out_dir/estimate``). Vivado stops without a bitstream when timing is not met after routing,
     unless ``allow_timing_failure``. The JSON report (:data:`REPORT`) gets the estimate or
-    Vivado's clock and slack.
+    Vivado's clock and slack. ``model``: a model file (``.npz``, e.g. from ``python -m
+    fracbnn_train``) to build the accelerator with instead of the bundled model.
     """
     low, high = CLOCK_RANGE_MHZ
     if not low <= clock_mhz <= high:
@@ -109,6 +115,8 @@ def build(out_dir, *, clock_mhz=DEFAULT_CLOCK_MHZ, grade="1-i", run_vivado=None,
         raise ValueError(f"--clock-mhz {clock_mhz!r} is outside {low:g}..{high:g} MHz")
     if grade not in GRADES:
         raise ValueError(f"unknown grade {grade!r}; choose one of {', '.join(GRADES)}")
+    if model is not None:
+        _net(model)         # a bad model file is refused (ModelFormatError) before any work
     # Before the minutes of elaboration: a file, or a folder that cannot be written.
     out_dir = check_output_dir(out_dir, "--out")
     # Amaranth's build script sources $AMARANTH_ENV_VIVADO (Vivado's settings64.sh) first.
@@ -124,7 +132,7 @@ def build(out_dir, *, clock_mhz=DEFAULT_CLOCK_MHZ, grade="1-i", run_vivado=None,
     started = time.monotonic()
     log(f"elaborating the accelerator for {platform.part} ({GRADES[grade]}), pl_clk0 at "
         f"{clock_mhz:g} MHz (one to three minutes for the whole accelerator) ...")
-    top = Ultra96Top(AXILiteAccelerator(core if core is not None else _default_core()),
+    top = Ultra96Top(AXILiteAccelerator(core if core is not None else _default_core(model)),
                      clock_mhz)
     platform.add_file(BD_SCRIPT, block_design_tcl(clock_mhz, grade))
     plan = platform.build(top, name=NAME, do_build=False,
@@ -183,7 +191,7 @@ def build(out_dir, *, clock_mhz=DEFAULT_CLOCK_MHZ, grade="1-i", run_vivado=None,
             "accelerator (15 to 25 minutes on two cores; cached; --no-estimate skips it) ...")
         started = time.monotonic()
         try:
-            result.estimate = estimate(out_dir / "estimate")
+            result.estimate = estimate(out_dir / "estimate", model)
         except RuntimeError as error:
             # synth.yosys gives Yosys an hour ($FRACBNN_YOSYS_TIMEOUT); a busy machine can
             # need more.
