@@ -42,6 +42,7 @@ from .markdown import table as _table
 from .reference import PAPER
 from .sweep_config import DEFAULT_GRID, SweepConfigError, load_sweep_config
 from .sweep_report import render_markdown
+from .training import training_section
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CLOCK_HZ = 250e6
@@ -125,7 +126,8 @@ def accelerator_figures(config=None, fresh_build=False):
 
 
 def synthesis_figures():
-    """LUT/FF/BRAM/DSP estimates of the designs of :mod:`synth.designs`."""
+    """LUT/FF/BRAM/DSP estimates and timing estimates (:mod:`synth.timing`) of the designs of
+    :mod:`synth.designs`."""
     from synth.designs import DESIGNS
     from synth.yosys import synthesize
 
@@ -133,9 +135,18 @@ def synthesis_figures():
     for design in DESIGNS:
         started = time.monotonic()
         _progress(f"synthesising {design.name} ...")
-        entries.append(synthesize(design, REPO_ROOT / "build" / "synth", progress=True))
+        entries.append(synthesize(design, REPO_ROOT / "build" / "synth", progress=True,
+                                  timing=True))
         _progress(f"  {entries[-1]['lut']} LUT, {time.monotonic() - started:.0f} s")
     return entries
+
+
+def timing_validation():
+    """The timing model's error bars: its estimates on routed Vivado netlists
+    (``synth/data/netlist_validation.json``, :func:`synth.validation.summary`)."""
+    from synth.validation import NETLIST_VALIDATION_FILE, summary
+    rows = json.loads(NETLIST_VALIDATION_FILE.read_text())
+    return summary([row for row in rows if "skipped" not in row])
 
 
 def simulated_cycles(config):
@@ -175,6 +186,43 @@ def golden_figures():
 def _decoder_resources(resources, symbols_per_cycle):
     entry = resources.get(f"huffman_decoder_n{symbols_per_cycle}")
     return [entry["lut"], entry["bram36"]] if entry else ["-", "-"]
+
+
+def _levels(levels):
+    return " + ".join(f"{levels[key]} {label}" for key, label in
+                      (("lut", "LUT"), ("carry", "CARRY8"), ("muxf", "MUXF"), ("dsp", "DSP"))
+                      if levels[key]) or "-"
+
+
+def _timing_section(synth, validation):
+    """The timing estimates of the synthesised designs (:mod:`synth.timing`)."""
+    timed = [e for e in synth if e.get("fmax_mhz_nominal")]
+    if not timed:
+        return []
+    target = timed[0]["failing_endpoints"]["target_mhz"]
+    out = ["### Timing estimates", "",
+           f"Every throughput figure above is at {target:g} MHz. Vivado has not been run; these "
+           "are static longest-path estimates over the netlist Yosys maps (`synth.timing`, "
+           "docs/architecture.md §8.5), register to register (primary ports taken as "
+           "registered), with a delay model for the xczu3eg -1 drawn from routed Vivado "
+           "reports, in three scenarios. Logic levels and the worst path (start -> end) are the "
+           "nominal scenario's; failing endpoints are the register inputs that miss "
+           f"{target:g} MHz (nominal / slow).", ""]
+    if validation:
+        out += [f"Error bars: on {validation['paths']} routed Vivado netlists of the same part, "
+                f"routed / estimated period was {validation['nominal']['median']:.2f} "
+                f"({validation['nominal']['min']:.2f}..{validation['nominal']['max']:.2f}) "
+                f"nominal, and the routed period lay between the fast and the slow estimate "
+                f"for {validation['within_fast_slow']} of {validation['paths']}.", ""]
+    out += [_table(["design", "Fmax nominal (MHz)", "fast", "slow", "levels",
+                    "worst path", f"failing @ {target:g} MHz"],
+                   [[e["name"], e["fmax_mhz_nominal"], e["fmax_mhz_fast"], e["fmax_mhz_slow"],
+                     _levels(e["logic_levels"]),
+                     f"`{e['critical_path']['start']}` -> `{e['critical_path']['end']}`",
+                     f"{e['failing_endpoints']['nominal']} / {e['failing_endpoints']['slow']} "
+                     f"of {e['failing_endpoints']['endpoints']}"]
+                    for e in timed]), ""]
+    return out
 
 
 def render(results):
@@ -233,6 +281,7 @@ def render(results):
                        [[e["name"], e["input_bits"] or "-", e["lut"], e["ff"], e["carry"],
                          e["dsp"], e["bram36"], e["lut_per_input_bit"] or "-"]
                         for e in synth]), ""]
+        out += _timing_section(synth, results.get("timing_validation"))
     huffman = results.get("huffman")
     if huffman:
         rows = []
@@ -312,6 +361,7 @@ def render(results):
                 f"`FracBNN.logits` on a batch of {gold['golden_batch']} random images, one core: "
                 f"{gold['golden_images_per_s']:.1f} images/s (wall clock: depends on the "
                 f"machine and its load).", ""]
+    out += training_section()       # the recorded MNIST training run, if any
     return "\n".join(out)
 
 
@@ -363,6 +413,7 @@ def main(argv=None):
         results["simulation_speed"] = simspeed.measure(progress=_progress)
     if not args.skip_synth:
         results["synthesis"] = synthesis_figures()
+        results["timing_validation"] = timing_validation()
     whole = [e for e in results.get("synthesis", []) if e["name"] == "accelerator"]
     if not args.skip_sweep:
         results["sweep"] = sweep_figures(grid, whole[0]["lut"] if whole else None, simulated,
@@ -379,6 +430,11 @@ def main(argv=None):
             "accelerator_sim_cycles_per_s")})
     if whole:
         flat.update({key: whole[0][key] for key in ("lut", "ff", "bram36", "dsp")})
+        flat.update({key: whole[0][key] for key in ("fmax_mhz_fast", "fmax_mhz_nominal",
+                                                    "fmax_mhz_slow", "logic_levels")})
+        flat["critical_path"] = {key: whole[0]["critical_path"][key]
+                                 for key in ("start", "end", "period_ns")}
+        flat["failing_endpoints"] = whole[0]["failing_endpoints"]
         if "accelerator" in results:
             acc = results["accelerator"]
             flat["lut_per_bmac_lane"] = round(whole[0]["lut"] / acc["bmac_lanes"], 2)

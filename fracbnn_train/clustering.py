@@ -25,8 +25,10 @@ from .data import DataError, load_data, split
 
 __all__ = ["DEFAULT_KEEPS", "clustered_model", "tradeoff_rows", "format_table", "plot", "main"]
 
-# The compression report's strengths, and a few stronger ones where accuracy starts to go.
-DEFAULT_KEEPS = tuple(sorted(set(CLUSTER_KEEPS) | {8, 4, 2}, reverse=True))
+# The compression report's strengths (but 512: lossless, the first row anyway), finer between
+# 512 and 128, where a trained model's accuracy goes (docs/training.md §6).
+DEFAULT_KEEPS = tuple(sorted((set(CLUSTER_KEEPS) | {448, 384, 320, 192, 4}) - {512},
+                             reverse=True))
 
 
 def clustered_model(net, keep):

@@ -222,3 +222,43 @@ def split(dataset):
                         f"needs {TEST_FRACTION}); give a separate one with --test-data")
     return (dataset.subset(np.flatnonzero(~test), "training"),
             dataset.subset(np.flatnonzero(test), "test"))
+
+
+def main(argv=None):
+    """``python -m fracbnn_train.data DATA --out FILE.npz``: write a data set's test (or
+    training) split as ``pixels``, ``labels``, ``class_names``, e.g. for ``python -m
+    sim.accelerator --pixels`` or ``python -m fracbnn_golden logits --pixels``."""
+    import argparse
+    import sys
+
+    from fracbnn_golden.files import check_output_file
+
+    parser = argparse.ArgumentParser(prog="python -m fracbnn_train.data",
+                                     description="Write a data set's split as an .npz.")
+    parser.add_argument("data", help=f"`{MNIST}`, a folder of class sub-folders, or an .npz")
+    parser.add_argument("--out", required=True, help="output .npz")
+    parser.add_argument("--split", choices=("test", "train", "all"), default="test",
+                        help="which images (default test: the last fifth of every class)")
+    parser.add_argument("--limit", type=int, metavar="N",
+                        help="only N images, evenly spaced over the split (so every class)")
+    args = parser.parse_args(argv)
+    try:
+        if args.limit is not None and args.limit < 1:
+            raise DataError(f"--limit {args.limit}: must be at least 1")
+        check_output_file(args.out, "--out", suffix=".npz")
+        data = load_data(args.data)
+        if args.split != "all":
+            data = split(data)[0 if args.split == "train" else 1]
+        if args.limit is not None and args.limit < len(data):
+            data = data.subset(np.linspace(0, len(data) - 1, args.limit).astype(int), "subset")
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    np.savez_compressed(args.out, pixels=data.pixels, labels=data.labels,
+                        class_names=np.array(data.class_names))
+    print(f"wrote {args.out}: {len(data)} images of {data.source}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -91,6 +91,9 @@ def write_model(net, path, class_names=None):
     temporary = Path(temporary)
     try:
         np.savez_compressed(temporary, **params)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)       # mkstemp's file is private; a model is not
         loaded = FracBNN.from_npz(temporary)
         for key, value in params.items():
             if not np.array_equal(loaded.params[key], value):

@@ -1,17 +1,20 @@
 """The staged training recipe (docs/training.md §2), checkpoints and evaluation.
 
 Three stages, each with a fresh Adam optimiser and a cosine learning-rate schedule over its
-epochs (:data:`fracbnn_train.modules.STAGES`):
+epochs (:data:`fracbnn_train.config.STAGES`); batch norm is folded and rounded to WT codes in
+all of them (:class:`fracbnn_train.modules.FoldedBatchNorm`):
 
 1. ``activations``: 2-bit activations (MSB and LSB planes) with float weights, batch norm on
    batch statistics, the gate thresholds fixed at the bottom of the WT range;
 2. ``binary``: binary weights (straight-through estimator, latent weights kept in [-1, 1]);
-3. ``gate``: the batch-norm statistics are re-estimated over the training set and frozen, batch
-   norm is folded and rounded to WT codes as exported, and the gate thresholds learn, pulled up
-   by the sparsity term ``sparsity * mean(sigmoid(gate score))``.
+3. ``gate`` (a quarter of the learning rate): the batch-norm statistics are re-estimated and
+   frozen, so that training computes the exported arithmetic, and the gate thresholds learn,
+   pulled up by the sparsity term ``sparsity * mean(sigmoid(gate score))``.
 
-After every epoch the whole state (model, optimiser, schedule, random generators, history) is
-written to the checkpoint, from which ``--resume`` continues.
+After every epoch of the first two stages the batch-norm statistics are re-estimated on
+:data:`CALIBRATION_IMAGES` training images, and after every epoch the whole state (model,
+optimiser, schedule, random generators, history) is written to the checkpoint, from which
+``--resume`` continues.
 """
 
 import os
@@ -37,6 +40,8 @@ SHIFT = 2
 CALIBRATION_IMAGES = 1024
 # The last stage fine-tunes: its learning rate is this fraction of ``lr``.
 GATE_LR_SCALE = 0.25
+# The gate thresholds' learning rate (they learn in the last stage only).
+THRESHOLD_LR = 0.05
 
 
 class CheckpointError(ValueError):
@@ -130,7 +135,13 @@ def _recalibrate(net, pixels, device, batch_size=256):
 
 def _optimizer(net, config, stage, epochs):
     lr = config.lr * (GATE_LR_SCALE if stage == "gate" else 1.0)
-    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    thresholds = [conv.threshold for conv in net.pg_convs().values()]
+    chosen = {id(p) for p in thresholds}
+    others = [p for p in net.parameters() if id(p) not in chosen]
+    # Thresholds span -8..8 and learn in one short stage: Adam's steps (about lr each) must
+    # be large enough to cross that range.
+    optimizer = torch.optim.Adam([{"params": others, "lr": lr},
+                                  {"params": thresholds, "lr": THRESHOLD_LR}])
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
     return optimizer, scheduler
 

@@ -57,34 +57,64 @@ class Phase(enum.Enum, shape=3):
 class FracBNNAccelerator(wiring.Component):
     """FracBNN CIFAR-10 inference, layer by layer on one conv engine, bit-exact.
 
-    Ports:
-
-    * ``pixels``: stream of an image's 1024 pixels in row-major order (``rgb[c]``, 8 bits).
-    * ``logits``: stream of the 10 logits (FM codes, value = code / 128), one transfer per image.
-    * ``cycles``: cycles from an image's first pixel transfer to its logits becoming valid
-      (updated when they do); ``images``: images finished; ``busy``: an image is in flight;
-      ``error``: the weight cache found an invalid code (sticky until reset; a corrupt memory
-      image only).
-    * ``writeback``: an observation port (no back-pressure): every feature-map word the engine
-      writes, with ``layer`` 0 for the stem and ``l + 1`` for PG layer ``l``, the pixel, the
-      output channel group and the ``pe`` FM codes. Testbenches compare it with the golden trace.
-    * ``phase`` (:class:`Phase`), ``layer`` (numbered as in ``writeback``) and ``beat`` (the
-      input-channel beat the conv engine issues in LAYER): observation ports for waveforms.
-
     An image goes through the phases LOAD (pixels to thermometer counts, one per cycle), STEM
     (the prefix-sum thermometer conv and its BN, one output pixel per cycle), the 18 PG layers
     (:mod:`rtl.schedule`: one beat per cycle on the conv engine, MSB and LSB planes together)
     and HEAD. Feature maps stay on chip: 2-bit activations in :class:`rtl.window.WindowMemory`
     banks (a 3x3 window per cycle), FM codes in :class:`rtl.fm_memory.FeatureMapMemory` banks
     (a 2x2 block per cycle for the stride-2 shortcut), both double-buffered: layer ``l`` reads
-    buffer ``l % 2`` and writes the other. Each phase is a fixed-latency pipeline that never
-    stalls; the next phase starts when it has drained. Weights are stored Huffman-compressed in
-    the :class:`rtl.weight_cache.WeightCache`, which decodes layer ``l + 1`` into one buffer
-    while layer ``l`` reads the other; a layer whose weights are not decoded yet waits.
+    buffer ``l % 2`` and writes the other. Weights are stored Huffman-compressed in the
+    :class:`rtl.weight_cache.WeightCache`, which decodes layer ``l + 1`` into one buffer while
+    layer ``l`` reads the other.
 
-    ``net`` is a :class:`fracbnn_golden.FracBNN`; its parameters become memory contents. The
-    units are built by :class:`rtl.builder.UnitBuilder` (:attr:`units`) when the accelerator
-    is elaborated.
+    Parameters
+    ----------
+    net : fracbnn_golden.FracBNN
+        The model; its parameters become memory contents.
+    config : rtl.schedule.AcceleratorConfig or None
+        The array sizes (default: ``AcceleratorConfig()``); only ``pe = simd_channels = 16``
+        is implemented (:class:`rtl.schedule.ConfigError` otherwise). The units are built by
+        :class:`rtl.builder.UnitBuilder` (:attr:`units`) when the accelerator is elaborated.
+
+    Members
+    -------
+    pixels : In(stream.Signature(StructLayout({"rgb": ArrayLayout(8, 3)})))
+        An image's 1024 pixels in row-major order.
+    logits : Out(stream.Signature(StructLayout({"logits": ArrayLayout(FM_SHAPE, 10)})))
+        The 10 logits (FM codes, value = code / 128), one transfer per image.
+    cycles : Out(32)
+        Cycles from an image's first pixel transfer to its logits becoming valid (updated when
+        they do).
+    images : Out(32)
+        Images finished.
+    busy : Out(1)
+        An image is in flight.
+    error : Out(1)
+        The weight cache found an invalid code (sticky until reset; a corrupt memory image only).
+    phase : Out(Phase)
+        Observation: the sequencer's phase.
+    layer : Out(range(19))
+        Observation: the layer in progress, numbered as in ``writeback``.
+    beat : Out(range(groups_in))
+        Observation: the input-channel beat the conv engine issues in LAYER.
+    writeback : Out(stream.Signature(StructLayout({...}), always_ready=True))
+        Observation: every feature-map word the engine writes, one transfer per word; the
+        payload has ``layer`` (0 for the stem, ``l + 1`` for PG layer ``l``), the pixel ``y``,
+        ``x``, the output channel ``group`` and the ``pe`` FM codes ``fm``. Testbenches compare
+        it with the golden trace.
+
+    Protocol
+    --------
+    ``pixels`` and ``logits`` are streams with back-pressure; ``writeback`` is always ready (an
+    observer cannot stall the engine). Inside a phase nothing stalls: each phase is a
+    fixed-latency pipeline, and the next phase starts when it has drained; a layer whose
+    weights are not decoded yet waits.
+
+    Latency
+    -------
+    An image's ``cycles`` are those of :meth:`estimate_cycles` (the analytical model, equal to
+    the simulation); the pipeline points are :attr:`latencies`
+    (:func:`rtl.builder.pipeline_latencies`).
     """
 
     def __init__(self, net, config=None):
@@ -109,10 +139,10 @@ class FracBNNAccelerator(wiring.Component):
             "phase": Out(Phase),
             "layer": Out(range(len(self.plans) + 1)),
             "beat": Out(range(max(p.groups_in for p in self.plans))),
-            "writeback": Out(data.StructLayout({
-                "valid": 1, "layer": range(len(self.plans) + 1), "y": range(IMAGE_SIZE),
+            "writeback": Out(stream.Signature(data.StructLayout({
+                "layer": range(len(self.plans) + 1), "y": range(IMAGE_SIZE),
                 "x": range(IMAGE_SIZE), "group": range(max(p.groups_out for p in self.plans)),
-                "fm": data.ArrayLayout(FM_SHAPE, config.pe)})),
+                "fm": data.ArrayLayout(FM_SHAPE, config.pe)}), always_ready=True)),
         })
 
     def estimate_cycles(self):
@@ -157,7 +187,10 @@ class FracBNNAccelerator(wiring.Component):
         window_latency, stem_latency, gate_at, merge_at, layer_latency, drain = (
             self.latencies[key] for key in ("window", "stem", "gate_at", "merge_at", "layer",
                                             "drain"))
-        residual_read_at = merge_at - 1 - shortcut.latency
+        # The residual's block is read from the input FM buffer so that it reaches the merge
+        # with the gate's output, through the shortcut (stride 2) or a delay line of its latency.
+        fm_latency = fm_buffers[0].latency
+        residual_read_at = merge_at - fm_latency - shortcut.latency
 
         # ---- per-layer constants ------------------------------------------------------------
         layer = Signal(range(len(plans)))
@@ -215,7 +248,7 @@ class FracBNNAccelerator(wiring.Component):
             for colour in range(COLOURS):
                 width = COUNT_SHAPE.width
                 m.d.comb += stem_conv.i.payload.count[tap][colour].eq(
-                    counts.taps[tap][colour * width:(colour + 1) * width])
+                    counts.read.data[tap][colour * width:(colour + 1) * width])
 
         # ---- PG layers: windows and weights -> XNOR-popcount arrays -> gate -> merge ------------
         centre_y, centre_x = Mux(stride2, i << 1, i), Mux(stride2, j << 1, j)
@@ -229,13 +262,15 @@ class FracBNNAccelerator(wiring.Component):
             ]
         m.d.comb += [weights.read.buffer.eq(layer[0]),
                      weights.read.row.eq(og * groups_in + cb)]
-        weight_row = Signal.like(weights.data)
-        m.d.sync += weight_row.eq(weights.data)
+        # The row meets the window: registered for the cycles the window memory takes longer.
+        weight_row = delay_line(m, weights.read.data, window_latency - weights.latency,
+                                "weight_row")[-1]
         beat_inside = delay_line(m, _taps_inside(centre_y, centre_x, in_size), window_latency,
                                  "beat_inside")
         beat_valid = delay_line(m, issue_layer, window_latency, "beat_valid")
         beat_last = delay_line(m, last_beat, window_latency, "beat_last")
-        taps = Mux(read_buffer, q_buffers[1].taps.as_value(), q_buffers[0].taps.as_value())
+        taps = Mux(read_buffer, q_buffers[1].read.data.as_value(),
+                   q_buffers[0].read.data.as_value())
         for plane, array in enumerate(arrays):          # plane 0: MSB (bit 1 of q), 1: LSB
             bit = 1 - plane
             m.d.comb += [
@@ -275,7 +310,7 @@ class FracBNNAccelerator(wiring.Component):
             gate.i.payload.row.eq(at_gate.row),
         ]
         # Residual: the input map at the output pixel, or its 2x2 block pooled (stride 2).
-        fm_in = [buffer.block for buffer in fm_buffers]
+        fm_in = [buffer.read.data for buffer in fm_buffers]
         for index in range(2):
             m.d.comb += [
                 fm_buffers[index].read.en.eq(1),
@@ -287,7 +322,7 @@ class FracBNNAccelerator(wiring.Component):
             ]
         block = Mux(read_buffer, fm_in[1].as_value(), fm_in[0].as_value())
         word_width = FM_SHAPE.width * pe
-        at_block = tags[residual_read_at]                 # the tag of the block now read
+        at_block = tags[residual_read_at + fm_latency - 1]      # the block on ``read.data``
         pixel = Array(block[k * word_width:(k + 1) * word_width] for k in range(4))[
             Cat(at_block.x[0], at_block.y[0])]
         pixel_late = delay_line(m, pixel, shortcut.latency, "residual_pixel")
@@ -325,11 +360,11 @@ class FracBNNAccelerator(wiring.Component):
             ]
         m.d.comb += [
             self.writeback.valid.eq(out_tag.valid),
-            self.writeback.layer.eq(Mux(stem_phase, 0, layer + 1)),
-            self.writeback.y.eq(out_tag.y),
-            self.writeback.x.eq(out_tag.x),
-            self.writeback.group.eq(out_tag.group),
-            self.writeback.fm.eq(out_fm),
+            self.writeback.payload.layer.eq(Mux(stem_phase, 0, layer + 1)),
+            self.writeback.payload.y.eq(out_tag.y),
+            self.writeback.payload.x.eq(out_tag.x),
+            self.writeback.payload.group.eq(out_tag.group),
+            self.writeback.payload.fm.eq(out_fm),
             quantizer.i.valid.eq(out_tag.valid),
             quantizer.i.payload.fm.eq(out_fm),
             head.i.valid.eq(out_tag.valid & out_tag.head & ~stem_phase),

@@ -102,7 +102,7 @@ def pipeline_latencies(array_latency):
     """Cycles from a beat's issue to each point of the engine's pipeline, for arrays of
     ``array_latency``, and the drain between phases (until the last write of a phase has
     reached the memories the next phase reads)."""
-    window = WindowMemory.read_latency
+    window = WindowMemory.latency
     stem = window + ThermometerConv.latency + InputBatchNorm.latency
     gate_at = window + array_latency
     merge_at = gate_at + PrecisionGate.latency

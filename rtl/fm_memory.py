@@ -4,30 +4,132 @@ from amaranth.hdl import Module
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from .interfaces import PortSignature
 from .params import check_maps, check_positive_int
 
 __all__ = ["FeatureMapMemory"]
 
 
 class FeatureMapMemory(wiring.Component):
-    """A feature map of ``width``-bit words per (pixel, channel group) in 4 banks.
+    """A feature map of ``width``-bit words per (pixel, channel group) in 4 banks, read a 2x2
+    block per cycle.
 
     Pixel ``(y, x)`` lives in bank ``(y % 2) * 2 + x % 2`` at address
-    ``(group * half_width + y // 2) * half_width + x // 2`` (``half_width`` = map width / 2, an
-    input that may change between maps), so the 2x2 block ``(2i .. 2i+1, 2j .. 2j+1)`` of a
-    stride-2 shortcut reads in one cycle, and so does any single pixel.
+    ``(group * half_width + y // 2) * half_width + x // 2``, so the 2x2 block
+    ``(2i .. 2i+1, 2j .. 2j+1)`` of a stride-2 shortcut reads in one cycle, and so does any
+    single pixel.
 
+    Parameters
+    ----------
+    width : int
+        Bits per word.
+    maps : iterable of (int, int)
+        The (size, channel groups) of every map the memory will hold (rows = cols = size, even):
+        they set the depth and the ports' coordinate ranges.
+
+    Members
+    -------
+    half_width : In(range(size // 2 + 1))
+        Map width / 2 of the stored map; it may change between maps.
+    write : Out(FeatureMapMemory.WritePort.Signature(size=..., groups=..., width=...))
+        The write port.
+    read : Out(FeatureMapMemory.ReadPort.Signature(size=..., groups=..., width=...))
+        The read port.
+
+    Protocol
+    --------
     Write: when ``write.en`` is high, ``write.data`` goes to pixel ``(write.y, write.x)``,
     group ``write.group``.
 
     Read: a one-stage pipeline that moves on cycles with ``read.en`` high. ``read.block_y``,
-    ``read.block_x`` name the block (pixel coordinates halved) and ``read.group`` the group; one
-    enabled cycle later ``block[k]`` holds pixel ``(2 * block_y + k // 2, 2 * block_x + k % 2)``.
-    A write and a read of the same word in one cycle return the old word.
+    ``read.block_x`` name the block (pixel coordinates halved) and ``read.group`` the group;
+    ``read.data[k]`` then holds pixel ``(2 * block_y + k // 2, 2 * block_x + k % 2)``. A write
+    and a read of the same word in one cycle return the old word.
 
-    Parameters: ``width`` (bits per word) and ``maps``, the (size, channel groups) of every map
-    the memory will hold (rows = cols = size, even): they set the depth.
+    Latency
+    -------
+    :attr:`latency` = 1: the block is on ``read.data`` one enabled cycle after its read.
     """
+
+    latency = 1
+
+    class ReadPort(wiring.PureInterface):
+        """A read port of a :class:`FeatureMapMemory`, as its :class:`Signature` makes it."""
+
+        class Signature(PortSignature):
+            """Signature of a :class:`FeatureMapMemory` read port (the memory's side).
+
+            Parameters
+            ----------
+            size : int
+                The largest map size.
+            groups : int
+                The most channel groups of a map.
+            width : int
+                Bits per word.
+
+            Members
+            -------
+            en : In(1, init=1)
+                Read enable: the read pipeline advances in cycles where it is high.
+            block_y, block_x : In(range(size // 2))
+                The 2x2 block: pixel coordinates halved.
+            group : In(range(groups))
+                The channel group.
+            data : Out(ArrayLayout(width, 4))
+                The block's words, ``data[k]`` the word of pixel
+                ``(2 * block_y + k // 2, 2 * block_x + k % 2)``,
+                :attr:`FeatureMapMemory.latency` enabled cycles after the read.
+            """
+
+            def __init__(self, *, size, groups, width):
+                super().__init__({
+                    "en": In(1, init=1),
+                    "block_y": In(range(size // 2)),
+                    "block_x": In(range(size // 2)),
+                    "group": In(range(groups)),
+                    "data": Out(data.ArrayLayout(width, 4)),
+                }, size=size, groups=groups, width=width)
+
+    class WritePort(wiring.PureInterface):
+        """A write port of a :class:`FeatureMapMemory`, as its :class:`Signature` makes it."""
+
+        class Signature(PortSignature):
+            """Signature of a :class:`FeatureMapMemory` write port (the memory's side).
+
+            Parameters
+            ----------
+            size : int
+                The largest map size.
+            groups : int
+                The most channel groups of a map.
+            width : int
+                Bits per word.
+
+            Members
+            -------
+            en : In(1)
+                Write enable.
+            y, x : In(range(size))
+                The pixel.
+            group : In(range(groups))
+                The channel group.
+            data : In(width)
+                The word written.
+            """
+
+            def __init__(self, *, size, groups, width):
+                super().__init__({
+                    "en": In(1),
+                    "y": In(range(size)),
+                    "x": In(range(size)),
+                    "group": In(range(groups)),
+                    "data": In(width),
+                }, size=size, groups=groups, width=width)
+
+    # What the signatures' ``create`` makes (the classes exist only once their bodies end).
+    ReadPort.Signature.interface = ReadPort
+    WritePort.Signature.interface = WritePort
 
     def __init__(self, width, maps):
         check_positive_int("FeatureMapMemory", "width", width)
@@ -41,13 +143,8 @@ class FeatureMapMemory(wiring.Component):
         self.depth = max(groups * (size // 2) ** 2 for size, groups in maps)
         super().__init__({
             "half_width": In(range(size // 2 + 1)),
-            "write": In(data.StructLayout({
-                "en": 1, "y": range(size), "x": range(size), "group": range(groups),
-                "data": width})),
-            "read": In(data.StructLayout({
-                "en": 1, "block_y": range(size // 2), "block_x": range(size // 2),
-                "group": range(groups)})),
-            "block": Out(data.ArrayLayout(width, 4)),
+            "write": Out(self.WritePort.Signature(size=size, groups=groups, width=width)),
+            "read": Out(self.ReadPort.Signature(size=size, groups=groups, width=width)),
         })
 
     def _address(self, group, block_y, block_x):
@@ -69,6 +166,6 @@ class FeatureMapMemory(wiring.Component):
             m.d.comb += [
                 read_port.en.eq(read.en),
                 read_port.addr.eq(self._address(read.group, read.block_y, read.block_x)),
-                self.block[bank].eq(read_port.data),
+                read.data[bank].eq(read_port.data),
             ]
         return m

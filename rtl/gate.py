@@ -18,13 +18,35 @@ __all__ = ["PrecisionGate"]
 class PrecisionGate(wiring.Component):
     """The per-element gate ``171 * msb > tau`` of ``lanes`` output channels.
 
-    ``thresholds`` (int array ``[rows, lanes]`` of WT codes ``tau``) fills a read-only memory;
-    each transfer carries the MSB conv sums and the ``row`` of its channels. Since ``msb`` is an
-    integer, the gate is ``msb > floor(tau / 171)`` (:func:`fracbnn_golden.layers.gate_threshold`):
-    the table holds that integer and the unit compares, with no multiplier. ``o.payload.gate``
-    bit ``k`` is the gate of lane ``k``; ``o.payload.msb`` passes the sums on.
+    Since ``msb`` is an integer, the gate is ``msb > floor(tau / 171)``
+    (:func:`fracbnn_golden.layers.gate_threshold`): the table holds that integer and the unit
+    compares, with no multiplier.
 
-    Streams with back-pressure; latency 2 cycles (table read, compare).
+    Parameters
+    ----------
+    lanes : int
+        Output channels per transfer.
+    thresholds : int array ``[rows, lanes]``
+        WT codes ``tau``; they fill a read-only memory of one row per group of ``lanes``
+        channels.
+    sum_width : int
+        Width of the signed conv sums.
+
+    Members
+    -------
+    i : In(stream.Signature(StructLayout({"msb", "row"})))
+        ``msb``: the MSB conv sums (``lanes`` x ``signed(sum_width)``); ``row``: the row of
+        their channels' thresholds.
+    o : Out(stream.Signature(StructLayout({"msb", "gate"})))
+        ``gate`` bit ``k`` is the gate of lane ``k``; ``msb`` passes the sums on.
+
+    Protocol
+    --------
+    Streams with back-pressure, a lock-step pipeline (:func:`rtl.pipeline.lockstep_pipeline`).
+
+    Latency
+    -------
+    :attr:`latency` = 2 cycles (table read, compare).
     """
 
     latency = 2

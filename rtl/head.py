@@ -22,21 +22,41 @@ def head_latency(channels):
 class Head(wiring.Component):
     """Global average pool of the last feature map and the linear classifier.
 
-    Input: the feature map as ``positions * channels / lanes`` transfers of ``lanes`` FM codes,
-    position-major (for each position in row-major order, the channel groups in order: lane
-    ``k`` of group ``g`` is channel ``g * lanes + k``). Each value is added to its channel's
-    32-bit accumulator (22 fraction bits), saturating after each addition, in arrival order.
+    Each input value is added to its channel's 32-bit accumulator (22 fraction bits),
+    saturating after each addition, in arrival order. After the last transfer the head
+    computes, one channel per cycle, the pooled FM value ``Q(trunc(acc / positions))`` and
+    ``y = Q(y + x[c] * w[c])`` for all classes at once (``y`` starts at the bias; weights and
+    bias re-rounded to FM), then offers the logits.
 
-    After the last transfer the head computes, one channel per cycle, the pooled FM value
-    ``Q(trunc(acc / positions))`` and ``y = Q(y + x[c] * w[c])`` for all classes at once
-    (``y`` starts at the bias; weights and bias re-rounded to FM), then offers the logits on
-    ``o`` (FM codes). ``i.ready`` is low from the last input transfer until the logits are taken.
+    Parameters
+    ----------
+    weight : int array ``[classes, channels]``
+        WT codes (constants).
+    bias : int array ``[classes]``
+        WT codes (constants).
+    lanes : int
+        Channels per input transfer; a divisor of ``channels``.
+    positions : int
+        Pixels of the feature map; a power of two (the division is a shift).
 
-    ``weight`` ``[classes, channels]`` and ``bias`` ``[classes]`` are WT codes (constants).
-    ``positions`` must be a power of two (the division is a shift).
+    Members
+    -------
+    i : In(stream.Signature(StructLayout({"fm": ArrayLayout(FM_SHAPE, lanes)})))
+        The feature map as ``positions * channels / lanes`` transfers of ``lanes`` FM codes,
+        position-major (for each position in row-major order, the channel groups in order:
+        lane ``k`` of group ``g`` is channel ``g * lanes + k``).
+    o : Out(stream.Signature(StructLayout({"logits": ArrayLayout(FM_SHAPE, classes)})))
+        The logits (FM codes), one transfer per feature map.
 
-    Latency: the logits are valid :attr:`latency` = ``channels + 2`` cycles after the last
-    input transfer.
+    Protocol
+    --------
+    Streams with back-pressure: ``i.ready`` is low from the last input transfer until the
+    logits are taken.
+
+    Latency
+    -------
+    The logits are valid :attr:`latency` = ``channels + 2`` cycles (:func:`head_latency`) after
+    the last input transfer.
     """
 
     def __init__(self, weight, bias, lanes=16, positions=64):

@@ -84,36 +84,57 @@ def _log2(value):
 class HuffmanDecoder(wiring.Component):
     """Canonical Huffman decoder: code-stream blocks in, 9-bit kernel symbols out.
 
-    ``codes`` are the code tables (:class:`fracbnn_golden.huffman.CanonicalCode` over the 512
-    kernel symbols, code lengths at most ``max_length``), fixed at elaboration: per table the
-    per-length limits and rank offsets (constants) and the indirection table (rank -> kernel, a
-    ROM holding all tables one after the other).
+    The code tables are fixed at elaboration: per table the per-length limits and rank offsets
+    (constants) and the indirection table (rank -> kernel, a ROM holding all tables one after
+    the other).
 
-    Ports
-    -----
-    ``cmd``: stream in, ``{table, skip, bits, count}``: decode one block with code table
-    ``table``; the block starts at bit ``skip`` of the first word delivered for the command, is
-    ``bits`` bits long and holds ``count`` symbols (``count`` may be 0).
+    Parameters
+    ----------
+    codes : sequence of fracbnn_golden.huffman.CanonicalCode
+        The code tables, over the 512 kernel symbols, code lengths at most ``max_length``.
+    symbols_per_cycle : int
+        ``N``: symbols decoded per cycle at most.
+    word_width : int
+        Bits per word of the code stream, a power of two of at least ``N * max_length``.
+    max_length : int
+        The longest code the tables may hold.
+    max_block_bits : int or None
+        The longest block, in bits (default ``max_count * max_length``).
+    max_count : int
+        The most symbols of a block.
 
-    ``words``: stream in, ``word_width``-bit words of the code stream: stream bit ``k`` of a
-    block's words is bit ``k % word_width`` of word ``k // word_width`` (the golden model's
-    :meth:`~fracbnn_golden.huffman.CompressedModel.payload_words` order), codewords most
-    significant bit first. For every command the decoder takes exactly
+    Members
+    -------
+    cmd : In(stream.Signature(StructLayout({"table", "skip", "bits", "count"})))
+        Decode one block with code table ``table``; the block starts at bit ``skip`` of the
+        first word delivered for the command, is ``bits`` bits long and holds ``count`` symbols
+        (``count`` may be 0).
+    words : In(stream.Signature(word_width))
+        Words of the code stream: stream bit ``k`` of a block's words is bit
+        ``k % word_width`` of word ``k // word_width`` (the golden model's
+        :meth:`~fracbnn_golden.huffman.CompressedModel.payload_words` order), codewords most
+        significant bit first.
+    symbols : Out(stream.Signature(StructLayout({"symbol", "count", "last", "error"})))
+        ``symbol`` (9 bits x ``N``), ``count`` (0..N), ``last``, ``error``:
+        ``symbol[0 .. count-1]`` are the next symbols in stream order (entries from ``count``
+        on are unspecified).
+    error : Out(1)
+        Set together with a beat with ``error = 1``; it stays set until the next transfer on
+        ``cmd`` (a command taken in the same cycle as the error beat is made does not clear it)
+        or reset.
+
+    Protocol
+    --------
+    For every command the decoder takes exactly
     ``block_words(skip, bits, word_width) = ceil((skip + bits) / word_width)`` words, the
     command's own words, in command order, also when the block ends in an error (it drops the
     rest). Blocks never share a word: a word holding the end of one block and the start of the
     next is sent once for each. The decoder takes a command's words only after it has taken the
     command, so a word source may present them early.
 
-    ``symbols``: stream out, ``{symbol: 9 bits x N, count: 0..N, last, error}`` with
-    ``N = symbols_per_cycle``: ``symbol[0 .. count-1]`` are the next symbols in stream order
-    (entries from ``count`` on are unspecified). Every beat of a command but its last carries
-    exactly ``N`` symbols; the last has ``last = 1`` and 0 to ``N`` symbols. A command always
-    ends with exactly one ``last`` beat.
-
-    ``error``: set together with a beat with ``error = 1``; it stays set until the next
-    transfer on ``cmd`` (a command taken in the same cycle as the error beat is made does not
-    clear it) or reset.
+    Every beat on ``symbols`` of a command but its last carries exactly ``N`` symbols; the last
+    has ``last = 1`` and 0 to ``N`` symbols. A command always ends with exactly one ``last``
+    beat.
 
     Errors are the golden decoder's checks: no codeword matches the bits (invalid code), a
     codeword reaches past the block's ``bits`` before ``count`` symbols are decoded, or the
@@ -123,14 +144,14 @@ class HuffmanDecoder(wiring.Component):
     drops the command's remaining words and goes on with the next command: it never hangs as
     long as the word source sends the words each command needs.
 
-    Timing
-    ------
     ``cmd.ready`` is high while the one-command register is empty; ``words.ready`` depends only
     on registers (a known command still needs words and the four-word queue has room);
     ``symbols.valid`` and the payload come from registers and hold still while ``ready`` is low.
 
-    Latency: the decoder takes a command's words from the cycle after the command's transfer,
-    one a cycle, and decodes once it holds the first two (or the only one); a beat shows on
+    Latency
+    -------
+    The decoder takes a command's words from the cycle after the command's transfer, one a
+    cycle, and decodes once it holds the first two (or the only one); a beat shows on
     ``symbols`` the cycle after it is decoded. So an idle decoder's first beat shows 3 cycles
     after the command's transfer for a block within one word, 4 cycles for a longer block, when
     the words are there as soon as the decoder takes them. Throughput: one
@@ -141,8 +162,8 @@ class HuffmanDecoder(wiring.Component):
     at most one word per cycle. :func:`decode_cycles` gives the exact cycle count of a block
     sequence.
 
-    Structure
-    ---------
+    Notes
+    -----
     Words go into a queue of four; the decoder reads a ``N * max_length``-bit window at bit
     ``pos`` of the first two and decodes up to ``N`` codewords from it in one cycle with ``N``
     chained decoders. Each compares the window's first ``max_length`` bits against the

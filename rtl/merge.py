@@ -30,14 +30,37 @@ class MergeUnit(wiring.Component):
         t0 = Q(s0 * t0 + b0) ; t0 = Q(t0 + bx) ; t0 = Q(t0 * (alpha if t0 < 0 else 1))
         t0 = Q(t0 + by) ; out = Q(s1 * sat16(residual + t0) + b1)
 
-    Q rounds half up and saturates to FM. The per-channel parameters are not in the stream:
-    ``params`` (int array ``[rows, lanes, 7]`` of WT codes, columns :data:`MERGE_PARAMS`) fills
-    read-only memories, and each transfer names its ``row`` (e.g. one row per layer and group of
-    ``lanes`` output channels); every stage reads the parameters it needs with the row that
-    travels along, so parameters never ride the pipeline. The three variable products (``s0``,
-    ``alpha``, ``s1``) map to one DSP48E2 each; 171 and 85 are shift-add constants.
+    Q rounds half up and saturates to FM. The per-channel parameters are not in the stream: they
+    fill read-only memories, and each transfer names its ``row``; every stage reads the
+    parameters it needs with the row that travels along, so parameters never ride the pipeline.
+    The three variable products (``s0``, ``alpha``, ``s1``) map to one DSP48E2 each; 171 and 85
+    are shift-add constants.
 
-    Streams with back-pressure; latency :attr:`latency` = 9 cycles.
+    Parameters
+    ----------
+    lanes : int
+        Output channels per transfer.
+    params : int array ``[rows, lanes, 7]``
+        WT codes, columns :data:`MERGE_PARAMS`, e.g. one row per layer and group of ``lanes``
+        output channels.
+    sum_width : int
+        Width of the signed conv sums.
+
+    Members
+    -------
+    i : In(stream.Signature(StructLayout({"msb", "lsb", "gate", "residual", "row"})))
+        The MSB and LSB conv sums (``lanes`` x ``signed(sum_width)``), the gate bits, the
+        residual FM codes and the parameter ``row``.
+    o : Out(stream.Signature(StructLayout({"fm": ArrayLayout(FM_SHAPE, lanes)})))
+        The block output, FM codes.
+
+    Protocol
+    --------
+    Streams with back-pressure, a lock-step pipeline (:func:`rtl.pipeline.lockstep_pipeline`).
+
+    Latency
+    -------
+    :attr:`latency` = 9 cycles, one per step above.
     """
 
     latency = 9

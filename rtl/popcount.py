@@ -632,17 +632,23 @@ class Popcount(wiring.Component):
         spread over the tree levels (the compressor levels plus the final adder); stages beyond
         the number of levels delay the result further.
 
-    Attributes
-    ----------
+    Members
+    -------
     i : In(width)
         Bits to count.
-    en : In(1), init 1
-        Pipeline enable: every pipeline register loads only while ``en`` is high, so a stalled
-        pipeline keeps its contents.
+    en : In(1, init=1)
+        Pipeline enable.
     o : Out(range(width + 1))
-        ``popcount(i)`` as it was ``latency`` enabled cycles earlier.
-    latency : int
-        Equal to ``stages``.
+        The count.
+
+    Protocol
+    --------
+    Every pipeline register loads only while ``en`` is high, so a stalled pipeline keeps its
+    contents.
+
+    Latency
+    -------
+    ``o`` is ``popcount(i)`` as it was :attr:`latency` = ``stages`` enabled cycles earlier.
     """
 
     def __init__(self, width, stages=0):

@@ -25,10 +25,26 @@ def quantize_expr(fm):
 class ActivationQuantizer(wiring.Component):
     """``lanes`` FM codes per transfer to their 2-bit activations and bit planes.
 
-    ``i.payload.fm[k]`` (signed 16-bit FM code) becomes ``o.payload.q[k]`` (0..3),
-    ``o.payload.msb[k] = q >> 1`` and ``o.payload.lsb[k] = q & 1``.
+    Parameters
+    ----------
+    lanes : int
+        Channels per transfer.
 
-    Streams with back-pressure; latency 1 cycle (see :func:`rtl.pipeline.lockstep_pipeline`).
+    Members
+    -------
+    i : In(stream.Signature(StructLayout({"fm": ArrayLayout(FM_SHAPE, lanes)})))
+        ``fm[k]``: the signed 16-bit FM code of lane ``k``.
+    o : Out(stream.Signature(StructLayout({"q", "msb", "lsb"})))
+        ``q[k]`` (0..3, :func:`quantize_expr`) and its bit planes ``msb[k] = q >> 1`` and
+        ``lsb[k] = q & 1``.
+
+    Protocol
+    --------
+    Streams with back-pressure, a lock-step pipeline (:func:`rtl.pipeline.lockstep_pipeline`).
+
+    Latency
+    -------
+    :attr:`latency` = 1 cycle.
     """
 
     latency = 1

@@ -16,15 +16,32 @@ __all__ = ["ShortcutPool"]
 class ShortcutPool(wiring.Component):
     """2x2 average of ``lanes`` channels, bit-exact with :func:`fracbnn_golden.layers.shortcut`.
 
-    ``i.payload.window[j][k]`` is pixel ``j`` of the 2x2 window (row-major: (0,0), (0,1), (1,0),
-    (1,1)) of lane ``k``. The four values are added in that order, saturating to FM after each
-    addition, and the sum is divided by 4 truncating toward zero.
+    The four values of a lane are added in row-major order, saturating to FM after each
+    addition, and the sum is divided by 4 truncating toward zero. The shortcut's channel
+    duplication (``cat(x, x)``: output channels ``c`` and ``c + C`` are both pooled channel
+    ``c``) needs no logic: ``o.payload.fm`` holds each pooled channel once and a consumer of
+    channel ``c + C`` reads lane ``c``.
 
-    The shortcut's channel duplication (``cat(x, x)``: output channels ``c`` and ``c + C`` are
-    both pooled channel ``c``) needs no logic: ``o.payload.fm`` holds each pooled channel once
-    and a consumer of channel ``c + C`` reads lane ``c``.
+    Parameters
+    ----------
+    lanes : int
+        Channels per transfer.
 
-    Streams with back-pressure; latency 2 cycles.
+    Members
+    -------
+    i : In(stream.Signature(StructLayout({"window": ...})))
+        ``window[j][k]`` (FM codes, 4 x ``lanes``) is pixel ``j`` of the 2x2 window (row-major:
+        (0,0), (0,1), (1,0), (1,1)) of lane ``k``.
+    o : Out(stream.Signature(StructLayout({"fm": ArrayLayout(FM_SHAPE, lanes)})))
+        The pooled FM codes.
+
+    Protocol
+    --------
+    Streams with back-pressure, a lock-step pipeline (:func:`rtl.pipeline.lockstep_pipeline`).
+
+    Latency
+    -------
+    :attr:`latency` = 2 cycles.
     """
 
     latency = 2

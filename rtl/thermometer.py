@@ -21,10 +21,28 @@ class ThermometerEncoder(wiring.Component):
     """Pixels to thermometer codes (docs/architecture.md §2.3).
 
     Each of the ``colours`` 8-bit values ``p`` of a transfer becomes the count
-    ``n = round_half_even(p / 8)`` (0..32) in ``o.payload.count`` and 32 thermometer bits in
-    ``o.payload.bits`` (bit ``c * 32 + k`` is 1 iff ``k < n`` of colour ``c``).
+    ``n = round_half_even(p / 8)`` (0..32) and 32 thermometer bits.
 
-    Streams with back-pressure; latency 1 cycle.
+    Parameters
+    ----------
+    colours : int
+        Colour values per pixel.
+
+    Members
+    -------
+    i : In(stream.Signature(StructLayout({"pixel": ArrayLayout(unsigned(8), colours)})))
+        One pixel.
+    o : Out(stream.Signature(StructLayout({"count", "bits"})))
+        ``count[c]`` (:data:`COUNT_SHAPE`): the count of colour ``c``; ``bits``: bit
+        ``c * 32 + k`` is 1 iff ``k < n`` of colour ``c``.
+
+    Protocol
+    --------
+    Streams with back-pressure, a lock-step pipeline (:func:`rtl.pipeline.lockstep_pipeline`).
+
+    Latency
+    -------
+    :attr:`latency` = 1 cycle.
     """
 
     latency = 1
@@ -67,12 +85,26 @@ class ThermometerConv(wiring.Component):
     channel, colour and tap a 33-entry constant table indexed by the count ``n`` replaces 32
     XNOR-popcount lanes (a 6-input LUT ROM per result bit).
 
-    A transfer carries the counts of one 3x3 window (``count[tap][colour]``, tap = ky*3 + kx) and
-    ``valid`` (bit ``tap`` set for taps inside the image; zero-padded taps contribute 0). Out
-    come the ``out_channels`` conv sums, equal to ``binary_conv2d`` on the thermometer bits.
+    Parameters
+    ----------
+    weight : 0/1 array ``[out_channels, colours * 32, 3, 3]``
+        The conv's weights (1 stands for +1), on thermometer-coded input channels.
 
-    Streams with back-pressure; latency 3 cycles (table lookup and colour sum, tap sums by
-    threes, final sum).
+    Members
+    -------
+    i : In(stream.Signature(StructLayout({"count", "valid"})))
+        The counts of one 3x3 window, ``count[tap][colour]`` (tap = ky*3 + kx), and ``valid``:
+        bit ``tap`` set for taps inside the image (zero-padded taps contribute 0).
+    o : Out(stream.Signature(StructLayout({"sums": ArrayLayout(sum_shape, out_channels)})))
+        The ``out_channels`` conv sums, equal to ``binary_conv2d`` on the thermometer bits.
+
+    Protocol
+    --------
+    Streams with back-pressure, a lock-step pipeline (:func:`rtl.pipeline.lockstep_pipeline`).
+
+    Latency
+    -------
+    :attr:`latency` = 3 cycles (table lookup and colour sum, tap sums by threes, final sum).
     """
 
     latency = 3
@@ -125,10 +157,29 @@ class ThermometerConv(wiring.Component):
 class InputBatchNorm(wiring.Component):
     """conv1's BN: ``fm = Q(scale * sum + bias)`` per channel (docs/architecture.md §2.5).
 
-    ``scale`` and ``bias`` are WT-code constants per lane (int arrays ``[lanes]``); each lane
-    multiplies by its constant (shift-adds or a DSP, as synthesis prefers).
+    Each lane multiplies by its constant (shift-adds or a DSP, as synthesis prefers).
 
-    Streams with back-pressure; latency 1 cycle.
+    Parameters
+    ----------
+    scale, bias : int arrays ``[lanes]``
+        WT-code constants per lane.
+    sum_width : int
+        Width of the signed sums.
+
+    Members
+    -------
+    i : In(stream.Signature(StructLayout({"sums": ArrayLayout(signed(sum_width), lanes)})))
+        The conv sums.
+    o : Out(stream.Signature(StructLayout({"fm": ArrayLayout(FM_SHAPE, lanes)})))
+        The FM codes.
+
+    Protocol
+    --------
+    Streams with back-pressure, a lock-step pipeline (:func:`rtl.pipeline.lockstep_pipeline`).
+
+    Latency
+    -------
+    :attr:`latency` = 1 cycle.
     """
 
     latency = 1

@@ -1,20 +1,17 @@
 """The Huffman-decoding weight cache: compressed kernels in, decoded weight rows out."""
 
 from amaranth.hdl import Cat, Module, Signal
-from amaranth.lib import data, memory, wiring
+from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from fracbnn_golden.huffman import DEFAULT_MAX_LENGTH, CompressedModel
 from fracbnn_golden.kernels import KERNEL_BITS
 
 from .huffman import HuffmanDecoder, decode_cycles
+from .interfaces import PortSignature
 from .lookup import constant_table
 
 __all__ = ["WeightCache", "decoder_for", "layer_decode_cycles"]
-
-# Cycles from the decoder's last beat of a layer to ``filled``: the writer counts the block,
-# then the job ends.
-FILL_LATENCY = 2
 
 
 def _word_bits(symbols_per_cycle):
@@ -55,7 +52,7 @@ def layer_decode_cycles(compressed, plans, symbols_per_cycle):
         # The job's first cycle offers the first command and reads the first word.
         cycles.append(decode_cycles([(start % word_bits, end - start, count)
                                      for start, end, count in layer],
-                                    symbols_per_cycle, word_bits) + FILL_LATENCY)
+                                    symbols_per_cycle, word_bits) + WeightCache.fill_latency)
     return cycles
 
 
@@ -71,26 +68,92 @@ def _payload_words(compressed, word_bits):
 class WeightCache(wiring.Component):
     """Weight rows of the conv engine, decoded from Huffman-compressed kernels on chip.
 
-    ``compressed`` holds the kernels of the engine's layers in execution order, each layer cut
-    into blocks of ``pe`` output channels (``block_kernels = pe * cin``), as made by
-    :func:`rtl.tables.compressed_weights`; ``plans`` are the layers'
-    :class:`rtl.schedule.LayerPlan`.
     The payload sits in a word memory (64-bit words, wider for ``symbols_per_cycle > 5``), the
-    code tables in a :class:`rtl.huffman.HuffmanDecoder` (:func:`decoder_for`).
+    code tables in a :class:`rtl.huffman.HuffmanDecoder` (:func:`decoder_for`); decoded rows go
+    into two buffers, so that the engine reads one layer while the next is decoded.
 
-    **Rows.** Layer ``l`` is read from buffer ``l % 2`` as ``groups_out * groups_in`` rows; row
+    Parameters
+    ----------
+    compressed : fracbnn_golden.huffman.CompressedModel
+        The kernels of the engine's layers in execution order, each layer cut into blocks of
+        ``pe`` output channels (``block_kernels = pe * cin``), as made by
+        :func:`rtl.tables.compressed_weights`.
+    plans : list of rtl.schedule.LayerPlan
+        The layers.
+    pe, simd_channels : int
+        Output and input channels of a row.
+    symbols_per_cycle : int
+        Kernels the decoder emits per cycle; a divisor of ``simd_channels``.
+
+    Members
+    -------
+    read : Out(WeightCache.ReadPort.Signature(rows=..., row_bits=...))
+        The engine's read port: ``read.buffer`` and ``read.row`` in, the row on ``read.data``.
+    filled : Out(2)
+        Bit ``b``: buffer ``b`` holds its next layer's rows.
+    release : In(2)
+        A pulse on bit ``b`` frees buffer ``b``.
+    error : Out(1)
+        The decoder found an invalid code (only a corrupt memory image can cause it); sticky
+        until reset.
+
+    Protocol
+    --------
+    Rows: layer ``l`` is read from buffer ``l % 2`` as ``groups_out * groups_in`` rows; row
     ``og * groups_in + cb`` holds the kernels of output channels ``og * pe + p`` and input
-    channels ``cb * simd + c``: on the ``data`` port, bit ``(p * 9 + tap) * simd + c`` is the
-    weight of tap ``tap`` (the engine's layout).
+    channels ``cb * simd + c``: on ``read.data``, bit ``(p * 9 + tap) * simd + c`` is the weight
+    of tap ``tap`` (the engine's layout).
 
-    **Protocol.** The cache decodes the layers in order 0, 1, ..., the last, 0, 1, ... (one
-    image after another), layer ``l`` into buffer ``l % 2`` once that buffer is free. ``filled``
-    bit ``b`` says buffer ``b`` holds its next layer's rows; the engine reads them (``read``,
-    one row per cycle, ``data`` valid the cycle after) and then pulses ``release`` bit ``b``,
-    which frees the buffer for the layer after next. Decoding a layer takes
-    :meth:`decode_cycles` cycles after it starts. ``error`` is sticky until reset: the decoder
-    found an invalid code (only a corrupt memory image can cause it).
+    The cache decodes the layers in order 0, 1, ..., the last, 0, 1, ... (one image after
+    another), layer ``l`` into buffer ``l % 2`` once that buffer is free. ``filled`` bit ``b``
+    says buffer ``b`` holds its next layer's rows; the engine reads them (``read``, one row per
+    cycle) and then pulses ``release`` bit ``b``, which frees the buffer for the layer after
+    next.
+
+    Latency
+    -------
+    :attr:`latency` = 1: a row is on ``read.data`` the cycle after its read (the read port is
+    always enabled). Decoding a layer takes :meth:`decode_cycles` cycles from its start to
+    ``filled``, of which :attr:`fill_latency` = 2 pass after the decoder's last beat.
     """
+
+    latency = 1
+    # Cycles from the decoder's last beat of a layer to ``filled``: the writer counts the
+    # block, then the job ends.
+    fill_latency = 2
+
+    class ReadPort(wiring.PureInterface):
+        """The read port of a :class:`WeightCache`, as its :class:`Signature` makes it."""
+
+        class Signature(PortSignature):
+            """Signature of a :class:`WeightCache` read port (the cache's side).
+
+            Parameters
+            ----------
+            rows : int
+                Rows per buffer.
+            row_bits : int
+                Bits per row.
+
+            Members
+            -------
+            buffer : In(1)
+                The buffer read.
+            row : In(range(rows))
+                The row read.
+            data : Out(row_bits)
+                The row, :attr:`WeightCache.latency` cycles after its read.
+            """
+
+            def __init__(self, *, rows, row_bits):
+                super().__init__({
+                    "buffer": In(1),
+                    "row": In(range(rows)),
+                    "data": Out(row_bits),
+                }, rows=rows, row_bits=row_bits)
+
+    # What the signature's ``create`` makes (the class exists only once its body ends).
+    ReadPort.Signature.interface = ReadPort
 
     def __init__(self, compressed, plans, *, pe, simd_channels, symbols_per_cycle=4):
         if not isinstance(compressed, CompressedModel):
@@ -116,8 +179,7 @@ class WeightCache(wiring.Component):
         self.word_bits = _word_bits(symbols_per_cycle)
         self._decode_cycles = layer_decode_cycles(compressed, plans, symbols_per_cycle)
         super().__init__({
-            "read": In(data.StructLayout({"buffer": 1, "row": range(self.rows)})),
-            "data": Out(self.row_bits),
+            "read": Out(self.ReadPort.Signature(rows=self.rows, row_bits=self.row_bits)),
             "filled": Out(2),
             "release": In(2),
             "error": Out(1),
@@ -241,6 +303,6 @@ class WeightCache(wiring.Component):
             for tap in range(KERNEL_BITS):
                 for ch in range(simd):
                     kernel = p * simd + ch
-                    m.d.comb += self.data[(p * KERNEL_BITS + tap) * simd + ch].eq(
+                    m.d.comb += self.read.data[(p * KERNEL_BITS + tap) * simd + ch].eq(
                         read.data[kernel * KERNEL_BITS + tap])
         return m

@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from fracbnn_golden.conv import TAPS
 
+from .interfaces import PortSignature
 from .params import check_maps, check_positive_int
 
 __all__ = ["WindowMemory", "divmod3_layout"]
@@ -17,30 +18,131 @@ def divmod3_layout(size):
 
 
 class WindowMemory(wiring.Component):
-    """A feature map of ``width``-bit words per (pixel, channel group) in 9 banks.
+    """A feature map of ``width``-bit words per (pixel, channel group) in 9 banks, read a whole
+    3x3 window per cycle.
 
     Pixel ``(y, x)`` lives in bank ``(y % 3) * 3 + x % 3`` at address
     ``(group * row_length + y // 3) * row_length + x // 3``, so the nine pixels of any 3x3 window
     sit in nine different banks and the whole window is read in one cycle, at any position and
     in any order (stride 2 and channel groups need no line buffers). Coordinates come as
     ``(quotient, remainder)`` pairs of a division by 3 (:func:`divmod3_layout`), which a
-    scanning sequencer keeps with adders instead of dividers. ``row_length`` is
-    ``ceil(map width / 3)`` of the stored map and may change between maps.
+    scanning sequencer keeps with adders instead of dividers.
 
+    Parameters
+    ----------
+    width : int
+        Bits per word.
+    maps : iterable of (int, int)
+        The (size, channel groups) of every map the memory will hold (rows = cols = size): they
+        set the depth and the ports' coordinate ranges.
+
+    Members
+    -------
+    row_length : In(range(ceil(size / 3) + 1))
+        ``ceil(map width / 3)`` of the stored map; it may change between maps.
+    write : Out(WindowMemory.WritePort.Signature(size=..., groups=..., width=...))
+        The write port.
+    read : Out(WindowMemory.ReadPort.Signature(size=..., groups=..., width=...))
+        The read port.
+
+    Protocol
+    --------
     Write: when ``write.en`` is high, ``write.data`` goes to pixel ``(write.y, write.x)``,
     group ``write.group``.
 
     Read: a two-stage pipeline that moves on cycles with ``read.en`` high (a lock-step
     pipeline's advance). ``read.y``, ``read.x`` name the window's centre and ``read.group`` the
-    channel group; two enabled cycles later ``taps[t]`` holds the word of tap ``t = ky * 3 + kx``
-    (pixel ``(y + ky - 1, x + kx - 1)``). Taps outside the map hold unspecified data: the
-    consumer masks them. A write and a read of the same word in one cycle return the old word.
+    channel group; ``read.data[t]`` then holds the word of tap ``t = ky * 3 + kx`` (pixel
+    ``(y + ky - 1, x + kx - 1)``). Taps outside the map hold unspecified data: the consumer masks
+    them. A write and a read of the same word in one cycle return the old word.
 
-    Parameters: ``width`` (bits per word) and ``maps``, the (size, channel groups) of every
-    map the memory will hold (rows = cols = size): they set the depth.
+    Latency
+    -------
+    :attr:`latency` = 2: the window is on ``read.data`` two enabled cycles after its read.
     """
 
-    read_latency = 2
+    latency = 2
+
+    class ReadPort(wiring.PureInterface):
+        """A read port of a :class:`WindowMemory`, as its :class:`Signature` makes it."""
+
+        class Signature(PortSignature):
+            """Signature of a :class:`WindowMemory` read port (the memory's side).
+
+            Parameters
+            ----------
+            size : int
+                The largest map size: the window's centre (and its edge rows and columns, which
+                may lie outside the map) ranges over ``0 .. size + 1``.
+            groups : int
+                The most channel groups of a map.
+            width : int
+                Bits per word.
+
+            Members
+            -------
+            en : In(1, init=1)
+                Read enable: the read pipeline advances in cycles where it is high.
+            y, x : In(divmod3_layout(size + 2))
+                The window's centre as (quotient, remainder) of a division by 3.
+            group : In(range(groups))
+                The channel group.
+            data : Out(ArrayLayout(width, 9))
+                The window's words, ``data[ky * 3 + kx]`` the word of pixel
+                ``(y + ky - 1, x + kx - 1)``, :attr:`WindowMemory.latency` enabled cycles after
+                the read.
+            """
+
+            def __init__(self, *, size, groups, width):
+                coordinate = divmod3_layout(size + 2)
+                super().__init__({
+                    "en": In(1, init=1),
+                    "y": In(coordinate),
+                    "x": In(coordinate),
+                    "group": In(range(groups)),
+                    "data": Out(data.ArrayLayout(width, TAPS)),
+                }, size=size, groups=groups, width=width)
+
+    class WritePort(wiring.PureInterface):
+        """A write port of a :class:`WindowMemory`, as its :class:`Signature` makes it."""
+
+        class Signature(PortSignature):
+            """Signature of a :class:`WindowMemory` write port (the memory's side).
+
+            Parameters
+            ----------
+            size : int
+                The largest map size.
+            groups : int
+                The most channel groups of a map.
+            width : int
+                Bits per word.
+
+            Members
+            -------
+            en : In(1)
+                Write enable.
+            y, x : In(divmod3_layout(size + 2))
+                The pixel as (quotient, remainder) of a division by 3.
+            group : In(range(groups))
+                The channel group.
+            data : In(width)
+                The word written.
+            """
+
+            def __init__(self, *, size, groups, width):
+                coordinate = divmod3_layout(size + 2)
+                super().__init__({
+                    "en": In(1),
+                    "y": In(coordinate),
+                    "x": In(coordinate),
+                    "group": In(range(groups)),
+                    "data": In(width),
+                }, size=size, groups=groups, width=width)
+
+    # What the signatures' ``create`` makes (the classes exist only once their bodies end).
+    ReadPort.Signature.interface = ReadPort
+    WritePort.Signature.interface = WritePort
 
     def __init__(self, width, maps):
         check_positive_int("WindowMemory", "width", width)
@@ -50,15 +152,10 @@ class WindowMemory(wiring.Component):
         groups = max(groups for _, groups in maps)
         self.row_length_max = -(-size // 3)
         self.depth = max(groups * (-(-size // 3)) ** 2 for size, groups in maps)
-        coordinate = divmod3_layout(size + 2)       # the window's edge rows may lie outside
         super().__init__({
             "row_length": In(range(self.row_length_max + 1)),
-            "write": In(data.StructLayout({
-                "en": 1, "y": coordinate, "x": coordinate, "group": range(groups),
-                "data": width})),
-            "read": In(data.StructLayout({
-                "en": 1, "y": coordinate, "x": coordinate, "group": range(groups)})),
-            "taps": Out(data.ArrayLayout(width, TAPS)),
+            "write": Out(self.WritePort.Signature(size=size, groups=groups, width=width)),
+            "read": Out(self.ReadPort.Signature(size=size, groups=groups, width=width)),
         })
 
     def _address(self, group, y_quotient, x_quotient):
@@ -100,7 +197,7 @@ class WindowMemory(wiring.Component):
                 ky, kx = divmod(tap, 3)
                 bank_y = self._bank_of(remainders.y, ky)
                 bank_x = self._bank_of(remainders.x, kx)
-                m.d.sync += self.taps[tap].eq(banks[bank_y * 3 + bank_x])
+                m.d.sync += read.data[tap].eq(banks[bank_y * 3 + bank_x])
         return m
 
     @staticmethod

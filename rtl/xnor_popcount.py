@@ -39,16 +39,24 @@ class XnorPopcount(wiring.Component):
     masked : bool
         With a ``valid`` input (bits where it is 0 are not counted); without, all bits count.
 
-    Attributes
-    ----------
+    Members
+    -------
     a, w : In(width)
         The two words.
     valid : In(width), only when ``masked``
         Which bits count.
-    en : In(1), init 1
-        Pipeline enable: registers load only while it is high.
+    en : In(1, init=1)
+        Pipeline enable.
     o : Out(range(width + 1))
-        The count, ``latency`` enabled cycles after its inputs.
+        The count.
+
+    Protocol
+    --------
+    Registers load only while ``en`` is high, so a stalled pipeline keeps its contents.
+
+    Latency
+    -------
+    ``o`` is the count of the inputs :attr:`latency` = ``stages`` enabled cycles earlier.
     """
 
     def __init__(self, width, stages=None, *, masked=False):
@@ -121,9 +129,9 @@ def array_latency(simd, popcount_stages=None):
 class XnorPopcountArray(wiring.Component):
     """PE output channels times SIMD input bits of binary multiply-accumulate per cycle.
 
-    Every beat on ``i`` carries one activation word, one weight word per PE and a bit count
-    ``count``. PE ``p`` adds the dot product of the two ±1 vectors held in the low ``count``
-    bits (bit value 1 stands for +1)::
+    Every beat carries one activation word, one weight word per PE and a bit count ``count``.
+    PE ``p`` adds the dot product of the two ±1 vectors held in the low ``count`` bits (bit
+    value 1 stands for +1)::
 
         count - 2 * popcount((activations XOR weights[p]) & low_mask(count))
 
@@ -134,17 +142,6 @@ class XnorPopcountArray(wiring.Component):
     ``last`` set closes the accumulation: the PE sums go out as one ``o`` transfer and the
     accumulators restart from 0. An accumulation is any number of beats up to ``max_beats``,
     e.g. the 9 taps of a 3x3 kernel times the input-channel words.
-
-    Protocol: ``i`` and ``o`` are ``amaranth.lib.stream`` interfaces; a transfer happens in a
-    cycle where ``valid`` and ``ready`` are both high. ``o.valid`` does not depend on
-    ``o.ready``; ``i.ready`` does (combinationally): the pipeline advances whenever its output
-    register is empty or being emptied, so one beat per cycle streams through unless ``o``
-    stalls. Synchronous reset empties the pipeline and clears the accumulators.
-
-    Latency: the sums of an accumulation whose ``last`` beat transfers on ``i`` in cycle ``t``
-    are valid on ``o`` from cycle ``t + latency`` on, with ``latency = popcount_stages + 2``
-    (one input register, the popcount tree, one accumulator/output register), if ``o`` does not
-    stall.
 
     Parameters
     ----------
@@ -163,6 +160,29 @@ class XnorPopcountArray(wiring.Component):
         the tree.
     groups : int
         Number of bit groups with a count each; must divide ``simd``.
+
+    Members
+    -------
+    i : In(stream.Signature(beat_layout(pe, simd, groups)))
+        The beats: ``activations``, ``weights[p]``, ``count`` and ``last``
+        (:func:`beat_layout`).
+    o : Out(stream.Signature(sums_layout(pe, acc_width)))
+        The sums of an accumulation, ``o.payload[p]`` of PE ``p``.
+
+    Protocol
+    --------
+    ``i`` and ``o`` are ``amaranth.lib.stream`` interfaces; a transfer happens in a cycle where
+    ``valid`` and ``ready`` are both high. ``o.valid`` does not depend on ``o.ready``;
+    ``i.ready`` does (combinationally): the pipeline advances whenever its output register is
+    empty or being emptied, so one beat per cycle streams through unless ``o`` stalls.
+    Synchronous reset empties the pipeline and clears the accumulators.
+
+    Latency
+    -------
+    The sums of an accumulation whose ``last`` beat transfers on ``i`` in cycle ``t`` are valid
+    on ``o`` from cycle ``t + latency`` on, with :attr:`latency` = ``popcount_stages + 2`` (one
+    input register, the popcount tree, one accumulator/output register; :func:`array_latency`),
+    if ``o`` does not stall.
     """
 
     def __init__(self, pe, simd, max_beats, acc_width=None, popcount_stages=None, groups=1):

@@ -72,7 +72,7 @@ def source_key(net, config):
 
 def accelerator_params(component):
     """The testbench parameters of ``component`` (see :mod:`sim.tb_accelerator`)."""
-    layout = component.signature.members["writeback"].shape
+    layout = component.signature.members["writeback"].signature.members["payload"].shape
     layers = [{"trace": "bn1", "channels": 16, "size": 32}]
     for plan in component.plans:
         block, k = plan.name.rsplit(".conv", 1)

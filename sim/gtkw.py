@@ -5,7 +5,8 @@ ports, as :func:`sim.runner.run` records it with ``waves=True``:
 
 * ``clk`` and ``rst``, then the ports in the order of the component's signature: a plain port
   (a status output such as ``busy`` or ``cycles``) as a trace, or a group when it has fields;
-  a stream interface as a group of ``valid``, ``ready`` and the payload;
+  a stream interface as a group of ``valid``, ``ready`` and the payload (an always-ready
+  stream, such as the accelerator's ``writeback``, has no ``ready``);
 * every multi-element payload split into named traces, one per field and array element
   (``results.logits[3]``), as bit ranges of the flat Verilog port, so they do not depend on how
   a simulator names Amaranth's field wires; a payload of more than :data:`OPEN_TRACES` traces
@@ -141,10 +142,15 @@ def _member_items(members, prefix, wave_names):
                 else:
                     items += traces
             elif isinstance(member.signature, stream.Signature):
-                payload = member.signature.members["payload"].shape
-                group = Group(alias, [
-                    Trace(f"{alias}.valid", f"{verilog}__valid", 1, 0, 0, "bin"),
-                    Trace(f"{alias}.ready", f"{verilog}__ready", 1, 0, 0, "bin")])
+                signature = member.signature
+                payload = signature.members["payload"].shape
+                # An always-valid or always-ready stream ties that member to a constant, which
+                # is no port (rtl.interfaces.verilog_ports).
+                handshake = [name for name, constant in (("valid", signature.always_valid),
+                                                         ("ready", signature.always_ready))
+                             if not constant]
+                group = Group(alias, [Trace(f"{alias}.{name}", f"{verilog}__{name}", 1, 0, 0,
+                                            "bin") for name in handshake])
                 group.items += _items(alias if isinstance(payload, data.Layout)
                                       else f"{alias}.payload", f"{verilog}__payload", payload,
                                       wave_names)

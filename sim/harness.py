@@ -27,6 +27,9 @@ WAVE_ORDER = ("phase", "layer", "beat", "busy", "cycles", "images", "error", "re
 class AcceleratorHarness(wiring.Component):
     """The accelerator ``core`` with its ports, plus bulk row input and result output.
 
+    :attr:`wave_names` names the layers in waveforms (:mod:`sim.gtkw`): 0 is the stem, ``l + 1``
+    PG layer ``l``.
+
     Parameters
     ----------
     core : FracBNNAccelerator
@@ -40,22 +43,25 @@ class AcceleratorHarness(wiring.Component):
     Members
     -------
     bulk : In(1)
-        1: the core's pixels come from ``rows`` and its logits go to ``results``; 0: the core's
-        own streams are the harness's ``pixels`` and ``logits`` ports (for tests that drive
-        them cycle by cycle, with gaps and stalls). Change it only while the core is idle.
+        The mode (see Protocol).
     rows : In(stream.Signature(ArrayLayout(pixel, 32)))
         One image row per transfer, pixel ``x`` in element ``x``.
     results : Out(stream.Signature(StructLayout({"logits", "cycles"})))
         Per image: the logits as the core gave them and its ``cycles`` at that moment.
     pixels, logits, cycles, images, busy, error, phase, layer, beat, writeback
-        The core's ports (``pixels`` and ``logits`` only used while ``bulk`` is 0).
+        The core's members (``pixels`` and ``logits`` only used while ``bulk`` is 0).
 
-    :attr:`wave_names` names the layers in waveforms (:mod:`sim.gtkw`): 0 is the stem, ``l + 1``
-    PG layer ``l``.
+    Protocol
+    --------
+    With ``bulk`` 1 the core's pixels come from ``rows`` and its logits go to ``results``; with
+    0 the core's own streams are the harness's ``pixels`` and ``logits`` (for tests that drive
+    them cycle by cycle, with gaps and stalls). Change ``bulk`` only while the core is idle.
 
-    Latency: in bulk mode the core sees a pixel in every cycle from the second cycle after the
-    first row is written, as long as the testbench keeps the FIFO from running empty, so the
-    core's ``cycles`` are those of back-to-back images.
+    Latency
+    -------
+    In bulk mode the core sees a pixel in every cycle from the second cycle after the first row
+    is written, as long as the testbench keeps the FIFO from running empty, so the core's
+    ``cycles`` are those of back-to-back images.
     """
 
     def __init__(self, core, *, images_ahead=2, results_ahead=4):
@@ -82,9 +88,13 @@ class AcceleratorHarness(wiring.Component):
         m = Module()
         core = self.core
         m.submodules.core = core
-        # Every core output except the two streams the harness can take over.
+        # Every core output and output stream except the two streams the harness can take over.
         for name, member in core.signature.members.items():
-            if member.is_port and member.flow == Out:
+            if name in ("pixels", "logits"):
+                continue
+            if member.is_signature:
+                wiring.connect(m, wiring.flipped(getattr(self, name)), getattr(core, name))
+            elif member.flow == Out:
                 m.d.comb += getattr(self, name).eq(getattr(core, name))
 
         row_width = len(self.rows.payload.as_value())

@@ -27,7 +27,7 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from amaranth.back import verilog
+from rtl.interfaces import to_verilog
 
 from .progress import Progress, cocotb_status, verilator_status
 
@@ -236,7 +236,7 @@ def cache_dir(component, test_module, params, *, name=None, simulator=None, wave
     simulator = simulator_name(simulator)
     toplevel = name or type(component).__name__.lower()
     _, version = _simulator_setup(simulator)
-    return _build_dir(build_root, toplevel, simulator, verilog.convert(component, name=toplevel),
+    return _build_dir(build_root, toplevel, simulator, to_verilog(component, name=toplevel),
                       params, version, _waves_requested(waves), test_module)
 
 
@@ -315,7 +315,7 @@ def run(component, test_module, params, *, name=None, simulator=None, waves=None
     toplevel = name or type(component).__name__.lower()
     env, version = _simulator_setup(simulator)
     def convert():
-        return verilog.convert(component, name=toplevel, platform=platform)
+        return to_verilog(component, name=toplevel, platform=platform)
 
     verilog_text = None if source_key else convert()
     if source_key and platform is not None:

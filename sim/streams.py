@@ -363,15 +363,17 @@ class StreamBench:
 def quiet_streams(dut, component):
     """Drive every stream port of ``component`` (the design's top level) idle: ``valid`` and the
     payload of its input streams and ``ready`` of its output streams low, so the ports a test
-    does not use hold defined values (Icarus leaves undriven inputs at ``z``)."""
+    does not use hold defined values (Icarus leaves undriven inputs at ``z``). The ``valid`` of
+    an always-valid and the ``ready`` of an always-ready stream are constants, no ports."""
     for path, member in component.signature.members.flatten():
         if not (member.is_signature and isinstance(member.signature, stream.Signature)):
             continue
         name = "__".join(map(str, path))
         if member.flow == wiring.In:
-            getattr(dut, f"{name}__valid").value = 0
+            if not member.signature.always_valid:
+                getattr(dut, f"{name}__valid").value = 0
             getattr(dut, f"{name}__payload").value = 0
-        else:
+        elif not member.signature.always_ready:
             getattr(dut, f"{name}__ready").value = 0
 
 

@@ -6,8 +6,8 @@ are the expected outputs. ``images_bit_exact`` writes the logits and cycle count
 to ``$FRACBNN_SIM_OUT`` (``.npz``: ``logits`` int16 ``[N, 10]``, ``cycles`` int64 ``[N]``).
 The testbench parameters (:func:`sim.runner.testbench_params`) carry ``cycle_limit`` (cycles an
 image may take before the test gives up), ``writeback`` (offset and width of each field of the
-accelerator's ``writeback`` port) and ``layers`` (per written layer: golden trace key, channels
-and map size).
+payload of the accelerator's ``writeback`` stream) and ``layers`` (per written layer: golden
+trace key, channels and map size).
 """
 
 import contextlib
@@ -91,11 +91,12 @@ async def reset(dut, cycles=3):
 
 
 class WritebackMonitor:
-    """Collects every feature-map word the accelerator writes into per-layer arrays
-    ``maps[layer]`` (``[channels, size, size]`` int16, -32768 where nothing was written)."""
+    """Collects every feature-map word the accelerator writes (each transfer on its always-ready
+    ``writeback`` stream) into per-layer arrays ``maps[layer]`` (``[channels, size, size]``
+    int16, -32768 where nothing was written)."""
 
     def __init__(self, dut, params):
-        self._port = dut.writeback
+        self._valid, self._payload = dut.writeback__valid, dut.writeback__payload
         self._fields = {name: tuple(field) for name, field in params["writeback"].items()}
         self._layers = params["layers"]
         self._pe = params["pe"]
@@ -123,9 +124,9 @@ class WritebackMonitor:
         while True:
             await RisingEdge(clock)
             await ReadOnly()
-            word = int(self._port.value)
-            if not self._field(word, "valid"):
+            if not self._valid.value:
                 continue
+            word = int(self._payload.value)
             self.writes += 1
             layer, y, x = (self._field(word, name) for name in ("layer", "y", "x"))
             group, fm = self._field(word, "group"), self._field(word, "fm")

@@ -64,10 +64,11 @@ class Engine:
         buffer = layer % 2
         for row, expected in enumerate(self.rows[layer]):
             await RisingEdge(self.dut.clk)
-            self.dut.read.value = buffer | row << 1
+            self.dut.read__buffer.value = buffer
+            self.dut.read__row.value = row
             await RisingEdge(self.dut.clk)
             await ReadOnly()
-            got = int(self.dut.data.value)
+            got = int(self.dut.read__data.value)
             assert got == expected, (f"layer {layer} row {row}: the cache gives {got:#x}, "
                                      f"expected {expected:#x}")
 
@@ -103,7 +104,8 @@ class Engine:
 
 
 async def start(dut):
-    dut.read.value = 0
+    dut.read__buffer.value = 0
+    dut.read__row.value = 0
     dut.release.value = 0
     await start_clock_and_reset(dut.clk, dut.rst, CLOCK_NS)
 

@@ -15,8 +15,6 @@ model where Vivado places and routes, not the silicon. Where a figure comes from
     90th percentile of those arcs (the mean where it is above the 90th percentile;
     :func:`synth.validation.routed_statistics` recomputes them, and a test checks that the table
     equals them).
-``datasheet``
-    from the part's data sheet (AMD DS925).
 ``other_device``
     from a published Vivado report on another UltraScale+ device (named in the note).
 ``estimate``
@@ -31,15 +29,13 @@ before the clock edge; Vivado's reports print them with the opposite sign).
 from dataclasses import dataclass
 
 __all__ = ["DELAYS", "FANOUT_BUCKETS", "SCENARIOS", "SOURCES", "Figure", "delay",
-           "fanout_key"]
+           "fanout_key", "markdown_table"]
 
 SCENARIOS = ("fast", "nominal", "slow")
 
 SOURCES = {
     "routed": "routed xczu3eg-sbva484-1 paths (synth/data/vivado_routed_paths.json): "
               "25th percentile, mean and 90th percentile of the class's arcs",
-    "datasheet": "AMD DS925, Zynq UltraScale+ MPSoC DC and AC switching characteristics, -1 at "
-                 "0.85 V",
     "other_device": "a published Vivado report on another UltraScale+ device",
     "estimate": "an assumption (no public figure for this part found)",
 }
@@ -98,9 +94,11 @@ DELAYS = {
     "carry.di_to_co": _f(0.147, 0.156, 0.170, "routed", "DI[i] to CO[7]"),
     "carry.ci_to_co": _f(0.023, 0.025, 0.030, "routed",
                          "CI to CO[7]: 8 bits of the dedicated carry chain"),
-    "carry.ci_to_o": _f(0.097, 0.119, 0.146, "routed",
-                        "CI to a sum output O[j] or an inner CO[j] (0.07 ns at j = 0 to "
-                        "0.15 ns at j = 7)"),
+    "carry.ci_to_o": _f(0.072, 0.072, 0.072, "routed",
+                        "CI to the sum output O[0] of the chain's first bit"),
+    "carry.ci_per_bit": _f(0.010, 0.012, 0.016, "routed",
+                           "CI to O[j] or an inner CO[j]: each bit j above the first adds this "
+                           "(0.07 ns at j = 0 to 0.15 ns at j = 7)"),
     "net.carry": _f(0.028, 0.031, 0.031, "routed",
                     "CO[7] to the next CARRY8's CI (dedicated)"),
     # Wide multiplexers (MUXF7/MUXF8/MUXF9).
@@ -150,15 +148,17 @@ DELAYS = {
     "dsp.setup_ctrl": _f(0.200, 0.300, 0.400, "estimate",
                          "clock enables, resets and registered OPMODE/ALUMODE/INMODE/CARRYIN "
                          "before CLK (no public figure)"),
-    # Block RAM (RAMB18E2/RAMB36E2). The Versal -1 data sheet (DS958) gives 0.967 ns without
-    # and 0.280 ns with the output register; a routed Virtex UltraScale+ report 0.830 ns.
+    # Block RAM (RAMB18E2/RAMB36E2): no public figure for this part was found.
     "bram.clk_to_dout": _f(0.830, 0.950, 1.120, "estimate",
-                           "CLK to DOUT without the output register (DO_REG = 0)"),
+                           "CLK to DOUT without the output register (DO_REG = 0); the Versal "
+                           "-1 data sheet (DS958) gives 0.967 ns, a routed Virtex "
+                           "UltraScale+ report (faster grade) 0.830 ns"),
     "bram.clk_to_dout_reg": _f(0.260, 0.300, 0.360, "estimate",
-                               "CLK to DOUT with the output register (DO_REG = 1)"),
+                               "CLK to DOUT with the output register (DO_REG = 1); DS958 "
+                               "(Versal -1): 0.280 ns"),
     "bram.setup": _f(0.250, 0.350, 0.500, "estimate",
-                     "address, data, write and port enables before CLK (7-series: about "
-                     "0.48 ns for WEA)"),
+                     "address, data, write and port enables before CLK (a routed 7-series "
+                     "report: 0.48 ns for WEA)"),
     # LUT RAM (RAM32M, RAM64M, RAM32X1D, ...) and shift registers (SRL16E, SRLC32E).
     "lutram.read": _f(0.100, 0.150, 0.200, "estimate",
                       "read address to data out: a LUT read plus the RAM's output mux"),
@@ -176,12 +176,29 @@ DELAYS = {
 
 
 def delay(key, scenario):
-    """The delay ``key`` of :data:`DELAYS` in ``scenario`` (ns)."""
+    """The delay ``key`` of :data:`DELAYS` in ``scenario`` (ns). ``key`` may also be a pair
+    (``"carry.ci_to_o"``, ``j``): the carry chain's CI to its bit ``j``'s output, which grows
+    by ``carry.ci_per_bit`` per bit."""
+    if isinstance(key, tuple):
+        name, bit = key
+        if name != "carry.ci_to_o" or bit < 0:
+            raise KeyError(f"no delay {key!r} in the model")
+        return delay(name, scenario) + bit * delay("carry.ci_per_bit", scenario)
     try:
         figure = DELAYS[key]
     except KeyError:
         raise KeyError(f"no delay {key!r} in the model") from None
     return figure[scenario]
+
+
+def markdown_table():
+    """:data:`DELAYS` as a Markdown table (docs/architecture.md §8.5 quotes it; a test checks
+    that it is this table): ``python -m synth.delays``."""
+    lines = ["| delay | fast | nominal | slow | source | what |", "|---|---|---|---|---|---|"]
+    for key, figure in DELAYS.items():
+        lines.append(f"| `{key}` | {figure.fast:.3f} | {figure.nominal:.3f} | "
+                     f"{figure.slow:.3f} | {figure.source} | {figure.note} |")
+    return "\n".join(lines)
 
 
 def fanout_key(fanout):
@@ -192,3 +209,7 @@ def fanout_key(fanout):
         if limit is None or fanout <= limit:
             return key
     raise AssertionError("unreachable")
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -158,9 +158,11 @@ def _carry_model(cell, bits):
         for port in ports:
             for pin in _pins(cell, port):
                 model.arcs.append((pin, ("CO", top), "carry.ci_to_co", share))
-                model.arcs += [(pin, ("O", j), "carry.ci_to_o", 1.0)
+                # CI to bit j's sum (or inner carry) grows with j.
+                model.arcs += [(pin, ("O", j), ("carry.ci_to_o", j - low), 1.0)
                                for j in range(low, top + 1)]
-                model.arcs += [(pin, ("CO", j), "carry.ci_to_o", 1.0) for j in range(low, top)]
+                model.arcs += [(pin, ("CO", j), ("carry.ci_to_o", j - low), 1.0)
+                               for j in range(low, top)]
         for i in range(low, top + 1):
             # S[i] reaches O[i] (the sum) and every carry above; DI[i] the carries from bit i.
             model.arcs.append((("S", i), ("CO", top), "carry.s_to_co", 1.0))
@@ -349,21 +351,20 @@ class TimingGraph:
         """The name of ``bit`` if the design names it (not one Yosys made up), else None."""
         return self._names.get(bit) if bit in self._visible else None
 
-    def cell_label(self, name):
+    def cell_label(self, name, visible=False):
         """A readable name of cell ``name``: the signal its outputs drive (the first the design
-        names, without the bit index), else the cell's own name."""
+        names, without the bit index), else the first named signal it reads ("TYPE from
+        NAME"); else None if ``visible``, or the cell's own name."""
         cell = self.cells[name]
-        fallback = None
-        for port, direction in cell["port_directions"].items():
-            if direction != "output":
-                continue
-            for bit in cell["connections"].get(port, []):
-                if isinstance(bit, str) or bit not in self._names:
+        for wanted in ("output", "input"):
+            for port, direction in cell["port_directions"].items():
+                if direction != wanted or port in _CLOCK_PINS:
                     continue
-                if bit in self._visible:
-                    return re.sub(r"\[\d+\]$", "", self._names[bit])
-                fallback = fallback or re.sub(r"\[\d+\]$", "", self._names[bit])
-        return fallback or name
+                for bit in cell["connections"].get(port, []):
+                    if not isinstance(bit, str) and bit in self._visible:
+                        signal = re.sub(r"\[\d+\]$", "", self._names[bit])
+                        return signal if wanted == "output" else f"{cell['type']} from {signal}"
+        return None if visible else name
 
     # Structure -------------------------------------------------------------------------------
 
@@ -382,7 +383,6 @@ class TimingGraph:
                 else:
                     self.outputs[bit] = label
                     self.sinks[bit].append(("<port>", port, n))
-        self.io_buffers = {}
         for name, cell in self.cells.items():
             for port, direction in cell["port_directions"].items():
                 for n, bit in enumerate(cell["connections"].get(port, [])):
@@ -473,8 +473,8 @@ class TimingGraph:
                 if source is not None:
                     bit, net_key, net_factor, _ = source
                     self.fanin[target].append((bit, (net_key, net_factor), key, factor, name))
-        # A node both launched (by a register) and driven combinationally is a DSP stage fed by
-        # registered and unregistered inputs; both are kept.
+        # A DSP stage fed by registered and unregistered inputs is both launched and driven
+        # combinationally: evaluate() takes the later of the two.
 
     def _build_io(self, name, cell):
         """IBUF and OBUF: a primary input or output, taken as registered."""
@@ -515,7 +515,7 @@ class TimingGraph:
         if len(order) != len(nodes):
             stuck = sorted({arc[4] for node, count in indegree.items() if count
                             for arc in self.fanin.get(node, [])})
-            raise ValueError(f"combinational loop through {len(stuck)} cells, e.g. "
+            raise ValueError(f"combinational loop: {len(stuck)} cells on it or behind it, e.g. "
                              f"{', '.join(stuck[:5])}")
         return order
 
@@ -646,7 +646,8 @@ class ScenarioResult:
         """The name of a node on the path; None for an inner node the design does not name."""
         graph = self.graph
         if isinstance(node, tuple):  # a DSP's internal stage
-            return f"{graph.cell_label(node[1])} ({node[2]})"
+            label = graph.cell_label(node[1], visible=True)
+            return f"{label} ({node[2]})" if label else f"({node[2]})"
         if launch_label and launch_label[0] == "input":
             return launch_label[1]
         return graph.visible_name(node) if inner else graph.bit_name(node)
@@ -672,7 +673,7 @@ class ScenarioResult:
         cells = self.graph.cells
         trace = self._trace()
         carry4_run = 0
-        for _, record, cell in trace[1:]:
+        for _, _, cell in trace[1:]:
             kind = cells[cell]["type"]
             if kind == "CARRY4":
                 carry4_run += 1

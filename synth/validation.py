@@ -25,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .delays import DELAYS, SCENARIOS, delay, fanout_key
+from .delays import SCENARIOS, delay, fanout_key
 
-__all__ = ["PATHS_FILE", "element_key", "load_paths", "path_estimate", "routed_statistics",
+__all__ = ["NETLIST_VALIDATION_FILE", "PATHS_FILE", "element_key", "load_paths", "netlist_of",
+           "netlist_validation", "path_estimate", "routed_period", "routed_statistics",
            "setup_key", "summary", "validate"]
 
 PATHS_FILE = Path(__file__).parent / "data" / "vivado_routed_paths.json"
@@ -44,7 +45,7 @@ def _carry_key(arc):
     source, _, sink, bit = match.groups()
     top = sink == "CO" and int(bit) == _LAST_CARRY_BIT
     if source.startswith("CI"):
-        return "carry.ci_to_co" if top else "carry.ci_to_o"
+        return "carry.ci_to_co" if top else ("carry.ci_to_o", int(bit))
     if source == "S":
         return "carry.s_to_co" if top else "carry.s_to_o"
     return "carry.di_to_co" if top else "carry.s_to_o"
@@ -140,11 +141,21 @@ def routed_statistics(paths):
     """Per :data:`synth.delays.DELAYS` key, the (fast, nominal, slow) figures of its arcs on
     ``paths``: the 25th percentile, the mean and the 90th percentile (the mean where it is
     larger), rounded to the picosecond; also the number of arcs."""
-    samples = {}
+    samples, carry = {}, []
     for path in paths:
         for key, value in _classified(path):
-            if key is not None:
+            if isinstance(key, tuple):
+                carry.append((key[1], value))
+            elif key is not None:
                 samples.setdefault(key, []).append(value)
+    # CI to O[j]: the arcs at j = 0 give the base, the others what each bit above adds to it.
+    base = [value for bit, value in carry if bit == 0]
+    if carry:
+        if not base:
+            raise ValueError("no CI to O[0] arc among the paths: no base for the carry chain")
+        samples["carry.ci_to_o"] = base
+        offset = statistics.fmean(base)
+        samples["carry.ci_per_bit"] = [(value - offset) / bit for bit, value in carry if bit]
     stats = {}
     for key, values in samples.items():
         fast, slow = np.percentile(values, [25, 90])

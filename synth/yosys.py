@@ -30,8 +30,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from amaranth.back import verilog
-
+from rtl.interfaces import to_verilog
 from rtl.primitives import LutPrimitives
 from sim.progress import Progress, yosys_status
 
@@ -145,7 +144,7 @@ def synthesize(design, out_dir, progress=False, timing=False):
     verilog_path = out_dir / f"{top}.v"
     stat_path = out_dir / f"{top}.stat.json"
     netlist_path = out_dir / f"{top}.netlist.json.gz"
-    text = verilog.convert(design.component(), name=top, platform=LutPrimitives())
+    text = to_verilog(design.component(), name=top, platform=LutPrimitives())
     # An unchanged design keeps its last result (the whole accelerator takes a quarter hour).
     if (stat_path.exists() and verilog_path.exists() and verilog_path.read_text() == text
             and (netlist_path.exists() or not timing)):

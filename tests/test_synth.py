@@ -10,10 +10,11 @@ from rtl.popcount import Popcount
 from rtl.xnor_popcount import XnorPopcountArray
 from synth.designs import DESIGNS
 from synth.stat import parse_stat
+from synth.timing import TIMING_KEYS
 from synth.yosys import Design, report_entry, run_yosys, synthesize
 
 REPORT_KEYS = {"name", "params", "input_bits", "lut", "ff", "carry", "dsp", "bram36",
-               "lut_per_input_bit"}
+               "lut_per_input_bit", *TIMING_KEYS}
 
 
 def _stat(cells):

@@ -13,11 +13,13 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from synth.delays import DELAYS, SCENARIOS, SOURCES, Figure, delay, fanout_key
+from synth.delays import DELAYS, SCENARIOS, SOURCES, Figure, delay, fanout_key, markdown_table
 from synth.timing import TARGET_MHZ, TIMING_KEYS, Netlist, TimingGraph, analyse, timing_summary
 from synth.validation import (
+    NETLIST_VALIDATION_FILE,
     load_paths,
     path_estimate,
+    routed_period,
     routed_statistics,
     summary,
     validate,
@@ -135,6 +137,16 @@ def test_routed_figures_are_the_statistics_of_the_routed_paths():
             stats[key]["fast"], stats[key]["nominal"], stats[key]["slow"]), key
 
 
+def test_carry_in_to_sum_grows_per_bit():
+    # CI to O[j] of a CARRY8 (0.072 ns at j = 0 to 0.146 ns at j = 7 on the routed paths).
+    sums = [d(("carry.ci_to_o", j)) for j in range(8)]
+    assert sums == sorted(sums) and sums[0] == d("carry.ci_to_o")
+    assert sums[7] == pytest.approx(0.072 + 7 * d("carry.ci_per_bit"))
+    assert 0.12 <= sums[7] <= 0.17
+    with pytest.raises(KeyError, match="'carry.s_to_o', 3"):
+        delay(("carry.s_to_o", 3), "nominal")
+
+
 def test_issue_figures_are_reproduced():
     # The figures quoted from public routed reports: FDRE clock to Q 0.096 ns, a DSP48E2 with
     # no internal register about 1.9 ns, CARRY8 S to CO[7] 0.20..0.25 ns.
@@ -155,15 +167,34 @@ def test_validation_against_routed_paths():
     assert result["slow"]["median"] < 1 < result["fast"]["median"]
 
 
-def test_documented_error_bars_are_the_validation_figures():
-    result = summary(validate(load_paths()))
+def _section():
     text = ARCHITECTURE.read_text()
-    section = text[text.index("### 8.5"):text.index("## 9.")]
-    for scenario in SCENARIOS:
-        ratio = result[scenario]
-        quoted = f"{ratio['median']:.2f} ({ratio['min']:.2f}..{ratio['max']:.2f})"
-        assert quoted in section, (scenario, quoted)
-    assert f"{result['within_fast_slow']} of {result['paths']}" in section
+    return text[text.index("### 8.5"):text.index("## 9.")]
+
+
+def test_documented_error_bars_are_the_validation_figures():
+    # docs/architecture.md §8.5 quotes the path and netlist validations as the code gives them.
+    section = " ".join(_section().split())
+    paths = load_paths()
+    netlists = [row for row in json.loads(NETLIST_VALIDATION_FILE.read_text())
+                if "skipped" not in row]
+    assert len(netlists) == len(paths)
+    for result in (summary(validate(paths)), summary(netlists)):
+        for scenario in SCENARIOS:
+            ratio = result[scenario]
+            quoted = f"{ratio['median']:.2f} ({ratio['min']:.2f}..{ratio['max']:.2f}) {scenario}"
+            assert quoted in section, quoted
+        assert f"between the fast and the slow estimate for {result['within_fast_slow']} of " \
+            f"{result['paths']}" in section
+    nominal = summary(netlists)["nominal"]
+    assert f"between {1 / nominal['max']:.2f} F and {1 / nominal['min']:.2f} F" in section
+    periods = [routed_period(path) for path in paths]
+    assert f"paths of {min(periods):.1f} to {max(periods):.1f} ns" in section
+    assert f"the {len(paths)} distinct routed setup paths" in section
+
+
+def test_documented_delay_table_is_the_model():
+    assert markdown_table() in _section()
 
 
 def test_path_estimate_of_a_recorded_path():
@@ -183,7 +214,8 @@ def test_path_estimate_of_a_recorded_path():
         "setup": {"cell": "FDRE", "arc": "Setup_BFF_SLICEL_C_D", "delay": 0.027},
     }
     expected = (d("ff.clk_to_q") + d("net.fanout_2_4") + d("lut.o6") + d("net.lut_to_carry")
-                + d("carry.s_to_co") + d("net.carry") + d("carry.ci_to_o") + d("net.fanout_1"))
+                + d("carry.s_to_co") + d("net.carry") + d(("carry.ci_to_o", 7))
+                + d("net.fanout_1"))
     estimate = path_estimate(path, "nominal")
     assert estimate["data_path_ns"] == pytest.approx(expected)
     assert estimate["period_ns"] == pytest.approx(
@@ -311,7 +343,7 @@ def test_carry4_chain(cells):
     result = analyse(carry_adder("CARRY4", cells).netlist())["nominal"]
     expected = (reg_to_reg() + d("net.fanout_1") + d("lut.o6") + d("net.lut_to_carry")
                 + d("carry.s_to_co") + (cells - 1) * 0.5 * d("net.carry")
-                + (cells - 2) * 0.5 * d("carry.ci_to_co") + d("carry.ci_to_o")
+                + (cells - 2) * 0.5 * d("carry.ci_to_co") + d(("carry.ci_to_o", 3))
                 + d("net.fanout_1"))
     assert result.period_ns == pytest.approx(expected)
     assert result.levels() == {"lut": 1, "carry": math.ceil(cells / 2), "muxf": 0, "dsp": 0}
@@ -322,7 +354,8 @@ def test_carry8_chain(cells):
     result = analyse(carry_adder("CARRY8", cells).netlist())["nominal"]
     expected = (reg_to_reg() + d("net.fanout_1") + d("lut.o6") + d("net.lut_to_carry")
                 + d("carry.s_to_co") + (cells - 1) * d("net.carry")
-                + (cells - 2) * d("carry.ci_to_co") + d("carry.ci_to_o") + d("net.fanout_1"))
+                + (cells - 2) * d("carry.ci_to_co") + d(("carry.ci_to_o", 7))
+                + d("net.fanout_1"))
     assert result.period_ns == pytest.approx(expected)
     # 32 bits and more: the carry chain is a small part of the path.
     assert result.levels()["carry"] == cells
@@ -498,12 +531,33 @@ def test_combinational_loop_and_unknown_cells_are_named():
     net.cell("left", "LUT1", {"I0": b}, {"O": a})
     net.cell("right", "LUT1", {"I0": a}, {"O": b})
     net.ff("q", a)
-    with pytest.raises(ValueError, match=r"loop through 2 cells.*left, right"):
+    with pytest.raises(ValueError, match=r"loop: 2 cells on it.*left, right"):
         TimingGraph(net.netlist())
     net = NetlistBuilder()
     net.cell("odd", "PLLE4_ADV", {"CLKIN": net.bit()}, {"CLKOUT0": net.bit()})
     with pytest.raises(ValueError, match=r"'odd' of type 'PLLE4_ADV'"):
         TimingGraph(net.netlist())
+
+
+def test_bench_renders_the_timing_estimates():
+    import benchmarks.__main__ as bench
+
+    net = NetlistBuilder()
+    bit = net.ff("start", net.bit())
+    for n in range(3):
+        bit = net.lut(f"lut{n}", [bit])
+    net.ff("finish", bit)
+    entry = {"name": "chain", "input_bits": None, "lut": 3, "ff": 2, "carry": 0, "dsp": 0,
+             "bram36": 0, "lut_per_input_bit": None, **timing_summary(net.netlist())}
+    untimed = {**entry, "name": "untimed", **dict.fromkeys(TIMING_KEYS)}
+    validation = summary(validate(load_paths()))
+    text = bench.render({"configuration": {}, "synthesis": [entry, untimed],
+                         "timing_validation": validation})
+    section = text[text.index("### Timing estimates"):]
+    assert (f"| chain | {entry['fmax_mhz_nominal']} | {entry['fmax_mhz_fast']} | "
+            f"{entry['fmax_mhz_slow']} | 3 LUT | `start` -> `finish` | 0 / 0 of 1 |") in section
+    assert "untimed" not in section
+    assert f"{validation['nominal']['median']:.2f}" in section
 
 
 # -- One real Yosys run ----------------------------------------------------------------------------

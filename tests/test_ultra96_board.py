@@ -186,7 +186,7 @@ def test_build_refuses_a_bad_clock(tmp_path):
 
 
 def test_a_failed_estimate_is_reported_clearly(tmp_path):
-    def fail(out_dir):
+    def fail(out_dir, model=None):
         raise RuntimeError("yosys did not finish within 1800 s")
 
     with mock.patch("boards.ultra96.build.estimate", fail), \

@@ -124,6 +124,15 @@ def test_accelerator_view(net):
     assert traces["cycles"].radix == "dec" and traces["results.cycles"].radix == "dec"
     assert [traces[f"results.logits.logits[{k}]"].radix for k in range(10)] == ["signed"] * 10
     assert [traces[f"writeback.fm[{k}]"].radix for k in range(16)] == ["signed"] * 16
+    # writeback is an always-ready stream: its valid and its payload's fields, no ready.
+    writeback = next(item for item in view
+                     if isinstance(item, gtkw.Group) and item.name == "writeback")
+    assert [trace.alias for trace in writeback.items[:6]] == [
+        "writeback.valid", "writeback.layer", "writeback.y", "writeback.x", "writeback.group",
+        "writeback.fm[0]"]
+    assert traces["writeback.valid"].port == "writeback__valid"
+    assert traces["writeback.layer"].port == "writeback__payload"
+    assert "writeback.ready" not in traces
 
 
 def _vcd(path, end):

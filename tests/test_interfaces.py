@@ -1,0 +1,143 @@
+# amaranth: UnusedElaboratable=no
+"""The components' interfaces: the memories' and the weight cache's port signatures, their
+documented latencies (simulated), and the top-level conversion of always-ready streams."""
+
+import pytest
+from amaranth.hdl import Module, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.sim import Simulator
+
+from rtl.fm_memory import FeatureMapMemory
+from rtl.interfaces import to_verilog, verilog_ports
+from rtl.weight_cache import WeightCache
+from rtl.window import WindowMemory
+from sim import gtkw
+
+
+@pytest.mark.parametrize("memory, ports", [
+    (lambda: WindowMemory(8, [(6, 1), (3, 2)]),
+     {"read": WindowMemory.ReadPort, "write": WindowMemory.WritePort}),
+    (lambda: FeatureMapMemory(8, [(6, 1), (4, 2)]),
+     {"read": FeatureMapMemory.ReadPort, "write": FeatureMapMemory.WritePort}),
+])
+def test_memory_ports_are_their_signature_classes(memory, ports):
+    memory = memory()
+    for name, port in ports.items():
+        signature = memory.signature.members[name].signature
+        assert type(signature) is port.Signature
+        assert isinstance(getattr(memory, name), port)
+        # Equal to a signature of the same parameters, as amaranth.lib.memory's port signatures.
+        assert signature == port.Signature(size=6, groups=2, width=8)
+        assert signature != port.Signature(size=6, groups=1, width=8)
+        assert (signature.size, signature.groups, signature.width) == (6, 2, 8)
+        assert repr(signature) == f"{port.Signature.__qualname__}(size=6, groups=2, width=8)"
+    # The memory's side: everything goes in but the read data.
+    read = memory.signature.members["read"].signature.members
+    assert read["en"].flow == In and read["en"].init == 1 and read["data"].flow == Out
+    assert all(member.flow == In for member in memory.signature.members["write"].signature
+               .members.values())
+
+
+def test_weight_cache_read_port_signature():
+    signature = WeightCache.ReadPort.Signature(rows=8, row_bits=144)
+    assert [(name, member.flow) for name, member in signature.members.items()] == [
+        ("buffer", In), ("row", In), ("data", Out)]
+    assert signature == WeightCache.ReadPort.Signature(rows=8, row_bits=144)
+    assert isinstance(signature.create(), WeightCache.ReadPort)
+    assert WeightCache.latency == 1
+
+
+def _simulate(dut, bench):
+    simulator = Simulator(dut)
+    simulator.add_clock(1e-6)
+    simulator.add_testbench(bench)
+    simulator.run()
+
+
+def _divmod3(value):
+    return {"quotient": value // 3, "remainder": value % 3}
+
+
+def test_window_memory_reads_a_window_after_its_latency():
+    size, dut = 6, WindowMemory(8, [(6, 1)])
+
+    async def bench(ctx):
+        ctx.set(dut.row_length, 2)
+        for y in range(size):
+            for x in range(size):
+                ctx.set(dut.write.en, 1)
+                ctx.set(dut.write.y, _divmod3(y))
+                ctx.set(dut.write.x, _divmod3(x))
+                ctx.set(dut.write.data, y * size + x)
+                await ctx.tick()
+        ctx.set(dut.write.en, 0)
+        ctx.set(dut.read.en, 1)
+        ctx.set(dut.read.y, _divmod3(2))
+        ctx.set(dut.read.x, _divmod3(4))
+        await ctx.tick()
+        ctx.set(dut.read.y, _divmod3(0))             # the next read must not disturb it
+        for _ in range(WindowMemory.latency - 1):
+            await ctx.tick()
+        assert [ctx.get(dut.read.data[tap]) for tap in range(9)] == [
+            (2 + ky - 1) * size + 4 + kx - 1 for ky in range(3) for kx in range(3)]
+
+    _simulate(dut, bench)
+
+
+def test_feature_map_memory_reads_a_block_after_its_latency():
+    size, dut = 4, FeatureMapMemory(8, [(4, 1)])
+
+    async def bench(ctx):
+        ctx.set(dut.half_width, size // 2)
+        for y in range(size):
+            for x in range(size):
+                ctx.set(dut.write.en, 1)
+                ctx.set(dut.write.y, y)
+                ctx.set(dut.write.x, x)
+                ctx.set(dut.write.data, y * size + x)
+                await ctx.tick()
+        ctx.set(dut.write.en, 0)
+        ctx.set(dut.read.block_y, 1)
+        ctx.set(dut.read.block_x, 0)
+        for _ in range(FeatureMapMemory.latency):
+            await ctx.tick()
+        ctx.set(dut.read.block_y, 0)
+        assert [ctx.get(dut.read.data[k]) for k in range(4)] == [
+            (2 + k // 2) * size + k % 2 for k in range(4)]
+
+    _simulate(dut, bench)
+
+
+class Observed(wiring.Component):
+    """An always-ready output stream and an always-valid input stream."""
+
+    def __init__(self):
+        super().__init__({
+            "events": Out(stream.Signature(data.StructLayout({
+                "code": signed(8), "tag": unsigned(3)}), always_ready=True)),
+            "level": In(stream.Signature(unsigned(4), always_valid=True)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += [self.events.valid.eq(self.level.payload[0]),
+                     self.events.payload.code.eq(self.level.payload),
+                     self.level.ready.eq(1)]
+        return m
+
+
+def test_constant_stream_members_are_no_ports_and_no_traces():
+    component = Observed()
+    ports = verilog_ports(component)
+    assert set(ports) == {"events__valid", "events__payload", "level__payload", "level__ready"}
+    text = to_verilog(component, name="observed")
+    for port in ports:
+        assert f" {port};" in text
+    # The waveform view shows exactly the ports there are.
+    traces = [item for group in gtkw.wave_view(component)
+              for item in (group.items if isinstance(group, gtkw.Group) else [group])]
+    assert {trace.port for trace in traces} == {"clk", "rst", *ports}
+    assert [trace.alias for trace in traces] == [
+        "clk", "rst", "events.valid", "events.code", "events.tag", "level.ready",
+        "level.payload"]
