@@ -82,9 +82,11 @@ def plot(rows, path, title):
     ratios = [row["ratio"] for row in rows]
     accuracy = [100 * row["accuracy"] for row in rows]
     ax.plot(ratios, accuracy, "o-", color="tab:blue")
+    crowded = min(ratios) * 1.05        # points this close to lossless would overlap: no label
     for row, x, y in zip(rows, ratios, accuracy):
-        ax.annotate("lossless" if row["keep"] is None else f"K={row['keep']}", (x, y),
-                    textcoords="offset points", xytext=(4, 4), fontsize=8)
+        if row["keep"] is None or x > crowded:
+            ax.annotate("lossless" if row["keep"] is None else f"K={row['keep']}", (x, y),
+                        textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set_xlabel("weight compression ratio (raw 9 bits/kernel : Huffman stream)")
     ax.set_ylabel("golden-model test accuracy (%)")
     ax.set_title(title, fontsize=10)
