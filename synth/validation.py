@@ -325,6 +325,16 @@ def netlist_validation(root, paths, work):
     return rows
 
 
+
+def _print_ratios(result):
+    """The routed / estimated period ratios of a :func:`summary`, one line per scenario."""
+    for scenario in SCENARIOS:
+        ratio = result[scenario]
+        print(f"  {scenario:8} median {ratio['median']:.3f}, range {ratio['min']:.3f} .. "
+              f"{ratio['max']:.3f}")
+    print(f"  routed period between the fast and the slow estimate: "
+          f"{result['within_fast_slow']} of {result['paths']}")
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m synth.validation",
                                      description="The delay model against routed Vivado paths.")
@@ -353,13 +363,7 @@ def main(argv=None):
             print(row)
         print(f"{len(timed)} of {len(rows)} netlists timed -> {args.out}")
         if timed:
-            result = summary(timed)
-            for scenario in SCENARIOS:
-                ratio = result[scenario]
-                print(f"  {scenario:8} median {ratio['median']:.3f}, range {ratio['min']:.3f} "
-                      f".. {ratio['max']:.3f}")
-            print(f"  routed period between the fast and the slow estimate: "
-                  f"{result['within_fast_slow']} of {result['paths']}")
+            _print_ratios(summary(timed))
         return 0
     rows = validate(paths)
     result = summary(rows)
@@ -372,12 +376,7 @@ def main(argv=None):
               f"{row['nominal_period_ns']:7.3f} {row['slow_period_ns']:7.3f}  "
               f"{row['source'].rsplit('/', 1)[-1]}")
     print(f"\n{result['paths']} routed paths; routed / estimated period:")
-    for scenario in SCENARIOS:
-        ratio = result[scenario]
-        print(f"  {scenario:8} median {ratio['median']:.3f}, range {ratio['min']:.3f} .. "
-              f"{ratio['max']:.3f}")
-    print(f"  routed period between the fast and the slow estimate: "
-          f"{result['within_fast_slow']} of {result['paths']}")
+    _print_ratios(result)
     return 0
 
 
