@@ -53,8 +53,9 @@ class CycleModel:
 
 
 def sweep_cycles(grid, model, progress=_progress):
-    """A point per configuration of ``grid``: its parameters, BMAC lanes, cycles per image,
-    cycles spent waiting for weights and images/s at ``grid.clock_mhz``. A configuration
+    """A point per configuration of ``grid``: its parameters, BMAC lanes, cycles per image (the
+    interval between back-to-back images) and each image's latency, cycles spent waiting for
+    weights and images/s at ``grid.clock_mhz``. A configuration
     without a cycle count (a unit refuses it, or the model does not cover it) has
     ``cycles_per_image`` None and the reason in ``note``."""
     points = []
@@ -66,23 +67,26 @@ def sweep_cycles(grid, model, progress=_progress):
         try:
             estimate = model.estimate(config)
         except ValueError as error:
-            points.append({**point, "cycles_per_image": None, "weight_wait_cycles": None,
-                           "images_per_s": None, "note": str(error)})
+            points.append({**point, "cycles_per_image": None, "latency_cycles": None,
+                           "weight_wait_cycles": None, "images_per_s": None,
+                           "note": str(error)})
             continue
-        points.append({**point, "cycles_per_image": estimate.total,
+        points.append({**point, "cycles_per_image": estimate.interval,
+                       "latency_cycles": estimate.total,
                        "weight_wait_cycles": sum(estimate.weight_waits.values()),
-                       "images_per_s": round(grid.clock_mhz * 1e6 / estimate.total, 1)})
+                       "images_per_s": round(grid.clock_mhz * 1e6 / estimate.interval, 1)})
     return points
 
 
 def validation_rows(model, simulated):
     """The table "analytical vs simulated": ``simulated`` lists measured simulations, each a
-    dict with ``config`` (the three configuration keys) and ``cycles_per_image``; each row adds
-    the model's cycles at that configuration and the relative difference."""
+    dict with ``config`` (the three configuration keys) and ``cycles_per_image`` (the interval
+    between back-to-back images); each row adds the model's interval at that configuration and
+    the relative difference."""
     rows = []
     for measured in simulated:
         config = AcceleratorConfig(**measured["config"])
-        analytical = model.estimate(config).total
+        analytical = model.estimate(config).interval
         cycles = measured["cycles_per_image"]
         rows.append({**{key: getattr(config, key) for key in CONFIG_KEYS},
                      "simulated": cycles, "analytical": analytical,

@@ -11,11 +11,16 @@ from dataclasses import dataclass, fields
 from fracbnn_golden.conv import TAPS
 from fracbnn_golden.model import IMAGE_SIZE, PG_CONVS, PIXELS, STEM_CHANNELS
 
-__all__ = ["CONFIG_KEYS", "IMAGE_SIZE", "PIXELS", "PLANES", "AcceleratorConfig", "ConfigError",
-           "CycleEstimate", "LayerPlan", "estimate_cycles", "plan_layers"]
+__all__ = ["CONFIG_KEYS", "HANDOVER_CYCLES", "IMAGE_SIZE", "PIXELS", "PLANES",
+           "AcceleratorConfig", "ConfigError", "CycleEstimate", "LayerPlan", "estimate_cycles",
+           "plan_layers"]
 
 # The bit planes of the 2-bit activations (MSB and LSB), computed side by side.
 PLANES = 2
+# Images run one after another: the sequencer hands the logits over in HEAD and takes the next
+# image's first pixel in the following cycle (LOAD), so on a stream of back-to-back images
+# their logits are this many cycles further apart than each image's latency.
+HANDOVER_CYCLES = 1
 
 
 class ConfigError(ValueError):
@@ -96,8 +101,9 @@ class CycleEstimate:
     ``phases`` maps a phase name (``load``, ``stem``, each PG layer's name, ``head``) to its
     cycles; ``weight_waits`` maps a PG layer's name to the cycles the engine waited for its
     weights before starting it (the weight cache was still decoding them). Their sum ``total``
-    is the count from the first pixel transfer to the logits becoming valid, which the
-    accelerator's ``cycles`` port reports.
+    is an image's latency: the count from its first pixel transfer to its logits becoming
+    valid, which the accelerator's ``cycles`` port reports. ``interval`` is the steady-state
+    distance between two images' logits when images are streamed back to back.
     """
     phases: dict
     weight_waits: dict
@@ -105,6 +111,10 @@ class CycleEstimate:
     @property
     def total(self):
         return sum(self.phases.values()) + sum(self.weight_waits.values())
+
+    @property
+    def interval(self):
+        return self.total + HANDOVER_CYCLES
 
 
 def estimate_cycles(plans, latencies, encoder_latency, head_latency, decode_cycles):

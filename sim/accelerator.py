@@ -5,8 +5,11 @@
 :class:`rtl.accelerator.FracBNNAccelerator` with the bundled model or ``--model FILE``
 (Verilator by default; the build is cached in ``build/sim/``), streams the images (uint8
 ``[N, 3, 32, 32]``, ``.npy`` or an ``.npz`` with ``pixels``) through it, writes ``logits``
-(int16 ``[N, 10]``) and ``cycles`` (int64 ``[N]``) to ``out.npz``, compares the logits with
-the golden model and exits non-zero on any mismatch.
+(int16 ``[N, 10]``), ``cycles`` (int64 ``[N]``: each image's latency, first pixel transfer to
+logits) and ``done_cycle`` (int64 ``[N]``: the cycle each image's logits became valid, counted
+from the batch's first pixel transfer; the images are streamed back to back and the logits taken
+at once, so its differences are the interval between images) to ``out.npz``, compares the
+logits with the golden model and exits non-zero on any mismatch.
 
 ``python -m sim.accelerator --photos [--waves]`` does the same for the bundled photos
 (``fracbnn_golden/data/photos``) and prints a table; with ``--waves`` it then simulates the first
@@ -72,7 +75,9 @@ def source_key(net, config):
 
 def accelerator_params(component):
     """The testbench parameters of ``component`` (see :mod:`sim.tb_accelerator`)."""
-    layout = component.signature.members["writeback"].signature.members["payload"].shape
+    members = component.signature.members
+    layout = members["writeback"].signature.members["payload"].shape
+    results = members["results"].signature.members["payload"].shape
     layers = [{"trace": "bn1", "channels": 16, "size": 32}]
     for plan in component.plans:
         block, k = plan.name.rsplit(".conv", 1)
@@ -82,15 +87,28 @@ def accelerator_params(component):
         "cycle_limit": CYCLE_LIMIT,
         "pe": component.config.pe,
         "writeback": {name: [field.offset, field.width] for name, field in layout},
+        "results": {name: [field.offset, field.width] for name, field in results},
         "layers": layers,
     }
 
 
 @dataclass
 class AcceleratorRun:
+    """What :func:`run_accelerator` gives: per image the logits, ``cycles`` (its latency) and
+    ``done_cycle`` (the cycle its logits became valid, counted from the batch's first pixel
+    transfer; None where the test case does not stream a batch), and the run itself."""
     logits: np.ndarray
     cycles: np.ndarray
+    done_cycle: np.ndarray
     result: object          # sim.runner.SimResult
+
+    @property
+    def interval(self):
+        """The steady-state interval between images: the median difference of ``done_cycle``
+        (None for fewer than two images)."""
+        if self.done_cycle is None or len(self.done_cycle) < 2:
+            return None
+        return int(np.median(np.diff(self.done_cycle)))
 
     @property
     def cycles_per_second(self):
@@ -126,11 +144,12 @@ def run_accelerator(pixels, *, testcase="images_bit_exact", simulator=None, wave
                                 "FRACBNN_SIM_MODEL": str(model)},
                      source_key=source_key(net, config), build_root=build_root,
                      progress=progress)
-        logits = cycles = None
+        logits = cycles = done_cycle = None
         if out.exists():
             with np.load(out) as produced:
                 logits, cycles = produced["logits"], produced["cycles"]
-    return AcceleratorRun(logits, cycles, result)
+                done_cycle = produced["done_cycle"] if "done_cycle" in produced else None
+    return AcceleratorRun(logits, cycles, done_cycle, result)
 
 
 def _table(names, logits, golden, cycles, classes=CLASSES):
@@ -208,7 +227,7 @@ def main(argv=None):
               file=sys.stderr)
         return 1
     if args.out:
-        np.savez(args.out, logits=run.logits, cycles=run.cycles)
+        np.savez(args.out, logits=run.logits, cycles=run.cycles, done_cycle=run.done_cycle)
         print(f"wrote {args.out}")
     golden = net.logits(pixels)
     print(_table(names, run.logits, golden, run.cycles, net.class_names))

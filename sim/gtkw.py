@@ -38,7 +38,7 @@ __all__ = ["OPEN_TRACES", "Trace", "Group", "wave_view", "waveform_span", "write
 # A payload with more traces than this is shown as a closed group (open it in GTKWave).
 OPEN_TRACES = 24
 # Ports declared with a bare width that are numbers, not bit vectors.
-DECIMAL_NAMES = frozenset({"cycles", "images", "count", "beat", "symbol"})
+DECIMAL_NAMES = frozenset({"cycles", "done_cycle", "images", "count", "beat", "symbol"})
 # The window the save file asks for, and the wave area the zoom assumes (the window less the
 # signal tree and the name column; a smaller screen shows a little less of the run).
 WINDOW = (1600, 900)

@@ -20,6 +20,8 @@ ROW_PIXELS = IMAGE_SHAPE[2]
 ROWS = IMAGE_SHAPE[1]
 # The ports that come first in the harness (and its waveform view), in this order: the core's
 # status, the results, the feature-map writes, the rows.
+# ``done_cycle`` counts a whole batch (2**32 cycles: over 200,000 images).
+DONE_CYCLE_BITS = 32
 WAVE_ORDER = ("phase", "layer", "beat", "busy", "cycles", "images", "error", "results",
               "writeback", "rows", "bulk")
 
@@ -46,8 +48,11 @@ class AcceleratorHarness(wiring.Component):
         The mode (see Protocol).
     rows : In(stream.Signature(ArrayLayout(pixel, 32)))
         One image row per transfer, pixel ``x`` in element ``x``.
-    results : Out(stream.Signature(StructLayout({"logits", "cycles"})))
-        Per image: the logits as the core gave them and its ``cycles`` at that moment.
+    results : Out(stream.Signature(StructLayout({"logits", "cycles", "done_cycle"})))
+        Per image: the logits as the core gave them, its ``cycles`` at that moment (the image's
+        latency) and ``done_cycle``, the cycle in which the core gave them, counted from the
+        batch's first pixel transfer (cycle 0). Successive ``done_cycle`` differences are the
+        interval between images.
     pixels, logits, cycles, images, busy, error, phase, layer, beat, writeback
         The core's members (``pixels`` and ``logits`` only used while ``bulk`` is 0).
 
@@ -61,7 +66,8 @@ class AcceleratorHarness(wiring.Component):
     -------
     In bulk mode the core sees a pixel in every cycle from the second cycle after the first row
     is written, as long as the testbench keeps the FIFO from running empty, so the core's
-    ``cycles`` are those of back-to-back images.
+    ``cycles`` are those of back-to-back images; its logits enter the result FIFO in the cycle
+    they become valid as long as the FIFO has room, so ``done_cycle`` is the core's own timing.
     """
 
     def __init__(self, core, *, images_ahead=2, results_ahead=4):
@@ -77,7 +83,8 @@ class AcceleratorHarness(wiring.Component):
             "bulk": In(1),
             "rows": In(stream.Signature(data.ArrayLayout(pixel, ROW_PIXELS))),
             "results": Out(stream.Signature(data.StructLayout({
-                "logits": logits, "cycles": members["cycles"].shape}))),
+                "logits": logits, "cycles": members["cycles"].shape,
+                "done_cycle": DONE_CYCLE_BITS}))),
             **dict(members.items()),
         }
         # In the order a waveform shows them (WAVE_ORDER first).
@@ -119,11 +126,17 @@ class AcceleratorHarness(wiring.Component):
             self.pixels.ready.eq(~self.bulk & core.pixels.ready),
         ]
 
+        # The batch's clock: 0 in the cycle of the first bulk pixel transfer, then counting.
+        batch_cycle = Signal(DONE_CYCLE_BITS)
+        counting = Signal()
+        with m.If(counting | pixel_taken):
+            m.d.sync += [batch_cycle.eq(batch_cycle + 1), counting.eq(1)]
+
         result_width = len(self.results.payload.as_value())
         m.submodules.result_fifo = result_fifo = fifo.SyncFIFOBuffered(
             width=result_width, depth=self.results_ahead)
         m.d.comb += [
-            result_fifo.w_data.eq(Cat(core.logits.payload, core.cycles)),
+            result_fifo.w_data.eq(Cat(core.logits.payload, core.cycles, batch_cycle)),
             result_fifo.w_en.eq(self.bulk & core.logits.valid),
             core.logits.ready.eq(Mux(self.bulk, result_fifo.w_rdy, self.logits.ready)),
             self.logits.valid.eq(~self.bulk & core.logits.valid),

@@ -3,7 +3,8 @@
 Run through :mod:`sim.accelerator`. The images come from the ``.npz`` file named by
 ``$FRACBNN_SIM_DATA`` (``pixels`` uint8 ``[N, 3, 32, 32]``); the golden model's logits for them
 are the expected outputs. ``images_bit_exact`` writes the logits and cycle counts the RTL produced
-to ``$FRACBNN_SIM_OUT`` (``.npz``: ``logits`` int16 ``[N, 10]``, ``cycles`` int64 ``[N]``).
+to ``$FRACBNN_SIM_OUT`` (``.npz``: ``logits`` int16 ``[N, 10]``, ``cycles`` and ``done_cycle``
+int64 ``[N]``, see :mod:`sim.accelerator`).
 The testbench parameters (:func:`sim.runner.testbench_params`) carry ``cycle_limit`` (cycles an
 image may take before the test gives up), ``writeback`` (offset and width of each field of the
 payload of the accelerator's ``writeback`` stream) and ``layers`` (per written layer: golden
@@ -199,7 +200,9 @@ async def feed_rows(dut, rows):
 
 
 async def take_results(dut, count):
-    """The next ``count`` results of the harness's result FIFO: (logits payload, cycles)."""
+    """The next ``count`` results of the harness's result FIFO, each a dict of its fields
+    (``logits`` packed, ``cycles``, ``done_cycle``)."""
+    fields = testbench_params()["results"]
     results = []
     while len(results) < count:
         await ReadOnly()
@@ -207,8 +210,8 @@ async def take_results(dut, count):
             await RisingEdge(dut.results__valid)
             await ReadOnly()
         payload = int(dut.results__payload.value)
-        logits_bits = FM_BITS * len(CLASSES)
-        results.append((payload & ((1 << logits_bits) - 1), payload >> logits_bits))
+        results.append({name: (payload >> offset) & ((1 << width) - 1)
+                        for name, (offset, width) in fields.items()})
         await RisingEdge(dut.clk)
         dut.results__ready.value = 1             # the result transfers at the next edge
         await RisingEdge(dut.clk)
@@ -218,7 +221,7 @@ async def take_results(dut, count):
 
 async def classify_in_bulk(dut, images, out=None):
     """Stream ``images`` back to back through the harness's row and result FIFOs and check
-    every logit against the golden model; returns the logits and cycles."""
+    every logit against the golden model; returns the logits, cycles and done cycles."""
     params = testbench_params()
     expected = _golden().logits(images)
     scoreboard = Scoreboard(unpack_logits, dut._log)
@@ -233,16 +236,18 @@ async def classify_in_bulk(dut, images, out=None):
         raise AssertionError(f"the images did not all finish within {limit} cycles") from None
     finally:
         feeder.cancel()
-    for index, (payload, cycles) in enumerate(results):
-        dut._log.info("image %d of %d: %d cycles", index + 1, len(images), cycles)
-        scoreboard.receive(payload)
-    logits = np.array([unpack_logits(payload) for payload, _ in results], dtype=np.int16)
-    cycles = np.array([cycles for _, cycles in results], dtype=np.int64)
+    for index, result in enumerate(results):
+        dut._log.info("image %d of %d: %d cycles, done in batch cycle %d", index + 1,
+                      len(images), result["cycles"], result["done_cycle"])
+        scoreboard.receive(result["logits"])
+    logits = np.array([unpack_logits(result["logits"]) for result in results], dtype=np.int16)
+    cycles, done_cycle = (np.array([result[name] for result in results], dtype=np.int64)
+                          for name in ("cycles", "done_cycle"))
     if out:
-        np.savez(out, logits=logits, cycles=cycles)
+        np.savez(out, logits=logits, cycles=cycles, done_cycle=done_cycle)
     scoreboard.check()
     assert not dut.error.value, "the weight cache's error flag is set"
-    return logits, cycles
+    return logits, cycles, done_cycle
 
 
 @cocotb.test()
@@ -250,7 +255,7 @@ async def images_bit_exact(dut):
     """Every image of the data file, back to back through the harness's FIFOs: logits equal
     to the golden model's."""
     await start(dut, bulk=True)
-    _, cycles = await classify_in_bulk(dut, load_images(), out=os.environ.get(OUT_ENV))
+    _, cycles, _ = await classify_in_bulk(dut, load_images(), out=os.environ.get(OUT_ENV))
     dut._log.info("cycles per image: %s", cycles.tolist())
 
 

@@ -18,9 +18,13 @@ from sim.accelerator import run_accelerator
 def test_public_vectors_bit_exact_and_cycles_as_estimated(public_vectors):
     run = run_accelerator(public_vectors["pixels"])
     np.testing.assert_array_equal(run.logits, public_vectors["logits"])
-    estimate = FracBNNAccelerator(FracBNN.default()).estimate_cycles().total
-    # The analytical model is exact, weight waits included (docs/architecture.md §6).
-    assert (run.cycles == estimate).all(), (run.cycles, estimate)
+    estimate = FracBNNAccelerator(FracBNN.default()).estimate_cycles()
+    # The analytical model is exact, weight waits included (docs/architecture.md §6), for
+    # each image's latency and for the interval between back-to-back images.
+    assert (run.cycles == estimate.total).all(), (run.cycles, estimate.total)
+    assert run.done_cycle[0] == estimate.total, run.done_cycle
+    assert (np.diff(run.done_cycle) == estimate.interval).all(), (run.done_cycle,
+                                                                  estimate.interval)
 
 
 def test_every_layer_output_matches_the_golden_trace(public_vectors):

@@ -59,12 +59,15 @@ def test_decoder_section():
 
 
 def test_accelerator_section_shows_the_simulation_speed():
-    acc = {"cycles_per_image": 20411, "cycles_estimate": 20411, "estimate_error": 0.0,
-           "images_per_s_at_250mhz": 12248.3, "bmac_lanes": 4608, "layers": [],
+    acc = {"cycles_per_image": 20412, "cycles_estimate": 20412, "estimate_error": 0.0,
+           "latency_cycles_per_image": 20411, "latency_estimate": 20411,
+           "images_per_s_at_250mhz": 12247.7, "bmac_lanes": 4608, "layers": [],
            "phases": {"load": 1025, "stem": 1046, "head": 84},
            "accelerator_build_s": 61.4, "accelerator_sim_cycles_per_s": 81234,
            "load_average": {"before": 0.12, "after": 1.9}, "cpu_count": 2}
     text = bench.render({"configuration": {}, "accelerator": acc})
+    assert "latency, from its first pixel transfer to its logits (the `cycles` port), is " \
+           "20,411 cycles" in text
     section = text[text.index("### Simulation of the whole accelerator"):]
     assert "in **61 s**" in section and "**81,234 cycles/s**" in section
     assert "2 cores with a load average of 0.12 before and 1.9 after" in section

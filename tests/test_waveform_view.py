@@ -122,6 +122,7 @@ def test_accelerator_view(net):
     assert layers[0] == "stem" and layers[18] == "layer3_2.conv2"
     assert traces["writeback.layer"].names == traces["layer"].names
     assert traces["cycles"].radix == "dec" and traces["results.cycles"].radix == "dec"
+    assert traces["results.done_cycle"].radix == "dec"
     assert [traces[f"results.logits.logits[{k}]"].radix for k in range(10)] == ["signed"] * 10
     assert [traces[f"writeback.fm[{k}]"].radix for k in range(16)] == ["signed"] * 16
     # writeback is an always-ready stream: its valid and its payload's fields, no ready.
