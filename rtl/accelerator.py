@@ -46,7 +46,8 @@ def _lookup(values, index):
 
 
 class Phase(enum.Enum, shape=3):
-    """The sequencer's phase (the ``phase`` observation port)."""
+    """The sequencer's phase (the ``phase`` observation port); LOAD: waiting for an image's
+    pixels (loading itself runs beside the sequencer)."""
     LOAD = 0
     STEM = 1
     LAYER = 2
@@ -57,7 +58,8 @@ class Phase(enum.Enum, shape=3):
 class FracBNNAccelerator(wiring.Component):
     """FracBNN CIFAR-10 inference, layer by layer on one conv engine, bit-exact.
 
-    An image goes through the phases LOAD (pixels to thermometer counts, one per cycle), STEM
+    An image goes through LOAD (pixels to thermometer counts, one per cycle, into one of two
+    count buffers: the next image loads while the one before it is in its layers), STEM
     (the prefix-sum thermometer conv and its BN, one output pixel per cycle), the 18 PG layers
     (:mod:`rtl.schedule`: one beat per cycle on the conv engine, MSB and LSB planes together)
     and HEAD. Feature maps stay on chip: 2-bit activations in :class:`rtl.window.WindowMemory`
@@ -83,12 +85,13 @@ class FracBNNAccelerator(wiring.Component):
     logits : Out(stream.Signature(StructLayout({"logits": ArrayLayout(FM_SHAPE, 10)})))
         The 10 logits (FM codes, value = code / 128), one transfer per image.
     cycles : Out(32)
-        Cycles from an image's first pixel transfer to its logits becoming valid (updated when
-        they do).
+        Cycles from an image's first pixel transfer to its logits becoming valid (counting
+        while the image is in the stem, layers and head; it includes any wait behind the image
+        before it).
     images : Out(32)
         Images finished.
     busy : Out(1)
-        An image is in flight.
+        An image is in flight (being loaded, loaded, or computed).
     error : Out(1)
         The weight cache found an invalid code (sticky until reset; a corrupt memory image only).
     phase : Out(Phase)
@@ -105,15 +108,17 @@ class FracBNNAccelerator(wiring.Component):
 
     Protocol
     --------
-    ``pixels`` and ``logits`` are streams with back-pressure; ``writeback`` is always ready (an
-    observer cannot stall the engine). Inside a phase nothing stalls: each phase is a
-    fixed-latency pipeline, and the next phase starts when it has drained; a layer whose
-    weights are not decoded yet waits.
+    ``pixels`` and ``logits`` are streams with back-pressure; ``pixels`` are taken whenever a
+    count buffer is free, so an image's pixels may be sent while the one before it is still
+    being computed. ``writeback`` is always ready (an observer cannot stall the engine).
+    Inside a phase nothing stalls: each phase is a fixed-latency pipeline, and the next phase
+    starts when it has drained; a layer whose weights are not decoded yet waits.
 
     Latency
     -------
-    An image's ``cycles`` are those of :meth:`estimate_cycles` (the analytical model, equal to
-    the simulation); the pipeline points are :attr:`latencies`
+    An image that finds the accelerator idle takes ``estimate_cycles().total`` cycles, and
+    back-to-back images follow each other by ``estimate_cycles().interval`` (the analytical
+    model, equal to the simulation); the pipeline points are :attr:`latencies`
     (:func:`rtl.builder.pipeline_latencies`).
     """
 
@@ -158,7 +163,11 @@ class FracBNNAccelerator(wiring.Component):
         last_layer_index = len(plans) - 1
 
         # ---- storage ------------------------------------------------------------------------
-        m.submodules.counts = counts = units.count_memory()
+        # Two count buffers: LOAD fills one while the stem reads the other, so an image's
+        # pixels are taken while the image before it is in its layers.
+        count_buffers = units.instances("count_memory")
+        for index in range(2):
+            m.submodules[f"counts{index}"] = count_buffers[index]
         q_buffers = units.instances("activation_buffer")
         fm_buffers = units.instances("feature_map_buffer")
         for index in range(2):
@@ -220,25 +229,67 @@ class FracBNNAccelerator(wiring.Component):
         issue_stem, issue_layer = Signal(), Signal()
         clear_scan = [i.eq(0), j.eq(0), og.eq(0), cb.eq(0), *_clear(i3, j3, y3, x3)]
 
-        # ---- LOAD: pixels -> thermometer counts -----------------------------------------------
+        # ---- LOAD: pixels -> thermometer counts, independent of the sequencer ----------------
+        # Pixels go to count buffer ``load_buffer`` whenever it is free; a buffer is ``full``
+        # from its image's last count until the stem has read it. ``now`` stamps each image's
+        # first pixel transfer (``started``) for its ``cycles``.
+        load_buffer, stem_buffer = Signal(), Signal()
+        full = [Signal(name=f"full{index}") for index in range(2)]
         loaded = Signal(range(PIXELS + 1))
         load_y, load_x = Signal(range(IMAGE_SIZE)), Signal(range(IMAGE_SIZE))
         load_y3, load_x3 = Signal(coordinate), Signal(coordinate)
+        now = Signal.like(self.cycles)
+        started = Array(Signal.like(self.cycles, name=f"started{index}") for index in range(2))
+        m.d.sync += now.eq(now + 1)
+        accepting = (loaded < PIXELS) & ~Array(full)[load_buffer]
+        pixel_transfer = self.pixels.valid & self.pixels.ready
+        last_count = encoder.o.valid & (load_y == IMAGE_SIZE - 1) & (load_x == IMAGE_SIZE - 1)
         m.d.comb += [
-            counts.row_length.eq(-(-IMAGE_SIZE // 3)),
-            counts.write.en.eq(encoder.o.valid),
-            counts.write.y.eq(load_y3),
-            counts.write.x.eq(load_x3),
-            counts.write.data.eq(Cat(encoder.o.payload.count)),
+            encoder.i.valid.eq(self.pixels.valid & accepting),
+            self.pixels.ready.eq(encoder.i.ready & accepting),
+            encoder.i.payload.pixel.eq(self.pixels.payload.rgb),
         ]
+        with m.If(pixel_transfer):
+            m.d.sync += loaded.eq(loaded + 1)
+            with m.If(loaded == 0):
+                m.d.sync += started[load_buffer].eq(now)
+        with m.If(encoder.o.valid):
+            m.d.sync += [load_x.eq(load_x + 1), *_step(load_x3, 1)]
+            with m.If(load_x == IMAGE_SIZE - 1):
+                m.d.sync += [*_clear(load_x3), load_y.eq(load_y + 1), *_step(load_y3, 1)]
+        with m.If(last_count):
+            m.d.sync += [loaded.eq(0), load_y.eq(0), *_clear(load_y3),
+                         load_buffer.eq(~load_buffer)]
+        for index in range(2):
+            m.d.comb += [
+                count_buffers[index].row_length.eq(-(-IMAGE_SIZE // 3)),
+                count_buffers[index].write.en.eq(encoder.o.valid & (load_buffer == index)),
+                count_buffers[index].write.y.eq(load_y3),
+                count_buffers[index].write.x.eq(load_x3),
+                count_buffers[index].write.data.eq(Cat(encoder.o.payload.count)),
+            ]
+        release_counts = Signal()           # the stem has read the image in ``stem_buffer``
+        for index in range(2):
+            with m.If(last_count & (load_buffer == index)):
+                m.d.sync += full[index].eq(1)
+            with m.Elif(release_counts & (stem_buffer == index)):
+                m.d.sync += full[index].eq(0)
+        # The stem may start on the image in ``stem_buffer``: complete, or completing now.
+        image_ready = Array(full)[stem_buffer] | (last_count & (load_buffer == stem_buffer))
 
         # ---- STEM: count windows -> thermometer conv -> BN -------------------------------------
         stem_inside = delay_line(m, _taps_inside(i, j, IMAGE_SIZE), window_latency, "stem_inside")
         stem_valid = delay_line(m, issue_stem, window_latency, "stem_valid")
+        for index in range(2):
+            m.d.comb += [
+                count_buffers[index].read.en.eq(1),
+                count_buffers[index].read.y.eq(i3),
+                count_buffers[index].read.x.eq(j3),
+            ]
+        # The stem's buffer stays the same until its drain has ended, long after the window.
+        counts = Mux(stem_buffer, count_buffers[1].read.data.as_value(),
+                     count_buffers[0].read.data.as_value())
         m.d.comb += [
-            counts.read.en.eq(1),
-            counts.read.y.eq(i3),
-            counts.read.x.eq(j3),
             stem_conv.i.valid.eq(stem_valid[-1]),
             stem_conv.i.payload.valid.eq(stem_inside[-1]),
             stem_bn.i.valid.eq(stem_conv.o.valid),
@@ -247,8 +298,9 @@ class FracBNNAccelerator(wiring.Component):
         for tap in range(TAPS):
             for colour in range(COLOURS):
                 width = COUNT_SHAPE.width
+                start = (tap * COLOURS + colour) * width
                 m.d.comb += stem_conv.i.payload.count[tap][colour].eq(
-                    counts.read.data[tap][colour * width:(colour + 1) * width])
+                    counts[start:start + width])
 
         # ---- PG layers: windows and weights -> XNOR-popcount arrays -> gate -> merge ------------
         centre_y, centre_x = Mux(stride2, i << 1, i), Mux(stride2, j << 1, j)
@@ -383,33 +435,21 @@ class FracBNNAccelerator(wiring.Component):
 
         # ---- the phase sequencer --------------------------------------------------------------
         wait = Signal(range(drain + 1))
-        counting = Signal()
-        with m.If(counting & ~self.logits.valid):
-            m.d.sync += self.cycles.eq(self.cycles + 1)
-        with m.If(self.logits.valid):
-            m.d.sync += counting.eq(0)
-        m.d.comb += self.busy.eq(counting | self.logits.valid)
+        # The image in the stem, the layers or the head, and its first pixel's ``now``.
+        computing = Signal()
+        image_started = Signal.like(self.cycles)
+        with m.If(computing & ~self.logits.valid):
+            m.d.sync += self.cycles.eq(now + 1 - image_started)
+        loading = (loaded != 0) | full[0] | full[1]
+        m.d.comb += self.busy.eq(computing | self.logits.valid | loading)
+        start_stem = [*clear_scan, stem_phase.eq(1), layer.eq(0), computing.eq(1),
+                      image_started.eq(started[stem_buffer])]
 
         with m.FSM(name="phase") as fsm:
-            with m.State("LOAD"):
-                accepting = loaded < PIXELS
-                m.d.comb += [
-                    encoder.i.valid.eq(self.pixels.valid & accepting),
-                    self.pixels.ready.eq(encoder.i.ready & accepting),
-                    encoder.i.payload.pixel.eq(self.pixels.payload.rgb),
-                ]
-                with m.If(self.pixels.valid & self.pixels.ready & (loaded == 0)):
-                    m.d.sync += [counting.eq(1), self.cycles.eq(1)]
-                with m.If(self.pixels.valid & self.pixels.ready):
-                    m.d.sync += loaded.eq(loaded + 1)
-                with m.If(encoder.o.valid):
-                    m.d.sync += [load_x.eq(load_x + 1), *_step(load_x3, 1)]
-                    with m.If(load_x == IMAGE_SIZE - 1):
-                        m.d.sync += [*_clear(load_x3), load_y.eq(load_y + 1), *_step(load_y3, 1)]
-                        with m.If(load_y == IMAGE_SIZE - 1):
-                            m.d.sync += [loaded.eq(0), load_y.eq(0), *_clear(load_y3),
-                                         *clear_scan, stem_phase.eq(1), layer.eq(0)]
-                            m.next = "STEM"
+            with m.State("LOAD"):                     # waiting for an image's pixels
+                with m.If(image_ready):
+                    m.d.sync += start_stem
+                    m.next = "STEM"
             with m.State("STEM"):
                 m.d.comb += issue_stem.eq(1)
                 m.d.sync += [j.eq(j + 1), *_step(j3, 1)]
@@ -441,7 +481,9 @@ class FracBNNAccelerator(wiring.Component):
                     # The next layer also waits for the weight cache to have decoded it.
                     with m.If(stem_phase):
                         with m.If(weights.filled[0]):
-                            m.d.sync += stem_phase.eq(0)
+                            # The stem has read its count buffer: LOAD may fill it again.
+                            m.d.sync += [stem_phase.eq(0), stem_buffer.eq(~stem_buffer)]
+                            m.d.comb += release_counts.eq(1)
                             m.next = "LAYER"
                     with m.Elif(layer == last_layer_index):
                         m.next = "HEAD"
@@ -450,8 +492,14 @@ class FracBNNAccelerator(wiring.Component):
                         m.next = "LAYER"
             with m.State("HEAD"):
                 with m.If(self.logits.valid & self.logits.ready):
-                    m.d.sync += [self.images.eq(self.images + 1), stem_phase.eq(1)]
-                    m.next = "LOAD"
+                    m.d.sync += self.images.eq(self.images + 1)
+                    # The next image's stem starts at once if its pixels are in.
+                    with m.If(image_ready):
+                        m.d.sync += start_stem
+                        m.next = "STEM"
+                    with m.Else():
+                        m.d.sync += [computing.eq(0), stem_phase.eq(1)]
+                        m.next = "LOAD"
         for phase in Phase:
             with m.If(fsm.ongoing(phase.name)):
                 m.d.comb += self.phase.eq(phase)

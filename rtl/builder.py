@@ -73,8 +73,9 @@ UNITS = {
     # (inside the cache, not a unit of the accelerator's own) depends on pe (the blocks) and N.
     "weight_cache": UnitSpec(1, ("pe", "simd_channels", "decoder_symbols_per_cycle")),
     "huffman_decoder": UnitSpec(0, ("pe", "decoder_symbols_per_cycle")),
-    # The stem: the pixels' thermometer counts, the thermometer conv and its BN.
-    "count_memory": UnitSpec(1, ()),
+    # The stem: the pixels' thermometer counts (double-buffered: an image loads while the one
+    # before it is in its layers), the thermometer conv and its BN.
+    "count_memory": UnitSpec(BUFFERS, ()),
     "thermometer_encoder": UnitSpec(1, ()),
     "thermometer_conv": UnitSpec(1, ()),
     "input_batch_norm": UnitSpec(1, ()),

@@ -17,9 +17,10 @@ __all__ = ["CONFIG_KEYS", "HANDOVER_CYCLES", "IMAGE_SIZE", "PIXELS", "PLANES",
 
 # The bit planes of the 2-bit activations (MSB and LSB), computed side by side.
 PLANES = 2
-# Images run one after another: the sequencer hands the logits over in HEAD and takes the next
-# image's first pixel in the following cycle (LOAD), so on a stream of back-to-back images
-# their logits are this many cycles further apart than each image's latency.
+# On a stream of back-to-back images the next image's pixels are taken while the one before
+# is in its layers (the count memory is double-buffered), and the sequencer starts its stem in
+# the cycle after it hands the logits over: an image's LOAD is then off the interval, and this
+# cycle on it.
 HANDOVER_CYCLES = 1
 
 
@@ -101,9 +102,11 @@ class CycleEstimate:
     ``phases`` maps a phase name (``load``, ``stem``, each PG layer's name, ``head``) to its
     cycles; ``weight_waits`` maps a PG layer's name to the cycles the engine waited for its
     weights before starting it (the weight cache was still decoding them). Their sum ``total``
-    is an image's latency: the count from its first pixel transfer to its logits becoming
-    valid, which the accelerator's ``cycles`` port reports. ``interval`` is the steady-state
-    distance between two images' logits when images are streamed back to back.
+    is the latency of an image that finds the accelerator idle: the count from its first
+    pixel transfer to its logits becoming valid, which the accelerator's ``cycles`` port
+    reports. ``interval`` is the steady-state distance between two images' logits when images
+    are streamed back to back: each image's LOAD overlaps the image before it, so the interval
+    is the stem, the layers and the head (and the waits) plus :data:`HANDOVER_CYCLES`.
     """
     phases: dict
     weight_waits: dict
@@ -114,7 +117,7 @@ class CycleEstimate:
 
     @property
     def interval(self):
-        return self.total + HANDOVER_CYCLES
+        return self.total - self.phases["load"] + HANDOVER_CYCLES
 
 
 def estimate_cycles(plans, latencies, encoder_latency, head_latency, decode_cycles):
@@ -130,7 +133,7 @@ def estimate_cycles(plans, latencies, encoder_latency, head_latency, decode_cycl
     ``l - 2`` issued its last beat (which frees the buffer) or the cycle after layer ``l - 1``'s
     decoding finished, whichever is later; a layer that waits starts the cycle after its weights
     became visible. Layers 0 and 1 are decoded during the previous
-    image's last layers and this image's LOAD and stem; the model checks that they are.
+    image's last layers and this image's stem; the model checks that they are.
     """
     pause = latencies["drain"] + 1
     phases = {"load": PIXELS + encoder_latency, "stem": PIXELS + pause}
@@ -159,10 +162,10 @@ def estimate_cycles(plans, latencies, encoder_latency, head_latency, decode_cycl
         start = last[-1] + 1 + pause
     # Layers 0 and 1 of the next image: decoding starts once layers l - 2 (16 and 17) issued
     # their last beats; they must be in before the next image's layer 0 and layer 1 can start,
-    # which is at least the head, LOAD and the stem later.
+    # which is at least the head and the stem later (its LOAD overlapped this image).
     begin = max(last[-2] + 1, filled[-1] + 1)
     ready = max(begin + decode_cycles[0] + 1, last[-1] + 1) + decode_cycles[1]
-    earliest = last[-1] + 1 + phases["head"] + phases["load"] + phases["stem"]
+    earliest = last[-1] + 1 + phases["head"] + HANDOVER_CYCLES + phases["stem"]
     if ready > earliest:
         raise ValueError("the first two layers' weights would not be decoded in time; "
                          "the cycle model does not cover this configuration")

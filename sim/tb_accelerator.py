@@ -294,13 +294,14 @@ async def back_pressure(dut):
 
 @cocotb.test()
 async def reset_in_the_middle_of_an_image(dut):
-    """Reset while an image is half loaded, and again while it is being computed; then a
-    complete image gives the right logits and cycle count restarts."""
+    """Reset while an image is half loaded, and again while one is being computed and the
+    next is loaded behind it; then a complete image gives the right logits and cycle count
+    restarts."""
     await start(dut)
     image = load_images()[0]
-    for cut in (500, None):
+    for cut, images in ((500, 1), (None, 2)):
         source = StreamSource(dut, "pixels", dut.clk).start()
-        for payload in image_payloads(image):
+        for payload in image_payloads(image) * images:
             source.send(payload)
         if cut is None:
             await ClockCycles(dut.clk, 1024 + 3000)       # loaded, deep inside the layers
