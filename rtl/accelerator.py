@@ -40,9 +40,40 @@ def _taps_inside(y, x, size):
     return Cat(rows[ky] & cols[kx] for ky in range(3) for kx in range(3))
 
 
-def _lookup(values, index):
-    """A constant table indexed by a signal."""
-    return constant_table(values)[index]
+class _PhaseConstants:
+    """The sequencer's per-phase constants: :attr:`rows` ``[0]`` for the stem, ``[l + 1]`` for
+    PG layer ``l``, and a last row that repeats the last layer's (what ``upcoming`` holds in the
+    last layer), each a dict of :attr:`layout`'s fields. The map sizes give each buffer's row
+    length (``ceil(size / 3)``, :class:`rtl.window.WindowMemory`) and half width
+    (:class:`rtl.fm_memory.FeatureMapMemory`): the stem writes a 32x32 map into buffer 0,
+    layer ``l`` reads buffer ``l % 2`` and writes the other."""
+
+    def __init__(self, plans):
+        def row(plan, sizes):
+            return {"in_size": plan.in_size, "out_size": plan.out_size,
+                    "stride2": plan.stride == 2, "groups_in": plan.groups_in,
+                    "groups_out": plan.groups_out, "param_base": plan.param_row,
+                    "row_length": [-(-size // 3) for size in sizes],
+                    "half_width": [size // 2 for size in sizes]}
+
+        self.rows = [row(plans[0], (IMAGE_SIZE, IMAGE_SIZE))]
+        for plan in plans:
+            self.rows.append(row(plan, [plan.in_size if plan.index % 2 == buffer
+                                        else plan.out_size for buffer in range(2)]))
+        self.rows.append(self.rows[-1])
+
+        def field(key):
+            return range(max(int(r[key]) for r in self.rows) + 1)
+
+        self.layout = data.StructLayout({
+            **{key: field(key) for key in ("in_size", "out_size", "stride2", "groups_in",
+                                           "groups_out", "param_base")},
+            "row_length": data.ArrayLayout(range(-(-IMAGE_SIZE // 3) + 1), 2),
+            "half_width": data.ArrayLayout(range(IMAGE_SIZE // 2 + 1), 2),
+        })
+
+    def const(self, row):
+        return self.layout.const(row)
 
 
 class Phase(enum.Enum, shape=3):
@@ -202,22 +233,26 @@ class FracBNNAccelerator(wiring.Component):
         residual_read_at = merge_at - fm_latency - shortcut.latency
 
         # ---- per-layer constants ------------------------------------------------------------
+        # Registers, not lookups of ``layer``: the lookups would lie on the paths into the
+        # memories' addresses and the scan's compares. ``upcoming`` holds the next phase's
+        # (looked up while ``layer`` and ``stem_phase`` stand still) and becomes ``current``
+        # in the cycle the sequencer moves on.
         layer = Signal(range(len(plans)))
-        in_size = _lookup([p.in_size for p in plans], layer)
-        out_size = _lookup([p.out_size for p in plans], layer)
-        stride2 = _lookup([p.stride == 2 for p in plans], layer)
-        groups_in = _lookup([p.groups_in for p in plans], layer)
-        groups_out = _lookup([p.groups_out for p in plans], layer)
-        param_base = _lookup([p.param_row for p in plans], layer)
         stem_phase = Signal(init=1)       # the stem writes buffer 0; layer l writes (l + 1) % 2
         read_buffer = layer[0]
         write_buffer = Mux(stem_phase, 0, ~layer[0])
-        thirds = [-(-s // 3) for s in range(IMAGE_SIZE + 1)]          # ceil(size / 3)
+        rows = _PhaseConstants(plans)
+        constants_table = constant_table([rows.const(row).as_bits() for row in rows.rows])
+        current, upcoming = Signal(rows.layout, init=rows.rows[0]), Signal(rows.layout)
+        # The row after the stem's is layer 0's (the stem's ``layer`` is 0 too).
+        m.d.sync += upcoming.eq(constants_table[Mux(stem_phase, 1, layer + 2)])
+        in_size, out_size, stride2 = current.in_size, current.out_size, current.stride2
+        groups_in, groups_out, param_base = current.groups_in, current.groups_out, \
+            current.param_base
         for index in range(2):
-            size = Mux(stem_phase, IMAGE_SIZE, Mux(read_buffer == index, in_size, out_size))
             m.d.comb += [
-                q_buffers[index].row_length.eq(_lookup(thirds, size)),
-                fm_buffers[index].half_width.eq(size >> 1),
+                q_buffers[index].row_length.eq(current.row_length[index]),
+                fm_buffers[index].half_width.eq(current.half_width[index]),
             ]
 
         # ---- scan counters ------------------------------------------------------------------
@@ -443,7 +478,7 @@ class FracBNNAccelerator(wiring.Component):
         loading = (loaded != 0) | full[0] | full[1]
         m.d.comb += self.busy.eq(computing | self.logits.valid | loading)
         start_stem = [*clear_scan, stem_phase.eq(1), layer.eq(0), computing.eq(1),
-                      image_started.eq(started[stem_buffer])]
+                      image_started.eq(started[stem_buffer]), current.eq(rows.const(rows.rows[0]))]
 
         with m.FSM(name="phase") as fsm:
             with m.State("LOAD"):                     # waiting for an image's pixels
@@ -482,13 +517,14 @@ class FracBNNAccelerator(wiring.Component):
                     with m.If(stem_phase):
                         with m.If(weights.filled[0]):
                             # The stem has read its count buffer: LOAD may fill it again.
-                            m.d.sync += [stem_phase.eq(0), stem_buffer.eq(~stem_buffer)]
+                            m.d.sync += [stem_phase.eq(0), stem_buffer.eq(~stem_buffer),
+                                         current.eq(upcoming)]
                             m.d.comb += release_counts.eq(1)
                             m.next = "LAYER"
                     with m.Elif(layer == last_layer_index):
                         m.next = "HEAD"
                     with m.Elif(weights.filled.bit_select(~layer[0], 1)):
-                        m.d.sync += layer.eq(layer + 1)
+                        m.d.sync += [layer.eq(layer + 1), current.eq(upcoming)]
                         m.next = "LAYER"
             with m.State("HEAD"):
                 with m.If(self.logits.valid & self.logits.ready):

@@ -41,17 +41,21 @@ class FeatureMapMemory(wiring.Component):
     Write: when ``write.en`` is high, ``write.data`` goes to pixel ``(write.y, write.x)``,
     group ``write.group``.
 
-    Read: a one-stage pipeline that moves on cycles with ``read.en`` high. ``read.block_y``,
+    Read: a three-stage pipeline that moves on cycles with ``read.en`` high. ``read.block_y``,
     ``read.block_x`` name the block (pixel coordinates halved) and ``read.group`` the group;
-    ``read.data[k]`` then holds pixel ``(2 * block_y + k // 2, 2 * block_x + k % 2)``. A write
-    and a read of the same word in one cycle return the old word.
+    ``read.data[k]`` then holds pixel ``(2 * block_y + k // 2, 2 * block_x + k % 2)``. Writes
+    and reads reach the banks one cycle after they are presented, so a write and a read of the
+    same word presented in one cycle return the old word, and a read presented after a write
+    returns the new one.
 
     Latency
     -------
-    :attr:`latency` = 1: the block is on ``read.data`` one enabled cycle after its read.
+    :attr:`latency` = 3: the block is on ``read.data`` three enabled cycles after its read (the
+    banks' addresses are registered, a multiply-add being a path of its own; the banks are
+    read; their words are registered, so that no logic follows a block RAM's output).
     """
 
-    latency = 1
+    latency = 3
 
     class ReadPort(wiring.PureInterface):
         """A read port of a :class:`FeatureMapMemory`, as its :class:`Signature` makes it."""
@@ -157,15 +161,16 @@ class FeatureMapMemory(wiring.Component):
             mem = memory.Memory(shape=self.width, depth=self.depth, init=[])
             m.submodules[f"bank{bank}"] = mem
             write_port = mem.write_port()
-            m.d.comb += [
+            m.d.sync += [
                 write_port.addr.eq(self._address(write.group, write.y >> 1, write.x >> 1)),
                 write_port.data.eq(write.data),
                 write_port.en.eq(write.en & (write.y[0] == bank // 2) & (write.x[0] == bank % 2)),
             ]
             read_port = mem.read_port(transparent_for=())
-            m.d.comb += [
-                read_port.en.eq(read.en),
-                read_port.addr.eq(self._address(read.group, read.block_y, read.block_x)),
-                read.data[bank].eq(read_port.data),
-            ]
+            m.d.comb += read_port.en.eq(read.en)
+            with m.If(read.en):
+                m.d.sync += [
+                    read_port.addr.eq(self._address(read.group, read.block_y, read.block_x)),
+                    read.data[bank].eq(read_port.data),
+                ]
         return m

@@ -50,18 +50,22 @@ class WindowMemory(wiring.Component):
     Write: when ``write.en`` is high, ``write.data`` goes to pixel ``(write.y, write.x)``,
     group ``write.group``.
 
-    Read: a two-stage pipeline that moves on cycles with ``read.en`` high (a lock-step
+    Read: a three-stage pipeline that moves on cycles with ``read.en`` high (a lock-step
     pipeline's advance). ``read.y``, ``read.x`` name the window's centre and ``read.group`` the
     channel group; ``read.data[t]`` then holds the word of tap ``t = ky * 3 + kx`` (pixel
     ``(y + ky - 1, x + kx - 1)``). Taps outside the map hold unspecified data: the consumer masks
-    them. A write and a read of the same word in one cycle return the old word.
+    them. Writes and reads reach the banks one cycle after they are presented, so a write and a
+    read of the same word presented in one cycle return the old word, and a read presented
+    after a write returns the new one.
 
     Latency
     -------
-    :attr:`latency` = 2: the window is on ``read.data`` two enabled cycles after its read.
+    :attr:`latency` = 3: the window is on ``read.data`` three enabled cycles after its read
+    (the banks' addresses are registered, a multiply-add being a path of its own; the banks are
+    read; the taps are picked from the banks and registered).
     """
 
-    latency = 2
+    latency = 3
 
     class ReadPort(wiring.PureInterface):
         """A read port of a :class:`WindowMemory`, as its :class:`Signature` makes it."""
@@ -170,7 +174,7 @@ class WindowMemory(wiring.Component):
             mem = memory.Memory(shape=unsigned(self.width), depth=self.depth, init=[])
             m.submodules[f"bank{bank}"] = mem
             write_port = mem.write_port()
-            m.d.comb += [
+            m.d.sync += [
                 write_port.addr.eq(self._address(write.group, write.y.quotient,
                                                  write.x.quotient)),
                 write_port.data.eq(write.data),
@@ -178,19 +182,21 @@ class WindowMemory(wiring.Component):
                                  & (write.x.remainder == bank_x)),
             ]
             read_port = mem.read_port(transparent_for=())
-            m.d.comb += [
-                read_port.en.eq(read.en),
-                read_port.addr.eq(self._address(
+            m.d.comb += read_port.en.eq(read.en)
+            with m.If(read.en):
+                m.d.sync += read_port.addr.eq(self._address(
                     read.group,
                     self._window_quotient(read.y, bank_y),
-                    self._window_quotient(read.x, bank_x))),
-            ]
+                    self._window_quotient(read.x, bank_x)))
             bank_data.append(read_port.data)
 
-        # The bank of tap (ky, kx) depends on the centre's remainders; they travel with the read.
-        remainders = Signal(data.StructLayout({"y": range(3), "x": range(3)}))
+        # The bank of tap (ky, kx) depends on the centre's remainders; they travel with the read
+        # (past the address register and the banks).
+        remainders_layout = data.StructLayout({"y": range(3), "x": range(3)})
+        addressed, remainders = Signal(remainders_layout), Signal(remainders_layout)
         with m.If(read.en):
-            m.d.sync += [remainders.y.eq(read.y.remainder), remainders.x.eq(read.x.remainder)]
+            m.d.sync += [addressed.y.eq(read.y.remainder), addressed.x.eq(read.x.remainder),
+                         remainders.eq(addressed)]
         banks = Array(bank_data)
         with m.If(read.en):
             for tap in range(TAPS):

@@ -141,3 +141,47 @@ def test_constant_stream_members_are_no_ports_and_no_traces():
     assert [trace.alias for trace in traces] == [
         "clk", "rst", "events.valid", "events.code", "events.tag", "level.ready",
         "level.payload"]
+
+
+def _window_pixel(y, x):
+    return {"y": _divmod3(y), "x": _divmod3(x)}
+
+
+def _block_pixel(y, x):
+    return {"y": y, "x": x}
+
+
+@pytest.mark.parametrize("memory, pixel, read_at", [
+    (lambda: WindowMemory(8, [(6, 1)]), _window_pixel, _window_pixel(1, 1)),
+    (lambda: FeatureMapMemory(8, [(4, 1)]), _block_pixel, {"block_y": 0, "block_x": 0}),
+])
+def test_a_read_presented_with_a_write_returns_the_old_word_and_after_it_the_new(
+        memory, pixel, read_at):
+    """The banks' writes and reads are registered alike: what a read returns depends only on
+    the order in which the two were presented."""
+    dut = memory()
+    length = "row_length" if isinstance(dut, WindowMemory) else "half_width"
+
+    async def bench(ctx):
+        ctx.set(getattr(dut, length), 2)
+        ctx.set(dut.read.en, 1)
+        for key, value in read_at.items():
+            ctx.set(getattr(dut.read, key), value)
+        observed = []
+        for value in (7, 9):
+            # Pixel (0, 0): the window at (1, 1) holds it as tap 0, the block at (0, 0) as word 0.
+            ctx.set(dut.write.en, 1)
+            for key, coordinate in pixel(0, 0).items():
+                ctx.set(getattr(dut.write, key), coordinate)
+            ctx.set(dut.write.data, value)
+            await ctx.tick()
+            ctx.set(dut.write.en, 0)
+            for _ in range(dut.latency - 1):
+                await ctx.tick()
+            # The read presented with the write, and the one presented in the cycle after.
+            observed.append(ctx.get(dut.read.data[0]))
+            await ctx.tick()
+            observed.append(ctx.get(dut.read.data[0]))
+        assert observed == [0, 7, 7, 9], observed
+
+    _simulate(dut, bench)
