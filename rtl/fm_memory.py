@@ -4,8 +4,10 @@ from amaranth.hdl import Module
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from .address import ADDRESS_LATENCY, map_address
 from .interfaces import PortSignature
 from .params import check_maps, check_positive_int
+from .pipeline import delay_line
 
 __all__ = ["FeatureMapMemory"]
 
@@ -41,21 +43,22 @@ class FeatureMapMemory(wiring.Component):
     Write: when ``write.en`` is high, ``write.data`` goes to pixel ``(write.y, write.x)``,
     group ``write.group``.
 
-    Read: a three-stage pipeline that moves on cycles with ``read.en`` high. ``read.block_y``,
+    Read: a four-stage pipeline that moves on cycles with ``read.en`` high. ``read.block_y``,
     ``read.block_x`` name the block (pixel coordinates halved) and ``read.group`` the group;
     ``read.data[k]`` then holds pixel ``(2 * block_y + k // 2, 2 * block_x + k % 2)``. Writes
-    and reads reach the banks one cycle after they are presented, so a write and a read of the
-    same word presented in one cycle return the old word, and a read presented after a write
-    returns the new one.
+    and reads reach the banks :data:`rtl.address.ADDRESS_LATENCY` cycles after they are
+    presented, so a write and a read of the same word presented in one cycle return the old
+    word, and a read presented after a write returns the new one.
 
     Latency
     -------
-    :attr:`latency` = 3: the block is on ``read.data`` three enabled cycles after its read (the
-    banks' addresses are registered, a multiply-add being a path of its own; the banks are
-    read; their words are registered, so that no logic follows a block RAM's output).
+    :attr:`latency` = 4: the block is on ``read.data`` four enabled cycles after its read (the
+    banks' addresses are computed in :data:`rtl.address.ADDRESS_LATENCY` = 2 register stages,
+    :func:`rtl.address.map_address`; the banks are read; their words are registered, so that
+    no logic follows a block RAM's output).
     """
 
-    latency = 3
+    latency = ADDRESS_LATENCY + 2
 
     class ReadPort(wiring.PureInterface):
         """A read port of a :class:`FeatureMapMemory`, as its :class:`Signature` makes it."""
@@ -151,26 +154,29 @@ class FeatureMapMemory(wiring.Component):
             "read": Out(self.ReadPort.Signature(size=size, groups=groups, width=width)),
         })
 
-    def _address(self, group, block_y, block_x):
-        return (group * self.half_width + block_y) * self.half_width + block_x
-
     def elaborate(self, platform):
         m = Module()
         write, read = self.write, self.read
+        # Writes wait for their address, as reads do; every bank reads the same block address.
+        write_address = map_address(m, 1, write.group, write.y >> 1, write.x >> 1,
+                                    self.half_width, "write_address")
+        write_data = delay_line(m, write.data, ADDRESS_LATENCY, "write_data")[-1]
+        read_address = map_address(m, read.en, read.group, read.block_y, read.block_x,
+                                   self.half_width, "read_address")
         for bank in range(4):
             mem = memory.Memory(shape=self.width, depth=self.depth, init=[])
             m.submodules[f"bank{bank}"] = mem
             write_port = mem.write_port()
-            m.d.sync += [
-                write_port.addr.eq(self._address(write.group, write.y >> 1, write.x >> 1)),
-                write_port.data.eq(write.data),
-                write_port.en.eq(write.en & (write.y[0] == bank // 2) & (write.x[0] == bank % 2)),
+            write_en = delay_line(m, write.en & (write.y[0] == bank // 2)
+                                  & (write.x[0] == bank % 2), ADDRESS_LATENCY,
+                                  f"write_en{bank}")[-1]
+            m.d.comb += [
+                write_port.addr.eq(write_address),
+                write_port.data.eq(write_data),
+                write_port.en.eq(write_en),
             ]
             read_port = mem.read_port(transparent_for=())
-            m.d.comb += read_port.en.eq(read.en)
+            m.d.comb += [read_port.en.eq(read.en), read_port.addr.eq(read_address)]
             with m.If(read.en):
-                m.d.sync += [
-                    read_port.addr.eq(self._address(read.group, read.block_y, read.block_x)),
-                    read.data[bank].eq(read_port.data),
-                ]
+                m.d.sync += read.data[bank].eq(read_port.data)
         return m

@@ -6,8 +6,10 @@ from amaranth.lib.wiring import In, Out
 
 from fracbnn_golden.conv import TAPS
 
+from .address import ADDRESS_LATENCY, map_address
 from .interfaces import PortSignature
 from .params import check_maps, check_positive_int
+from .pipeline import delay_line
 
 __all__ = ["WindowMemory", "divmod3_layout"]
 
@@ -54,18 +56,19 @@ class WindowMemory(wiring.Component):
     pipeline's advance). ``read.y``, ``read.x`` name the window's centre and ``read.group`` the
     channel group; ``read.data[t]`` then holds the word of tap ``t = ky * 3 + kx`` (pixel
     ``(y + ky - 1, x + kx - 1)``). Taps outside the map hold unspecified data: the consumer masks
-    them. Writes and reads reach the banks one cycle after they are presented, so a write and a
-    read of the same word presented in one cycle return the old word, and a read presented
-    after a write returns the new one.
+    them. Writes and reads reach the banks :data:`rtl.address.ADDRESS_LATENCY` cycles after
+    they are presented, so a write and a read of the same word presented in one cycle return
+    the old word, and a read presented after a write returns the new one.
 
     Latency
     -------
-    :attr:`latency` = 3: the window is on ``read.data`` three enabled cycles after its read
-    (the banks' addresses are registered, a multiply-add being a path of its own; the banks are
-    read; the taps are picked from the banks and registered).
+    :attr:`latency` = 4: the window is on ``read.data`` four enabled cycles after its read
+    (the banks' addresses are computed in :data:`rtl.address.ADDRESS_LATENCY` = 2 register
+    stages, :func:`rtl.address.map_address`; the banks are read; the taps are picked from the
+    banks and registered).
     """
 
-    latency = 3
+    latency = ADDRESS_LATENCY + 2
 
     class ReadPort(wiring.PureInterface):
         """A read port of a :class:`WindowMemory`, as its :class:`Signature` makes it."""
@@ -162,41 +165,47 @@ class WindowMemory(wiring.Component):
             "read": Out(self.ReadPort.Signature(size=size, groups=groups, width=width)),
         })
 
-    def _address(self, group, y_quotient, x_quotient):
-        return (group * self.row_length + y_quotient) * self.row_length + x_quotient
-
     def elaborate(self, platform):
         m = Module()
         write, read = self.write, self.read
+        # A write goes to the bank of its pixel, with the address of its quotients; it waits for
+        # the address, as reads do.
+        write_address = map_address(m, 1, write.group, write.y.quotient, write.x.quotient,
+                                    self.row_length, "write_address")
+        write_data = delay_line(m, write.data, ADDRESS_LATENCY, "write_data")[-1]
         bank_data = []
         for bank in range(TAPS):
             bank_y, bank_x = divmod(bank, 3)
             mem = memory.Memory(shape=unsigned(self.width), depth=self.depth, init=[])
             m.submodules[f"bank{bank}"] = mem
             write_port = mem.write_port()
-            m.d.sync += [
-                write_port.addr.eq(self._address(write.group, write.y.quotient,
-                                                 write.x.quotient)),
-                write_port.data.eq(write.data),
-                write_port.en.eq(write.en & (write.y.remainder == bank_y)
-                                 & (write.x.remainder == bank_x)),
+            write_en = delay_line(m, write.en & (write.y.remainder == bank_y)
+                                  & (write.x.remainder == bank_x), ADDRESS_LATENCY,
+                                  f"write_en{bank}")[-1]
+            m.d.comb += [
+                write_port.addr.eq(write_address),
+                write_port.data.eq(write_data),
+                write_port.en.eq(write_en),
             ]
             read_port = mem.read_port(transparent_for=())
-            m.d.comb += read_port.en.eq(read.en)
-            with m.If(read.en):
-                m.d.sync += read_port.addr.eq(self._address(
-                    read.group,
-                    self._window_quotient(read.y, bank_y),
-                    self._window_quotient(read.x, bank_x)))
+            m.d.comb += [
+                read_port.en.eq(read.en),
+                read_port.addr.eq(map_address(
+                    m, read.en, read.group, self._window_quotient(read.y, bank_y),
+                    self._window_quotient(read.x, bank_x), self.row_length,
+                    f"read_address{bank}")),
+            ]
             bank_data.append(read_port.data)
 
         # The bank of tap (ky, kx) depends on the centre's remainders; they travel with the read
-        # (past the address register and the banks).
-        remainders_layout = data.StructLayout({"y": range(3), "x": range(3)})
-        addressed, remainders = Signal(remainders_layout), Signal(remainders_layout)
-        with m.If(read.en):
-            m.d.sync += [addressed.y.eq(read.y.remainder), addressed.x.eq(read.x.remainder),
-                         remainders.eq(addressed)]
+        # (past the address stages and the banks).
+        remainders = Signal(data.StructLayout({"y": range(3), "x": range(3)}))
+        m.d.comb += [remainders.y.eq(read.y.remainder), remainders.x.eq(read.x.remainder)]
+        for stage in range(ADDRESS_LATENCY + 1):
+            later = Signal.like(remainders, name=f"remainders{stage + 1}")
+            with m.If(read.en):
+                m.d.sync += later.eq(remainders)
+            remainders = later
         banks = Array(bank_data)
         with m.If(read.en):
             for tap in range(TAPS):
