@@ -16,7 +16,7 @@ __all__ = ["Head", "head_latency"]
 
 def head_latency(channels):
     """:attr:`Head.latency` of a head over ``channels`` channels, without building one."""
-    return channels + 2
+    return channels + 4
 
 
 class Head(wiring.Component):
@@ -55,8 +55,10 @@ class Head(wiring.Component):
 
     Latency
     -------
-    The logits are valid :attr:`latency` = ``channels + 2`` cycles (:func:`head_latency`) after
-    the last input transfer.
+    The logits are valid :attr:`latency` = ``channels + 4`` cycles (:func:`head_latency`) after
+    the last input transfer: one cycle per channel, then three for the last channel to be
+    pooled, multiplied and added (one pipeline stage each, after its accumulator's selection),
+    and one to offer the logits.
     """
 
     def __init__(self, weight, bias, lanes=16, positions=64):
@@ -91,6 +93,9 @@ class Head(wiring.Component):
         accumulators = [Signal(signed(POOL_BITS), name=f"acc{c}") for c in range(self.channels)]
         group = Signal(range(groups))
         transfers = Signal(range(self.positions * groups))
+        channel = Signal(range(self.channels + 3))
+        linear = Signal()
+        products, products_valid = self._pool_and_multiply(m, accumulators, channel, linear)
 
         # Accumulate: lane k of the current group adds into channel group * lanes + k.
         with m.FSM() as fsm:
@@ -108,7 +113,7 @@ class Head(wiring.Component):
                         m.d.sync += transfers.eq(0)
                         m.next = "LINEAR"
             with m.State("LINEAR"):
-                self._linear(m, accumulators)
+                self._add_products(m, channel, products, products_valid)
             with m.State("OUTPUT"):
                 with m.If(self.o.ready):
                     m.d.sync += [acc.eq(0) for acc in accumulators]
@@ -119,38 +124,54 @@ class Head(wiring.Component):
         m.d.comb += [
             self.i.ready.eq(fsm.ongoing("ACCUMULATE")),
             self.o.valid.eq(fsm.ongoing("OUTPUT")),
+            linear.eq(fsm.ongoing("LINEAR")),
         ]
         return m
 
-    def _linear(self, m, accumulators):
-        """One channel per cycle: pool it, then multiply-add it into every class's logit."""
+    def _pool_and_multiply(self, m, accumulators, channel, linear):
+        """The first three stages of the linear layer, for channel ``channel`` while ``linear``:
+        cycle c selects channel c's accumulator and reads its weights, c + 1 pools it, c + 2
+        multiplies it by every class's weight (a DSP48E2 per class, the product registered at
+        its output: the DSP's PREG, for Vivado). Returns the products and their valid flag.
+        The registers load in every cycle (only the valid flags depend on the FSM), so the
+        state decode stays out of the datapath."""
         init = [[int(self.weight_fm[k, c]) for k in range(self.classes)]
                 for c in range(self.channels)]
         m.submodules.weights = weights = memory.Memory(
             shape=data.ArrayLayout(FM_SHAPE, self.classes), depth=self.channels, init=init)
         weight_port = weights.read_port()
-        channel = Signal(range(self.channels + 2))
-        pooled = Signal(FM_SHAPE)
-        pooled_valid = Signal()
         shift = (self.positions - 1).bit_length()
-        # Cycle c reads channel c's weights and pools its accumulator; cycle c + 1 adds.
         m.d.comb += weight_port.addr.eq(channel)
         # A word select (a shift, continuous in Verilog) rather than an Array (a case
         # statement in an `always @*`, X under Icarus until an accumulator changes).
         index = channel[:Shape.cast(range(self.channels)).width]
-        acc = Signal(signed(POOL_BITS), name="pool_acc")
-        m.d.comb += acc.eq(Cat(*accumulators).word_select(index, POOL_BITS))
+        selected = Signal(signed(POOL_BITS), name="pool_acc")
+        pooled = Signal(FM_SHAPE)
+        channel_weights = Signal.like(weight_port.data, name="pool_weights")
+        products = [Signal(signed(2 * FM_SHAPE.width), name=f"product{k}")
+                    for k in range(self.classes)]
+        selected_valid, pooled_valid, products_valid = Signal(), Signal(), Signal()
         m.d.sync += [
-            pooled.eq(to_fm(trunc_div_pow2(acc, shift), POOL_FRAC)),
-            pooled_valid.eq(channel < self.channels),
-            channel.eq(channel + 1),
+            selected.eq(Cat(*accumulators).word_select(index, POOL_BITS)),
+            selected_valid.eq(linear & (channel < self.channels)),
+            pooled.eq(to_fm(trunc_div_pow2(selected, shift), POOL_FRAC)),
+            channel_weights.eq(weight_port.data),
+            pooled_valid.eq(selected_valid),
+            *(product.eq(pooled * channel_weights[k]) for k, product in enumerate(products)),
+            products_valid.eq(pooled_valid),
         ]
+        return products, products_valid
+
+    def _add_products(self, m, channel, products, products_valid):
+        """The LINEAR state: one channel per cycle, the logits start at the bias (channel 0)
+        and add the products of each channel three cycles after its selection."""
+        m.d.sync += channel.eq(channel + 1)
         logits = self.o.payload.logits
         with m.If(channel == 0):
             m.d.sync += [logits[k].eq(int(self.bias_fm[k])) for k in range(self.classes)]
-        with m.Elif(pooled_valid):
-            m.d.sync += [logits[k].eq(to_fm((logits[k] << FM_FRAC) + pooled * weight_port.data[k],
-                                            2 * FM_FRAC)) for k in range(self.classes)]
-        with m.If(channel == self.channels):
+        with m.Elif(products_valid):
+            m.d.sync += [logits[k].eq(to_fm((logits[k] << FM_FRAC) + products[k], 2 * FM_FRAC))
+                         for k in range(self.classes)]
+        with m.If(channel == self.channels + 2):
             m.d.sync += channel.eq(0)
             m.next = "OUTPUT"
