@@ -1,8 +1,8 @@
 """The classifier head: global pool and fixed-point linear layer (docs/architecture.md §2.10)."""
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.hdl import Array, Cat, Module, Mux, Shape, Signal, signed
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from fracbnn_golden.fixedpoint import FM_FRAC, POOL_BITS, POOL_FRAC, WT_FRAC
@@ -10,8 +10,12 @@ from fracbnn_golden.fixedpoint import to_fm as golden_to_fm
 
 from .fixedpoint import FM_SHAPE, saturate, to_fm, trunc_div_pow2
 from .params import check_positive_int, check_wt_codes
+from .popcount import lut
 
 __all__ = ["Head", "head_latency"]
+
+# Index bits a LUT of the weight ROM takes.
+_LUT_INPUTS = 6
 
 
 def head_latency(channels):
@@ -95,7 +99,8 @@ class Head(wiring.Component):
         transfers = Signal(range(self.positions * groups))
         channel = Signal(range(self.channels + 3))
         linear = Signal()
-        products, products_valid = self._pool_and_multiply(m, accumulators, channel, linear)
+        products, products_valid = self._pool_and_multiply(m, accumulators, channel, linear,
+                                                            platform)
 
         # Accumulate: lane k of the current group adds into channel group * lanes + k.
         with m.FSM() as fsm:
@@ -128,34 +133,49 @@ class Head(wiring.Component):
         ]
         return m
 
-    def _pool_and_multiply(self, m, accumulators, channel, linear):
+    def _weight_rom(self, m, index, platform):
+        """The weights of channel ``index`` (one FM code per class), combinational: for up to 64
+        channels one LUT6 per bit (:func:`rtl.popcount.lut` cells), else a lookup. Left to
+        itself, logic synthesis shares the address decoding between the bits and chains it."""
+        layout = data.ArrayLayout(FM_SHAPE, self.classes)
+        words = [layout.const([int(self.weight_fm[k, c]) for k in range(self.classes)]).as_value()
+                 for c in range(self.channels)]
+        weights = Signal(layout, name="channel_weight_rom")
+        if len(index) > _LUT_INPUTS:
+            m.d.comb += weights.eq(Array(words)[index])
+            return weights
+        for bit in range(layout.size):
+            table = sum(((words[c].value >> bit) & 1) << c for c in range(self.channels))
+            output = Signal(name=f"channel_weight_rom{bit}")
+            lut(m, list(index), table, output, platform)
+            m.d.comb += weights.as_value()[bit].eq(output)
+        return weights
+
+    def _pool_and_multiply(self, m, accumulators, channel, linear, platform):
         """The first three stages of the linear layer, for channel ``channel`` while ``linear``:
         cycle c selects channel c's accumulator and reads its weights, c + 1 pools it, c + 2
         multiplies it by every class's weight (a DSP48E2 per class, the product registered at
         its output: the DSP's PREG, for Vivado). Returns the products and their valid flag.
         The registers load in every cycle (only the valid flags depend on the FSM), so the
         state decode stays out of the datapath."""
-        init = [[int(self.weight_fm[k, c]) for k in range(self.classes)]
-                for c in range(self.channels)]
-        m.submodules.weights = weights = memory.Memory(
-            shape=data.ArrayLayout(FM_SHAPE, self.classes), depth=self.channels, init=init)
-        weight_port = weights.read_port()
         shift = (self.positions - 1).bit_length()
-        m.d.comb += weight_port.addr.eq(channel)
-        # A word select (a shift, continuous in Verilog) rather than an Array (a case
-        # statement in an `always @*`, X under Icarus until an accumulator changes).
         index = channel[:Shape.cast(range(self.channels)).width]
+        weights = self._weight_rom(m, index, platform)
         selected = Signal(signed(POOL_BITS), name="pool_acc")
         pooled = Signal(FM_SHAPE)
-        channel_weights = Signal.like(weight_port.data, name="pool_weights")
+        selected_weights = Signal.like(weights, name="pool_acc_weights")
+        channel_weights = Signal.like(weights, name="pool_weights")
         products = [Signal(signed(2 * FM_SHAPE.width), name=f"product{k}")
                     for k in range(self.classes)]
         selected_valid, pooled_valid, products_valid = Signal(), Signal(), Signal()
+        # A word select (a shift, continuous in Verilog) rather than an Array (a case
+        # statement in an `always @*`, X under Icarus until an accumulator changes).
         m.d.sync += [
             selected.eq(Cat(*accumulators).word_select(index, POOL_BITS)),
             selected_valid.eq(linear & (channel < self.channels)),
             pooled.eq(to_fm(trunc_div_pow2(selected, shift), POOL_FRAC)),
-            channel_weights.eq(weight_port.data),
+            selected_weights.eq(weights),
+            channel_weights.eq(selected_weights),
             pooled_valid.eq(selected_valid),
             *(product.eq(pooled * channel_weights[k]) for k, product in enumerate(products)),
             products_valid.eq(pooled_valid),
