@@ -6,7 +6,8 @@ from amaranth.lib.wiring import In, Out
 
 from .popcount import build_counter_tree, default_popcount_stages, lut, truth_table
 
-__all__ = ["XnorPopcount", "XnorPopcountArray", "array_latency", "beat_layout", "sums_layout"]
+__all__ = ["XnorPopcount", "XnorPopcountArray", "array_latency", "beat_layout", "count_mask",
+           "sums_layout"]
 
 
 def _differ(values):
