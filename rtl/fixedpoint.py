@@ -9,8 +9,8 @@ from amaranth.hdl import Const, Mux, Shape, signed
 from fracbnn_golden.fixedpoint import FM_BITS, FM_FRAC
 from fracbnn_golden.model import PG_SUM_MAX, STEM_SUM_MAX
 
-__all__ = ["FM_SHAPE", "PG_SUM_SHAPE", "STEM_SUM_SHAPE", "round_shift", "saturate", "sum_shape",
-           "trunc_div_pow2", "to_fm"]
+__all__ = ["FM_SHAPE", "PG_SUM_SHAPE", "STEM_SUM_SHAPE", "round_shift", "round_up", "rounded_to_fm",
+           "saturate", "sum_shape", "trunc_div_pow2", "to_fm"]
 
 
 def sum_shape(bound):
@@ -46,4 +46,18 @@ def trunc_div_pow2(value, shift):
 def to_fm(value, frac):
     """Assign a value with ``frac`` fraction bits to an FM code: round half up, saturate."""
     return saturate(round_shift(value, frac - FM_FRAC), FM_BITS)
+
+
+def round_up(value, frac):
+    """The first half of :func:`to_fm`, for a pipeline register between the halves: ``value``
+    (``frac`` fraction bits) plus half an FM unit, the addend a DSP48E2's post-adder takes."""
+    shift = frac - FM_FRAC
+    return value + (1 << (shift - 1)) if shift > 0 else value
+
+
+def rounded_to_fm(value, frac):
+    """The second half of :func:`to_fm`: a :func:`round_up` value to an FM code (truncate the
+    extra fraction bits, saturate)."""
+    shift = frac - FM_FRAC
+    return saturate(value >> shift if shift > 0 else value << -shift, FM_BITS)
 

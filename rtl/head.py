@@ -1,8 +1,8 @@
 """The classifier head: global pool and fixed-point linear layer (docs/architecture.md §2.10)."""
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.hdl import Array, Cat, Module, Mux, Shape, Signal, signed
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from fracbnn_golden.fixedpoint import FM_FRAC, POOL_BITS, POOL_FRAC, WT_FRAC
@@ -10,13 +10,17 @@ from fracbnn_golden.fixedpoint import to_fm as golden_to_fm
 
 from .fixedpoint import FM_SHAPE, saturate, to_fm, trunc_div_pow2
 from .params import check_positive_int, check_wt_codes
+from .popcount import lut
 
 __all__ = ["Head", "head_latency"]
+
+# Index bits a LUT of the weight ROM takes.
+_LUT_INPUTS = 6
 
 
 def head_latency(channels):
     """:attr:`Head.latency` of a head over ``channels`` channels, without building one."""
-    return channels + 2
+    return channels + 4
 
 
 class Head(wiring.Component):
@@ -55,8 +59,10 @@ class Head(wiring.Component):
 
     Latency
     -------
-    The logits are valid :attr:`latency` = ``channels + 2`` cycles (:func:`head_latency`) after
-    the last input transfer.
+    The logits are valid :attr:`latency` = ``channels + 4`` cycles (:func:`head_latency`) after
+    the last input transfer: one cycle per channel, then three for the last channel to be
+    pooled, multiplied and added (one pipeline stage each, after its accumulator's selection),
+    and one to offer the logits.
     """
 
     def __init__(self, weight, bias, lanes=16, positions=64):
@@ -91,6 +97,10 @@ class Head(wiring.Component):
         accumulators = [Signal(signed(POOL_BITS), name=f"acc{c}") for c in range(self.channels)]
         group = Signal(range(groups))
         transfers = Signal(range(self.positions * groups))
+        channel = Signal(range(self.channels + 3))
+        linear = Signal()
+        products, products_valid = self._pool_and_multiply(m, accumulators, channel, linear,
+                                                            platform)
 
         # Accumulate: lane k of the current group adds into channel group * lanes + k.
         with m.FSM() as fsm:
@@ -108,7 +118,7 @@ class Head(wiring.Component):
                         m.d.sync += transfers.eq(0)
                         m.next = "LINEAR"
             with m.State("LINEAR"):
-                self._linear(m, accumulators)
+                self._add_products(m, channel, products, products_valid)
             with m.State("OUTPUT"):
                 with m.If(self.o.ready):
                     m.d.sync += [acc.eq(0) for acc in accumulators]
@@ -119,38 +129,69 @@ class Head(wiring.Component):
         m.d.comb += [
             self.i.ready.eq(fsm.ongoing("ACCUMULATE")),
             self.o.valid.eq(fsm.ongoing("OUTPUT")),
+            linear.eq(fsm.ongoing("LINEAR")),
         ]
         return m
 
-    def _linear(self, m, accumulators):
-        """One channel per cycle: pool it, then multiply-add it into every class's logit."""
-        init = [[int(self.weight_fm[k, c]) for k in range(self.classes)]
-                for c in range(self.channels)]
-        m.submodules.weights = weights = memory.Memory(
-            shape=data.ArrayLayout(FM_SHAPE, self.classes), depth=self.channels, init=init)
-        weight_port = weights.read_port()
-        channel = Signal(range(self.channels + 2))
-        pooled = Signal(FM_SHAPE)
-        pooled_valid = Signal()
+    def _weight_rom(self, m, index, platform):
+        """The weights of channel ``index`` (one FM code per class), combinational: for up to 64
+        channels one LUT6 per bit (:func:`rtl.popcount.lut` cells), else a lookup. Left to
+        itself, logic synthesis shares the address decoding between the bits and chains it."""
+        layout = data.ArrayLayout(FM_SHAPE, self.classes)
+        words = [layout.const([int(self.weight_fm[k, c]) for k in range(self.classes)]).as_value()
+                 for c in range(self.channels)]
+        weights = Signal(layout, name="channel_weight_rom")
+        if len(index) > _LUT_INPUTS:
+            m.d.comb += weights.eq(Array(words)[index])
+            return weights
+        for bit in range(layout.size):
+            table = sum(((words[c].value >> bit) & 1) << c for c in range(self.channels))
+            output = Signal(name=f"channel_weight_rom{bit}")
+            lut(m, list(index), table, output, platform)
+            m.d.comb += weights.as_value()[bit].eq(output)
+        return weights
+
+    def _pool_and_multiply(self, m, accumulators, channel, linear, platform):
+        """The first three stages of the linear layer, for channel ``channel`` while ``linear``:
+        cycle c selects channel c's accumulator and reads its weights, c + 1 pools it, c + 2
+        multiplies it by every class's weight (a DSP48E2 per class, the product registered at
+        its output: the DSP's PREG, for Vivado). Returns the products and their valid flag.
+        The registers load in every cycle (only the valid flags depend on the FSM), so the
+        state decode stays out of the datapath."""
         shift = (self.positions - 1).bit_length()
-        # Cycle c reads channel c's weights and pools its accumulator; cycle c + 1 adds.
-        m.d.comb += weight_port.addr.eq(channel)
+        index = channel[:Shape.cast(range(self.channels)).width]
+        weights = self._weight_rom(m, index, platform)
+        selected = Signal(signed(POOL_BITS), name="pool_acc")
+        pooled = Signal(FM_SHAPE)
+        selected_weights = Signal.like(weights, name="pool_acc_weights")
+        channel_weights = Signal.like(weights, name="pool_weights")
+        products = [Signal(signed(2 * FM_SHAPE.width), name=f"product{k}")
+                    for k in range(self.classes)]
+        selected_valid, pooled_valid, products_valid = Signal(), Signal(), Signal()
         # A word select (a shift, continuous in Verilog) rather than an Array (a case
         # statement in an `always @*`, X under Icarus until an accumulator changes).
-        index = channel[:Shape.cast(range(self.channels)).width]
-        acc = Signal(signed(POOL_BITS), name="pool_acc")
-        m.d.comb += acc.eq(Cat(*accumulators).word_select(index, POOL_BITS))
         m.d.sync += [
-            pooled.eq(to_fm(trunc_div_pow2(acc, shift), POOL_FRAC)),
-            pooled_valid.eq(channel < self.channels),
-            channel.eq(channel + 1),
+            selected.eq(Cat(*accumulators).word_select(index, POOL_BITS)),
+            selected_valid.eq(linear & (channel < self.channels)),
+            pooled.eq(to_fm(trunc_div_pow2(selected, shift), POOL_FRAC)),
+            selected_weights.eq(weights),
+            channel_weights.eq(selected_weights),
+            pooled_valid.eq(selected_valid),
+            *(product.eq(pooled * channel_weights[k]) for k, product in enumerate(products)),
+            products_valid.eq(pooled_valid),
         ]
+        return products, products_valid
+
+    def _add_products(self, m, channel, products, products_valid):
+        """The LINEAR state: one channel per cycle, the logits start at the bias (channel 0)
+        and add the products of each channel three cycles after its selection."""
+        m.d.sync += channel.eq(channel + 1)
         logits = self.o.payload.logits
         with m.If(channel == 0):
             m.d.sync += [logits[k].eq(int(self.bias_fm[k])) for k in range(self.classes)]
-        with m.Elif(pooled_valid):
-            m.d.sync += [logits[k].eq(to_fm((logits[k] << FM_FRAC) + pooled * weight_port.data[k],
-                                            2 * FM_FRAC)) for k in range(self.classes)]
-        with m.If(channel == self.channels):
+        with m.Elif(products_valid):
+            m.d.sync += [logits[k].eq(to_fm((logits[k] << FM_FRAC) + products[k], 2 * FM_FRAC))
+                         for k in range(self.classes)]
+        with m.If(channel == self.channels + 2):
             m.d.sync += channel.eq(0)
             m.next = "OUTPUT"

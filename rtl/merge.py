@@ -1,14 +1,14 @@
 """Merge of the MSB/LSB sums, BN, RPReLU, residual add and output BN (docs/architecture.md §2.8)."""
 
 import numpy as np
-from amaranth.hdl import Module, Mux, signed
+from amaranth.hdl import Cat, Const, Module, Mux, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from fracbnn_golden.fixedpoint import FM_BITS, FM_FRAC, WT_BITS, WT_FRAC
 from fracbnn_golden.layers import ONE_THIRD, PRODUCT_FRAC, TWO_THIRDS
 
-from .fixedpoint import FM_SHAPE, PG_SUM_SHAPE, saturate, to_fm
+from .fixedpoint import FM_SHAPE, PG_SUM_SHAPE, round_up, rounded_to_fm, saturate, to_fm
 from .params import check_positive_int, check_wt_codes
 from .pipeline import lockstep_pipeline
 
@@ -18,6 +18,13 @@ __all__ = ["MergeUnit", "MERGE_PARAMS"]
 MERGE_PARAMS = ("bn_weight", "bn_bias", "shift_x", "prelu", "shift_y", "bn_out_weight",
                 "bn_out_bias")
 WT_SHAPE = signed(WT_BITS)
+# A product's rounding constant, half an FM unit: 1 << (PRODUCT_FRAC - FM_FRAC - 1) is
+# 1 << FM_FRAC, one unit of a bias in the product's position (bias << FM_FRAC). So a bias table
+# holds ``bias + 1`` (one bit wider) and the multiply-add ``s * t + (bias + 1) << FM_FRAC`` is
+# the rounded sum, a two-operand add (the DSP's post-adder) rather than three.
+assert PRODUCT_FRAC - FM_FRAC - 1 == FM_FRAC
+ROUNDED_BIAS_COLUMNS = ("bn_bias", "bn_out_bias")
+ROUNDED_BIAS_SHAPE = signed(WT_BITS + 1)
 
 
 class MergeUnit(wiring.Component):
@@ -33,8 +40,10 @@ class MergeUnit(wiring.Component):
     Q rounds half up and saturates to FM. The per-channel parameters are not in the stream: they
     fill read-only memories, and each transfer names its ``row``; every stage reads the
     parameters it needs with the row that travels along, so parameters never ride the pipeline.
-    The three variable products (``s0``, ``alpha``, ``s1``) map to one DSP48E2 each; 171 and 85
-    are shift-add constants.
+    Each of the five products (``171``, ``85``, ``s0``, ``alpha``, ``s1``) maps to a DSP48E2
+    per lane, with the addend and the rounding constant (half an FM unit) of its ``Q`` in the
+    same sum, the DSP's post-adder; a pipeline register follows it (the DSP's PREG, for Vivado),
+    and the next stage drops the extra fraction bits and saturates.
 
     Parameters
     ----------
@@ -60,10 +69,10 @@ class MergeUnit(wiring.Component):
 
     Latency
     -------
-    :attr:`latency` = 9 cycles, one per step above.
+    :attr:`latency` = 14 cycles: one per step above, two for each of the five with a product.
     """
 
-    latency = 9
+    latency = 14
 
     def __init__(self, lanes, params, sum_width=PG_SUM_SHAPE.width):
         check_positive_int("MergeUnit", "lanes", lanes)
@@ -92,10 +101,15 @@ class MergeUnit(wiring.Component):
         })
 
     def _table(self, m, name, columns):
-        """A read-only memory of the given parameter columns, one row per table row."""
-        layout = data.ArrayLayout(data.ArrayLayout(WT_SHAPE, len(columns)), self.lanes)
+        """A read-only memory of the given parameter columns, one row per table row; the
+        columns of :data:`ROUNDED_BIAS_COLUMNS` hold the bias plus one (all columns are then
+        one bit wider)."""
+        rounded = [column in ROUNDED_BIAS_COLUMNS for column in columns]
+        shape = ROUNDED_BIAS_SHAPE if any(rounded) else WT_SHAPE
+        layout = data.ArrayLayout(data.ArrayLayout(shape, len(columns)), self.lanes)
         indices = [MERGE_PARAMS.index(column) for column in columns]
-        init = [[[int(v) for v in lane[indices]] for lane in row] for row in self.params]
+        init = [[[int(v) + plus for v, plus in zip(lane[indices], rounded)] for lane in row]
+                for row in self.params]
         m.submodules[name] = table = memory.Memory(shape=layout, depth=len(self.params), init=init)
         return table.read_port()
 
@@ -122,18 +136,33 @@ class MergeUnit(wiring.Component):
             residual = [payload.residual[k] for k in lanes]
             return {"t0": t0, "t1": t1, "row": payload.row, "residual": residual}
 
+        # Each step with a product takes two stages: the multiply-add (a DSP48E2) with the
+        # rounding constant, registered at the DSP's output, then the shift and saturation.
         def two_thirds(stage):
-            t0 = [to_fm(stage["t0"][k] * TWO_THIRDS, PRODUCT_FRAC) for k in lanes]
+            t0 = [round_up(stage["t0"][k] * TWO_THIRDS, PRODUCT_FRAC) for k in lanes]
+            return {"t0": t0, "t1": stage["t1"], **carry(stage)}
+
+        def two_thirds_fm(stage):
+            t0 = [rounded_to_fm(stage["t0"][k], PRODUCT_FRAC) for k in lanes]
             return {"t0": t0, "t1": stage["t1"], **carry(stage)}
 
         def add_one_third(stage):
-            t0 = [to_fm((stage["t0"][k] << WT_FRAC) + stage["t1"][k] * ONE_THIRD, PRODUCT_FRAC)
-                  for k in lanes]
+            # t0 << WT_FRAC plus the rounding constant (below WT_FRAC) is a concatenation.
+            t0 = [Cat(Const(1 << (PRODUCT_FRAC - FM_FRAC - 1), WT_FRAC), stage["t0"][k]).as_signed()
+                  + stage["t1"][k] * ONE_THIRD for k in lanes]
+            return {"t0": t0, **carry(stage)}
+
+        def add_one_third_fm(stage):
+            t0 = [rounded_to_fm(stage["t0"][k], PRODUCT_FRAC) for k in lanes]
             return {"t0": t0, **carry(stage, bn)}
 
         def batch_norm(stage):
-            t0 = [to_fm(bn.data[k][0] * stage["t0"][k] + (bn.data[k][1] << FM_FRAC), PRODUCT_FRAC)
-                  for k in lanes]
+            # The bias column holds bias + 1: the sum is rounded up already.
+            t0 = [bn.data[k][0] * stage["t0"][k] + (bn.data[k][1] << FM_FRAC) for k in lanes]
+            return {"t0": t0, **carry(stage)}
+
+        def batch_norm_fm(stage):
+            t0 = [rounded_to_fm(stage["t0"][k], PRODUCT_FRAC) for k in lanes]
             return {"t0": t0, **carry(stage, shift_x)}
 
         def add_shift_x(stage):
@@ -141,10 +170,15 @@ class MergeUnit(wiring.Component):
                   for k in lanes]
             return {"t0": t0, **carry(stage, prelu)}
 
+        # Slope alpha for t0 < 0; slope 1 (256/256, exact) leaves t0 >= 0 as it is, so the DSP
+        # always multiplies by alpha and the next stage chooses.
         def prelu_slope(stage):
-            # Slope 1 (= 256/256, exact) for t0 >= 0: one rounding path serves both signs.
-            t0 = [to_fm(stage["t0"][k] * Mux(stage["t0"][k] < 0, prelu.data[k][0], 1 << WT_FRAC),
-                        PRODUCT_FRAC) for k in lanes]
+            product = [round_up(stage["t0"][k] * prelu.data[k][0], PRODUCT_FRAC) for k in lanes]
+            return {"product": product, "t0": stage["t0"], **carry(stage)}
+
+        def prelu_slope_fm(stage):
+            t0 = [Mux(stage["t0"][k] < 0, rounded_to_fm(stage["product"][k], PRODUCT_FRAC),
+                      stage["t0"][k]) for k in lanes]
             return {"t0": t0, **carry(stage, shift_y)}
 
         def add_shift_y(stage):
@@ -157,12 +191,18 @@ class MergeUnit(wiring.Component):
             return {"summed": summed, **carry(stage, bn_out)}
 
         def output_batch_norm(stage):
-            return {"fm": [to_fm(bn_out.data[k][0] * stage["summed"][k]
-                                 + (bn_out.data[k][1] << FM_FRAC), PRODUCT_FRAC) for k in lanes]}
+            return {"fm": [bn_out.data[k][0] * stage["summed"][k]
+                           + (bn_out.data[k][1] << FM_FRAC) for k in lanes]}
 
-        advance = lockstep_pipeline(m, self.i, self.o, [
-            to_fm_values, two_thirds, add_one_third, batch_norm, add_shift_x, prelu_slope,
-            add_shift_y, add_residual, output_batch_norm])
+        def output_batch_norm_fm(stage):
+            return {"fm": [rounded_to_fm(stage["fm"][k], PRODUCT_FRAC) for k in lanes]}
+
+        stages = [
+            to_fm_values, two_thirds, two_thirds_fm, add_one_third, add_one_third_fm,
+            batch_norm, batch_norm_fm, add_shift_x, prelu_slope, prelu_slope_fm, add_shift_y,
+            add_residual, output_batch_norm, output_batch_norm_fm]
+        assert len(stages) == self.latency
+        advance = lockstep_pipeline(m, self.i, self.o, stages)
         for port in (bn, shift_x, prelu, shift_y, bn_out):
             m.d.comb += port.en.eq(advance)
         return m

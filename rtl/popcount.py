@@ -50,7 +50,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["BehaviouralPopcount", "Popcount", "PopcountPlan", "behavioural_count",
-           "build_counter_tree", "default_popcount_stages", "popcount_plan"]
+           "build_counter_tree", "default_popcount_stages", "lut", "popcount_plan",
+           "truth_table"]
 
 # Positions of one CARRY8; a DUAL_CY4 CARRY8 holds two independent chains of up to four.
 _CARRY_POSITIONS = 8
@@ -64,7 +65,7 @@ _CHAIN_POSITIONS = 9
 _TRIPLE_GROUP = 11
 
 
-def _truth_table(n_inputs, function):
+def truth_table(n_inputs, function):
     """The truth table of ``function`` (0/1 values of the inputs -> 0 or 1) as an integer:
     bit ``index`` holds the result for input ``n`` = bit ``n`` of ``index``."""
     table = 0
@@ -77,7 +78,7 @@ def _parity(values):
     return sum(values) & 1
 
 
-def _lut(m, inputs, table, output, platform):
+def lut(m, inputs, table, output, platform):
     """Drive ``output`` from ``inputs`` (at most six) through the truth table ``table``.
 
     If the platform has ``get_lut(inputs, table, output)`` (see :mod:`rtl.primitives`), the function
@@ -122,7 +123,7 @@ class _Builder:
 
     def _table(self, inputs, table, output):
         if self.m is not None:
-            _lut(self.m, inputs, table, output, self.platform)
+            lut(self.m, inputs, table, output, self.platform)
 
     def lut(self, inputs, function, label):
         """One LUT: ``function`` of up to six inputs."""
@@ -130,7 +131,7 @@ class _Builder:
         self.luts += 1
         output = self._signal(label)
         if self.m is not None:
-            self._table(inputs, _truth_table(len(inputs), function), output)
+            self._table(inputs, truth_table(len(inputs), function), output)
         return output
 
     def lut6_2(self, inputs, function6, function5, label):
@@ -139,8 +140,8 @@ class _Builder:
         self.luts += 1
         o6, o5 = self._signal(label + "_o6_"), self._signal(label + "_o5_")
         if self.m is not None:
-            table6 = _truth_table(len(inputs), function6)
-            table5 = _truth_table(len(inputs), function5)
+            table6 = truth_table(len(inputs), function6)
+            table5 = truth_table(len(inputs), function5)
             if hasattr(self.platform, "get_lut6_2"):
                 self.m.submodules[o6.name] = self.platform.get_lut6_2(
                     inputs, table6, table5, o6, o5)
@@ -580,7 +581,7 @@ def build_counter_tree(m, operands, value, stages, en, platform=None, name="tree
     bits with ``value(v) = v[0]``). The sum is ``stages`` cycles late; registers load while
     ``en`` is high. Registers are spread over the logic levels by depth (the first level, the
     compressor levels, the final adder); stages beyond the number of levels delay the result
-    further. ``platform`` may supply LUT and carry primitives (see :func:`_lut` and
+    further. ``platform`` may supply LUT and carry primitives (see :func:`lut` and
     :class:`rtl.primitives.LutPrimitives`), or ask for the word-level model
     (:class:`BehaviouralPopcount`): the same sum through ``stages`` registers.
     """

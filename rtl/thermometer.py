@@ -104,7 +104,8 @@ class ThermometerConv(wiring.Component):
 
     Latency
     -------
-    :attr:`latency` = 3 cycles (table lookup and colour sum, tap sums by threes, final sum).
+    :attr:`latency` = 3 cycles (table lookups and colour sums, masked tap sums by threes, final
+    sum).
     """
 
     latency = 3
@@ -133,19 +134,19 @@ class ThermometerConv(wiring.Component):
         out_channels, colours = range(self.out_channels), range(self.colours)
         entry = signed(7)                                    # table values are in -32..32
 
+        # Padding taps are masked in the second stage, not behind the lookups' adders.
         def lookup(payload):
             tap_sums = []
             for o in out_channels:
-                per_tap = []
-                for tap in range(TAPS):
-                    values = [Array(Const(int(v), entry) for v in self.tables[o, c, tap])
-                              [payload.count[tap][c]] for c in colours]
-                    per_tap.append(Mux(payload.valid[tap], sum(values), 0))
-                tap_sums.append(per_tap)
-            return tap_sums
+                tap_sums.append([sum(Array(Const(int(v), entry) for v in self.tables[o, c, tap])
+                                     [payload.count[tap][c]] for c in colours)
+                                 for tap in range(TAPS)])
+            return {"tap_sums": tap_sums, "valid": payload.valid}
 
-        def sum_threes(tap_sums):
-            return [[sum(per_tap[j:j + 3]) for j in range(0, TAPS, 3)] for per_tap in tap_sums]
+        def sum_threes(stage):
+            valid = stage["valid"]
+            return [[sum(Mux(valid[tap], per_tap[tap], 0) for tap in range(j, j + 3))
+                     for j in range(0, TAPS, 3)] for per_tap in stage["tap_sums"]]
 
         def final_sum(partials):
             return {"sums": [sum(partial) for partial in partials]}
@@ -157,7 +158,8 @@ class ThermometerConv(wiring.Component):
 class InputBatchNorm(wiring.Component):
     """conv1's BN: ``fm = Q(scale * sum + bias)`` per channel (docs/architecture.md §2.5).
 
-    Each lane multiplies by its constant (shift-adds or a DSP, as synthesis prefers).
+    Each lane multiplies by its constant (shift-adds or a DSP, as synthesis prefers); the
+    product is registered before the bias, the rounding and the saturation.
 
     Parameters
     ----------
@@ -179,10 +181,10 @@ class InputBatchNorm(wiring.Component):
 
     Latency
     -------
-    :attr:`latency` = 1 cycle.
+    :attr:`latency` = 2 cycles.
     """
 
-    latency = 1
+    latency = 2
 
     def __init__(self, scale, bias, sum_width=STEM_SUM_SHAPE.width):
         scale, bias = np.asarray(scale), np.asarray(bias)
@@ -204,9 +206,14 @@ class InputBatchNorm(wiring.Component):
     def elaborate(self, platform):
         m = Module()
 
-        def batch_norm(payload):
-            return {"fm": [to_fm(payload.sums[k] * int(s) + int(b), WT_FRAC)
-                           for k, (s, b) in enumerate(zip(self.scale, self.bias))]}
+        # The products (DSP48E2s where synthesis uses them) are registered at their outputs
+        # (the DSPs' PREG, for Vivado); the bias, the rounding and the saturation follow.
+        def scale(payload):
+            return [payload.sums[k] * int(s) for k, s in enumerate(self.scale)]
 
-        lockstep_pipeline(m, self.i, self.o, [batch_norm])
+        def batch_norm(products):
+            return {"fm": [to_fm(product + int(b), WT_FRAC)
+                           for product, b in zip(products, self.bias)]}
+
+        lockstep_pipeline(m, self.i, self.o, [scale, batch_norm])
         return m

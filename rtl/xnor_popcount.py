@@ -4,9 +4,10 @@ from amaranth.hdl import Cat, Module, Shape, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .popcount import build_counter_tree, default_popcount_stages
+from .popcount import build_counter_tree, default_popcount_stages, lut, truth_table
 
-__all__ = ["XnorPopcount", "XnorPopcountArray", "array_latency", "beat_layout", "sums_layout"]
+__all__ = ["XnorPopcount", "XnorPopcountArray", "array_latency", "beat_layout", "count_mask",
+           "sums_layout"]
 
 
 def _differ(values):
@@ -92,6 +93,60 @@ def _check_positive_int(name, value, owner="XnorPopcountArray"):
         raise TypeError(f"{owner} parameter {name} must be an integer, not {value!r}")
     if value < 1:
         raise ValueError(f"{owner} parameter {name} must be at least 1, not {value}")
+
+
+def _value(bits):
+    return sum(bit << n for n, bit in enumerate(bits))
+
+
+# Counts up to this wide are compared in one LUT level (one LUT6 per mask bit), up to twice as
+# wide in two (the high and the low half compared, then a LUT3 per mask bit).
+_LUT_INPUTS = 6
+
+
+def count_mask(m, count, bits, platform, name):
+    """A ``bits``-bit signal added to ``m`` whose bit ``n`` is ``count > n``.
+
+    Each bit is one LUT of the count or, for counts of 7 to 12 bits, two LUT levels, as
+    :func:`rtl.popcount.lut` cells (LUT primitives when ``platform`` supplies them): left to
+    itself, logic synthesis shares the comparisons between neighbouring bits and so chains them
+    (seven LUT2s in series for a 10-bit count). Wider counts are plain comparisons.
+    """
+    width = len(count)
+    if width > 2 * _LUT_INPUTS:
+        mask = Signal(bits, name=name)
+        m.d.comb += mask.eq(Cat(count > n for n in range(bits)))
+        return mask
+
+    def compare(inputs, function, label):
+        output = Signal(name=f"{name}_{label}")
+        table = truth_table(len(inputs), lambda v: int(function(_value(v))))
+        lut(m, list(inputs), table, output, platform)
+        return output
+
+    if width <= _LUT_INPUTS:
+        return Cat(*(compare(count, lambda c, n=n: c > n, str(n)) for n in range(bits)))
+    # count > n  <=>  high > n_high, or high == n_high and low > n_low.
+    low_bits = width // 2
+    low, high = count[:low_bits], count[low_bits:]
+    low_max = (1 << low_bits) - 1
+    high_above, high_equal, low_above = {}, {}, {}
+    mask = []
+    for n in range(bits):
+        n_high, n_low = n >> low_bits, n & low_max
+        if n_high not in high_above:
+            high_above[n_high] = compare(high, lambda c, k=n_high: c > k, f"h_gt{n_high}")
+        if n_low == low_max:
+            # The low part is never above its maximum.
+            mask.append(high_above[n_high])
+            continue
+        if n_high not in high_equal:
+            high_equal[n_high] = compare(high, lambda c, k=n_high: c == k, f"h_eq{n_high}")
+        if n_low not in low_above:
+            low_above[n_low] = compare(low, lambda c, k=n_low: c > k, f"l_gt{n_low}")
+        mask.append(compare((high_above[n_high], high_equal[n_high], low_above[n_low]),
+                            lambda c: (c & 1) | ((c >> 1) & (c >> 2) & 1), str(n)))
+    return Cat(*mask)
 
 
 def beat_layout(pe, simd, groups=1):
@@ -229,25 +284,26 @@ class XnorPopcountArray(wiring.Component):
             self.i.ready.eq(advance),
         ]
 
+        # Shared by all PEs: bit n of a word (of a group) counts iff n < count (of the group).
+        # Decoded from the counts in front of the input register, so that the trees start
+        # from registered mask bits.
+        counts = [self.i.payload.count] if self.groups == 1 else \
+            [self.i.payload.count[g] for g in range(self.groups)]
+        group_bits = self.simd // self.groups
+        mask = Cat(*(count_mask(m, count, group_bits, platform, f"mask{g}_")
+                     for g, count in enumerate(counts)))
+
         beat = Signal(beat_layout(self.pe, self.simd, self.groups))
         beat_valid = Signal()
+        valid_bits = Signal(self.simd)
         with m.If(advance):
             m.d.sync += [
                 beat.eq(self.i.payload),
                 beat_valid.eq(self.i.valid),
+                valid_bits.eq(mask),
             ]
-
-        # Shared by all PEs: bit n of a word (of a group) counts iff n < count (of the group).
-        # A signal, not an expression, so that the Verilog computes it once, not once per PE.
-        valid_bits = Signal(self.simd)
-        if self.groups == 1:
-            m.d.comb += valid_bits.eq(Cat(beat.count > n for n in range(self.simd)))
-            valid_count = beat.count
-        else:
-            group_bits = self.simd // self.groups
-            m.d.comb += valid_bits.eq(Cat(beat.count[g] > n for g in range(self.groups)
-                                          for n in range(group_bits)))
-            valid_count = sum(beat.count[g] for g in range(self.groups))
+        valid_count = beat.count if self.groups == 1 else \
+            sum(beat.count[g] for g in range(self.groups))
         popcounts = [XnorPopcount(self.simd, self.popcount_stages, masked=True)
                      for _ in range(self.pe)]
         for index, popcount in enumerate(popcounts):

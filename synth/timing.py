@@ -129,13 +129,35 @@ def _outputs(cell):
             if direction == "output" for n in range(len(cell["connections"].get(port, [])))]
 
 
+def _lut_depends_on(cell, output, pin):
+    """Whether LUT output ``output`` depends on input ``pin`` by the cell's ``INIT`` (bit
+    ``index`` is the output for input ``k`` = bit ``k`` of ``index``; the ``O5`` of a ``LUT6_2``
+    is the lower half, a function of I0..I4). Without an ``INIT`` (an INV), it does.
+
+    Vivado derives a LUT's timing arcs from its equation: a pin the equation ignores has no arc.
+    The compressor trees' ``LUT6_2`` cells share their inputs between two functions, and the
+    final adder's ``O5`` (a column's majority) ignores the input from the column below that
+    its ``O6`` reads; timing that arc would chain the columns' LUTs into a false path."""
+    if output[0] == "O5" and pin[0] == "I5":
+        return False
+    table = _param(cell, "INIT", None)
+    if not isinstance(table, int) or not re.fullmatch(r"I\d", pin[0]):
+        return True
+    index = int(pin[0][1:])
+    if output[0] == "O5":
+        entries = 32
+    else:
+        entries = 64 if cell["type"] == "LUT6_2" else 1 << int(cell["type"][3])
+    return any(((table >> n) ^ (table >> (n ^ (1 << index)))) & 1
+               for n in range(entries) if n ^ (1 << index) < entries)
+
+
 def _lut_model(cell):
     model = _Model()
     inputs = _inputs(cell)
     for out in _outputs(cell):
         key = "lut.o5" if out[0] == "O5" else "lut.o6"
-        # O5 of a LUT6_2 does not see I5.
-        sources = [pin for pin in inputs if not (out[0] == "O5" and pin[0] == "I5")]
+        sources = [pin for pin in inputs if _lut_depends_on(cell, out, pin)]
         model.arcs += [(pin, out, key, 1.0) for pin in sources]
     return model
 

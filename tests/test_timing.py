@@ -315,6 +315,28 @@ def test_the_longest_of_two_paths_and_fanout():
     assert result.endpoints == 19  # finish and the 18 sinks
 
 
+def test_lut_arcs_follow_the_equation():
+    # A LUT6_2 whose O5 is I0 AND I1 and whose O6 is the parity of I0..I2: a path from a
+    # register into I2 reaches O6 but not O5. A LUT2 whose INIT ignores I1 has no arc from it.
+    net = NetlistBuilder()
+    a, b, c = (net.ff(name, net.bit()) for name in "abc")
+    o6, o5 = net.bit(), net.bit()
+    and_table = sum(1 << n for n in range(32) if n & 3 == 3)
+    parity_table = sum(1 << n for n in range(32) if bin(n & 7).count("1") % 2)
+    net.cell("dual", "LUT6_2", {"I0": a, "I1": b, "I2": c, "I3": "0", "I4": "0", "I5": "1"},
+             {"O6": o6, "O5": o5}, INIT=format((parity_table << 32) | and_table, "064b"))
+    net.ff("sum", o6)
+    net.ff("majority", o5)
+    follower = net.bit()
+    net.cell("buffer", "LUT2", {"I0": a, "I1": c}, {"O": follower}, INIT="1010")
+    net.ff("copy", follower)
+    graph = TimingGraph(net.netlist())
+    assert graph.evaluate("nominal").endpoints == 3
+    reaching = {name: sorted(graph.bit_name(arc[0]) for arc in graph.fanin[node])
+                for name, node in (("majority", o5), ("sum", o6), ("copy", follower))}
+    assert reaching == {"majority": ["a", "b"], "sum": ["a", "b", "c"], "copy": ["a"]}
+
+
 def carry_adder(kind, cells, dual=False):
     """A register-to-register adder chain of ``cells`` carry cells: a LUT (fanout 1) into S[0]
     of the first, the top sum of the last into a register."""

@@ -99,10 +99,10 @@ def test_good_parameters_build():
     assert PrecisionGate(2, GATE_OK).latency == 2
     assert PrecisionGate(1, np.array([[-2048]], dtype=np.int16), sum_width=2).thresholds[0, 0] \
         == -12
-    assert MergeUnit(2, MERGE_OK).latency == 9
+    assert MergeUnit(2, MERGE_OK).latency == 14
     conv = ThermometerConv(CONV_OK.astype(bool))
     assert (conv.out_channels, conv.colours, conv.latency) == (2, 2, 3)
     assert conv.sum_shape.width == 11          # -576 .. 576
-    assert InputBatchNorm(np.int16([2047]), np.int16([-2048])).latency == 1
+    assert InputBatchNorm(np.int16([2047]), np.int16([-2048])).latency == 2
     head = Head(HEAD_W, HEAD_B, lanes=8, positions=1)
-    assert (head.classes, head.channels, head.latency) == (3, 8, 10)
+    assert (head.classes, head.channels, head.latency) == (3, 8, 12)

@@ -5,8 +5,10 @@ parameter checks."""
 import shutil
 
 import pytest
+from amaranth.hdl import Module, Signal
+from amaranth.sim import Simulator
 
-from rtl.xnor_popcount import XnorPopcountArray
+from rtl.xnor_popcount import XnorPopcountArray, count_mask
 from sim.regression import REGRESSION, xnor_popcount_case
 
 
@@ -46,3 +48,24 @@ def test_default_accumulator_holds_the_extremes():
     # 9 * 64 = 576 needs 11 bits signed (-1024..1023); 512 would fit in 10.
     assert array.acc_width == 11
     assert XnorPopcountArray(pe=1, simd=8, max_beats=1).acc_width == 5
+
+
+@pytest.mark.parametrize("width, bits", [(3, 7), (6, 64), (7, 100), (10, 576), (12, 700)])
+def test_count_mask_is_a_comparison_per_bit(width, bits):
+    # The mask decoder in front of the array's input register, one or two LUT levels: bit n
+    # is count > n, for every count of the width (a sample of them for 12 bits).
+    m = Module()
+    count = Signal(width)
+    mask = Signal(bits)
+    m.d.comb += mask.eq(count_mask(m, count, bits, None, "mask"))
+    values = range(1 << width) if width <= 10 else range(0, 1 << width, 37)
+
+    async def bench(ctx):
+        for value in values:
+            ctx.set(count, value)
+            expected = sum(1 << n for n in range(bits) if value > n)
+            assert ctx.get(mask) == expected, f"count {value}"
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
