@@ -59,14 +59,23 @@ TEST_MODULE = "sim.tb_accelerator"
 CYCLE_LIMIT = 200_000
 
 
-def source_key(net, config):
-    """A hash of everything the accelerator's Verilog depends on: the RTL modules, the model
-    parameters, the configuration and the Amaranth version (conversion takes half a minute,
-    so the simulation cache is keyed by this instead of the Verilog)."""
+def _sources_digest():
     digest = hashlib.sha256()
-    # The gateware, the harness and this module.
     for path in [*sorted(RTL_DIR.glob("*.py")), Path(__file__), SIM_DIR / "harness.py"]:
         digest.update(path.name.encode() + path.read_bytes())
+    return digest.digest()
+
+
+# The gateware, the harness and this module as this process imported them (they are imported
+# above): a file edited while a run is in progress must not give the old design its new key.
+_SOURCES = _sources_digest()
+
+
+def source_key(net, config):
+    """A hash of everything the accelerator's Verilog depends on: the RTL modules (as imported),
+    the model parameters, the configuration and the Amaranth version (conversion takes half a
+    minute, so the simulation cache is keyed by this instead of the Verilog)."""
+    digest = hashlib.sha256(_SOURCES)
     for key in sorted(net.params):
         digest.update(key.encode() + np.ascontiguousarray(net.params[key]).tobytes())
     digest.update(repr(config).encode() + amaranth.__version__.encode())
