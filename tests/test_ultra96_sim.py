@@ -48,6 +48,23 @@ def test_register_interface_on_a_stand_in_accelerator():
     assert result.passed
 
 
+DMA_TESTS = {
+    "batch_under_random_timing",
+    "error_responses_end_the_batch",
+    "bad_batches_are_refused",
+    "soft_reset_in_the_middle_of_a_batch",
+}
+
+
+def test_batch_engine_on_a_stand_in_accelerator():
+    from sim.tb_ultra96_registers import StubAccelerator
+
+    result = run(AXILiteAccelerator(StubAccelerator()), "sim.tb_ultra96_dma", {},
+                 name="ultra96_dma_stub")
+    assert {test.name for test in result.tests} == DMA_TESTS
+    assert result.passed
+
+
 def _e2e_source_key(net, config):
     """What the wrapped accelerator's Verilog depends on: the accelerator's source key, the two
     wrapper modules and the register map's table (not the driver or the documentation, so
