@@ -48,16 +48,17 @@ class AXI4Signature(wiring.Signature):
         if not isinstance(id_width, int) or not 1 <= id_width <= 32:
             raise ValueError(f"AXI4 ID width must be an integer in 1..32, not {id_width!r}")
         self.addr_width, self.data_width, self.id_width = addr_width, data_width, id_width
-        address = {"id": Out(id_width), "addr": Out(addr_width), "len": Out(8), "size": Out(3), "burst": Out(2),
-                   "cache": Out(4), "prot": Out(3), "valid": Out(1), "ready": In(1)}
+        address = {"id": Out(id_width), "addr": Out(addr_width), "len": Out(8), "size": Out(3),
+                   "burst": Out(2), "cache": Out(4), "prot": Out(3), "valid": Out(1),
+                   "ready": In(1)}
         super().__init__({
             **{f"aw{name}": member for name, member in address.items()},
             "wdata": Out(data_width), "wstrb": Out(data_width // 8), "wlast": Out(1),
             "wvalid": Out(1), "wready": In(1),
             "bid": In(id_width), "bresp": In(2), "bvalid": In(1), "bready": Out(1),
             **{f"ar{name}": member for name, member in address.items()},
-            "rid": In(id_width), "rdata": In(data_width), "rresp": In(2), "rlast": In(1), "rvalid": In(1),
-            "rready": Out(1),
+            "rid": In(id_width), "rdata": In(data_width), "rresp": In(2), "rlast": In(1),
+            "rvalid": In(1), "rready": Out(1),
         })
 
     def __eq__(self, other):

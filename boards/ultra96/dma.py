@@ -86,8 +86,9 @@ class BatchDMA(wiring.Component):
 
     Protocol
     --------
-    Every transaction has ID 0, so reads and writes each complete in order. Reads: the images are one contiguous area; bursts of at most :data:`MAX_BURST_BEATS` beats
-    never cross a 4 KiB page. A burst is requested only when the prefetch buffer has room for
+    Every transaction has ID 0, so reads and writes each complete in order. Reads: the images
+    are one contiguous area; bursts of at most :data:`MAX_BURST_BEATS` beats never cross a
+    4 KiB page. A burst is requested only when the prefetch buffer has room for
     it and fewer than :data:`READ_AHEAD_BEATS` beats are outstanding, so ``rready`` is always
     1. An image is fed to the core once all its beats are in; its slot is reused once the core
     has taken its last pixel. Writes: one 2-beat burst per record, the next record only after
