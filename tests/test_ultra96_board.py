@@ -105,7 +105,13 @@ def test_verilog_instantiates_the_ps_wrapper_with_every_axi_port(plan):
     axi = {f"M_AXI_{name}" for name in (
         "awaddr", "awvalid", "awready", "wdata", "wstrb", "wvalid", "wready", "bresp", "bvalid",
         "bready", "araddr", "arvalid", "arready", "rdata", "rresp", "rvalid", "rready")}
-    assert connected == axi | {"pl_clk0", "peripheral_aresetn"}
+    # The batch engine's AXI4 port as the block design declares it (no lock, QoS, region).
+    channel = ("id", "addr", "len", "size", "burst", "cache", "prot", "valid", "ready")
+    dma = {f"S_AXI_{prefix}{name}" for prefix in ("aw", "ar") for name in channel}
+    dma |= {f"S_AXI_{name}" for name in (
+        "wdata", "wstrb", "wlast", "wvalid", "wready", "bid", "bresp", "bvalid", "bready", "rid",
+        "rdata", "rresp", "rlast", "rvalid", "rready")}
+    assert connected == axi | dma | {"pl_clk0", "peripheral_aresetn", "irq"}
 
 
 def test_xdc_places_the_leds(plan):

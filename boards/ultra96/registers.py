@@ -233,7 +233,7 @@ check_map()
 def markdown():
     """The register map as a Markdown document (``boards/ultra96/REGISTERS.md``)."""
     lines = [
-        "# FracBNN accelerator: AXI4-Lite register map",
+        "# FracBNN accelerator: AXI4-Lite register map and batch layouts",
         "",
         "<!-- Generated from boards/ultra96/registers.py by `python -m boards.ultra96 regmap "
         "--write`; do not edit. -->",
@@ -275,6 +275,42 @@ def markdown():
         "The accelerator reads the image window only while `STATUS.LOADING` is set (the first "
         f"{PIXELS} cycles or so after `START`), so the next image may be written while the current "
         "one is computed.",
+        "",
+        "## Classifying a batch",
+        "",
+        "The batch engine is an AXI4 master on the PS's `S_AXI_HP0_FPD` "
+        f"({DMA_DATA_WIDTH}-bit data, {DMA_ADDR_WIDTH}-bit physical addresses): it reads the "
+        "images from DDR into a two-image buffer, feeds the accelerator one pixel per cycle "
+        "while the next image is fetched, and writes a record per image.",
+        "",
+        f"* Images at `SRC`: the host's uint8 `[N, 3, 32, 32]` array as it is (C order), "
+        f"{IMAGE_BYTES} bytes per image: the red, green and blue planes of {PIXELS} bytes, "
+        f"pixel `y * 32 + x` at byte `y * 32 + x` of each. `SRC` must be a multiple of "
+        f"{SRC_ALIGN}.",
+        f"* Records at `DST`, {RECORD_BYTES} bytes per image, little-endian: "
+        + ", ".join(f"`{name}` ({kind[1:]}" + (f" x {count}" if count > 1 else "") + ")"
+                    for name, kind, count in RECORD_FIELDS)
+        + f". The logits are FM codes (value = code / 128), `cycles` the accelerator's count "
+        f"for the image, `image` its index in the batch, `reserved` 0. `DST` must be a "
+        f"multiple of {DST_ALIGN}. Nothing outside the `N` records is written.",
+        f"* Reads are bursts of at most {MAX_BURST_BEATS} beats that never cross a 4 KiB "
+        "page, several outstanding; each record is one 2-beat burst.",
+        "",
+        "1. Put the images in physically contiguous memory the PS's HP0 port reaches (PYNQ: "
+        "`allocate`), flush them from the caches.",
+        "2. Write `COUNT`, `SRC_LO`/`SRC_HI`, `DST_LO`/`DST_HI`; set `IRQ_ENABLE.BATCH_END` and "
+        "clear `IRQ_STATUS` (write 1).",
+        "3. Write `CONTROL.START_BATCH` (refused with SLVERR while busy and for a zero count, "
+        "unaligned, overlapping or out-of-range buffers).",
+        "4. Wait for the interrupt (or poll `IRQ_STATUS.BATCH_END`), write 1 to "
+        "`IRQ_STATUS.BATCH_END`.",
+        "5. `STATUS.DONE`: every record is written (invalidate the cached copy, read them). "
+        "`STATUS.BUS_ERROR`: an error response stopped the batch at the image `BATCH_ERROR` "
+        "names; the records before it are written.",
+        "",
+        "`Driver.classify_batch` does this. `BATCH_CYCLES` counts the batch's cycles: "
+        "`COUNT` times the accelerator's interval plus the first image's fetch and the last "
+        "record's write.",
         "",
     ]
     return "\n".join(lines)
