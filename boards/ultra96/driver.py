@@ -550,7 +550,7 @@ class Driver:
         wait_interrupt = getattr(self.bus, "wait_interrupt", None)
         if wait_interrupt is not None:
             wait_interrupt(timeout)
-        else:
+        elif not self.read("IRQ_STATUS") & end:
             self.bus.sleep(min(count * self.image_seconds, timeout))
         while not self.read("IRQ_STATUS") & end:
             if self.bus.now() > deadline:
