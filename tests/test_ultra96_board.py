@@ -720,3 +720,79 @@ def test_simulate_refuses_bad_input_before_building(tmp_path, capsys, monkeypatc
         assert stop.value.code == 2
         assert "--batch" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_batch_wait_polls_without_an_interrupt_and_times_out():
+    """A bus without ``wait_interrupt``: the driver sleeps for the batch's expected time (in the
+    bus's clock), then polls; a batch that never ends raises a timeout that says how far it
+    got. A bus error response is reported with the image and the direction."""
+    from boards.ultra96.standin import StandInAccelerator, standin_logits
+
+    class Polled(StandInAccelerator):
+        wait_interrupt = None
+
+        def __init__(self, hang=False, fault=None):
+            super().__init__()
+            self.hang, self.fault, self.clock, self.slept = hang, fault, 0.0, []
+
+        def now(self):
+            return self.clock
+
+        def sleep(self, seconds):
+            self.slept.append(seconds)
+            self.clock += max(seconds, 1e-6)
+
+        def _run_batch(self):
+            if self.fault is not None:
+                self.words.update(STATUS=field("STATUS", "BUS_ERROR").mask,
+                                  BATCH_ERROR=self.fault)
+                self.words["IRQ_STATUS"] |= field("IRQ_STATUS", "BATCH_END").mask
+            elif not self.hang:
+                super()._run_batch()
+
+    bus = Polled()
+    pixels = _batch(3)
+    logits, _ = Driver(bus, memory=bus.memory).classify_batch(pixels)
+    np.testing.assert_array_equal(logits, standin_logits(pixels))
+    assert bus.slept == []                  # already over: no sleep
+    bus = Polled(hang=True)
+    driver = Driver(bus, memory=bus.memory, timeout=0.01, image_seconds=1e-3)
+    with pytest.raises(AcceleratorTimeout, match="the batch of 3 images did not end within "
+                                                 "0.03 s \\(0 written"):
+        driver.classify_batch(pixels)
+    assert bus.slept[0] == pytest.approx(3e-3)
+    fault = (2 << 24) | (1 << 28) | 5       # SLVERR on the write of image 5's record
+    bus = Polled(fault=fault)
+    with pytest.raises(AcceleratorFault, match="stopped at image 5: SLVERR while writing its "
+                                               "result"):
+        Driver(bus, memory=bus.memory).classify_batch(_batch(8))
+
+
+def test_pynq_bus_waits_on_pynqs_interrupt(monkeypatch):
+    fake = types.ModuleType("pynq")
+    waited = []
+
+    class MMIO:
+        def __init__(self, base, size):
+            self.base = base
+
+    class Interrupt:
+        def __init__(self, pin):
+            if pin != "irq":
+                raise ValueError(f"No interrupt pin {pin}")
+            self.pin = pin
+
+        async def wait(self):
+            waited.append(self.pin)
+
+    fake.MMIO, fake.Interrupt = MMIO, Interrupt
+    monkeypatch.setitem(sys.modules, "pynq", fake)
+    from boards.ultra96.driver import PynqBus
+
+    bus = PynqBus(irq_pin="irq")
+    bus.wait_interrupt(1.0)
+    assert waited == ["irq"] and bus.interrupt_problem is None
+    bus = PynqBus(irq_pin="other")
+    assert bus.wait_interrupt is None
+    assert "PYNQ's Interrupt('other'): No interrupt pin other" in bus.interrupt_problem
+    assert PynqBus().wait_interrupt is None

@@ -232,8 +232,14 @@ def _open_bus(args):
                               f"(KeyError {error}); PYNQ 2.7, 3.1 and later, or pynqmetadata "
                               f"0.1.5 and later, read it; or load the bitstream with fpgautil -b "
                               f"and run without --bitstream") from None
-    if args.bus == "pynq":
-        return PynqBus(args.base)
+    # The interrupt pin is known to PYNQ once it has loaded the overlay (--bitstream).
+    irq_pin = "irq" if args.bitstream is not None else None
+    if args.bus == "pynq" or (args.bus == "auto" and irq_pin):
+        bus = PynqBus(args.base, irq_pin=irq_pin)
+        if bus.interrupt_problem:
+            print(f"note: {bus.interrupt_problem}; polling once per batch instead",
+                  file=sys.stderr)
+        return bus
     if args.bus == "devmem":
         return DevMemBus(args.base, path=args.devmem)
     return default_bus(args.base, path=args.devmem)

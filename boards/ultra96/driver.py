@@ -160,9 +160,12 @@ class DevMemBus(BusBackend):
 
 
 class PynqBus(BusBackend):
-    """PYNQ's ``MMIO`` over the interface's window."""
+    """PYNQ's ``MMIO`` over the interface's window; with ``irq_pin`` (the block design's
+    interrupt port, ``"irq"``, known to PYNQ once the overlay is loaded) also
+    ``wait_interrupt`` through PYNQ's ``Interrupt``. :attr:`interrupt_problem` says why there is
+    no interrupt when PYNQ refused the pin (the driver then polls)."""
 
-    def __init__(self, base=DEFAULT_BASE, size=APERTURE):
+    def __init__(self, base=DEFAULT_BASE, size=APERTURE, irq_pin=None):
         check_window(base, size)
         try:
             from pynq import MMIO
@@ -170,6 +173,26 @@ class PynqBus(BusBackend):
             raise DriverError("PYNQ is not installed (pip install pynq on the board), or use "
                               "--bus devmem") from None
         self._mmio = MMIO(base, size)
+        self._interrupt, self.interrupt_problem = None, None
+        if irq_pin is not None:
+            try:
+                from pynq import Interrupt
+                self._interrupt = Interrupt(irq_pin)
+            except Exception as error:      # PYNQ raises ValueError/KeyError/RuntimeError here
+                self.interrupt_problem = f"PYNQ's Interrupt({irq_pin!r}): {error}"
+        if self._interrupt is None:
+            self.wait_interrupt = None
+
+    def wait_interrupt(self, seconds):
+        """Wait for the interrupt, at most ``seconds`` (the driver then checks IRQ_STATUS)."""
+        import asyncio
+
+        async def wait():
+            try:
+                await asyncio.wait_for(self._interrupt.wait(), seconds)
+            except TimeoutError:
+                pass
+        asyncio.run(wait())
 
     def read32(self, offset):
         return int(self._mmio.read(offset))
