@@ -150,10 +150,13 @@ class AXILiteAccelerator(wiring.Component):
         src = Cat(words["SRC_LO"], words["SRC_HI"])
         dst = Cat(words["DST_LO"], words["DST_HI"])
         count = words["COUNT"]
-        # Registered (the adders are 41 bits wide); the register target performs writes at
+        # The two areas' sizes are registered when COUNT is written (from the written value, so
+        # they change with it), the checks every cycle: the register target performs writes at
         # least two cycles apart, so a START_BATCH sees the words written before it.
+        src_size = Signal(COUNT_BITS + (IMAGE_BYTES - 1).bit_length())
+        dst_size = Signal(COUNT_BITS + (RECORD_BYTES - 1).bit_length())
         batch_refused = Signal()
-        src_end, dst_end = src + count * IMAGE_BYTES, dst + count * RECORD_BYTES
+        src_end, dst_end = src + src_size, dst + dst_size
         m.d.sync += batch_refused.eq(
             (count == 0)
             | (src[:(SRC_ALIGN - 1).bit_length()] != 0) | (dst[:(DST_ALIGN - 1).bit_length()] != 0)
@@ -188,6 +191,11 @@ class AXILiteAccelerator(wiring.Component):
                 hits(reg.name, addr) & (refused[reg.name] if reg.writable else 1))
         m.d.comb += bus.w_error.eq(write_error)
 
+        with m.If(bus.w_en & hits("COUNT", addr)):
+            # COUNT as this write leaves it (byte writes included).
+            written = Cat(Mux(strb[byte], data[8 * byte:8 * byte + 8],
+                              count[8 * byte:8 * byte + 8]) for byte in range(4))[:COUNT_BITS]
+            m.d.sync += [src_size.eq(written * IMAGE_BYTES), dst_size.eq(written * RECORD_BYTES)]
         for name, word in words.items():
             with m.If(bus.w_en & hits(name, addr)):
                 for byte in range(4):

@@ -141,10 +141,16 @@ class BatchDMA(wiring.Component):
         to_page_end = Signal(range(PAGE_BYTES // BEAT_BYTES + 1))
         m.d.comb += to_page_end.eq(PAGE_BYTES // BEAT_BYTES - page_offset)
         capped = Mux(to_page_end < MAX_BURST_BEATS, to_page_end, MAX_BURST_BEATS)
+        # The next burst's length, registered (for the clock): it is stale for the cycle after
+        # a request or a start, which moved ar_next and ar_left.
         burst = Signal(range(MAX_BURST_BEATS + 1))
-        m.d.comb += burst.eq(Mux(ar_left < capped, ar_left, capped))
-        issue = (running & ~ar_valid & (ar_left != 0) & (burst <= space)
-                 & (in_flight + burst <= READ_AHEAD_BEATS))
+        burst_fresh = Signal()
+        m.d.sync += burst.eq(Mux(ar_left < capped, ar_left, capped))
+        # The read-ahead limit is checked against its worst case (a full burst), a constant
+        # compare: between READ_AHEAD_BEATS - 15 and READ_AHEAD_BEATS beats stay outstanding.
+        issue = (running & ~ar_valid & burst_fresh & (burst != 0) & (burst <= space)
+                 & (in_flight <= READ_AHEAD_BEATS - MAX_BURST_BEATS))
+        m.d.sync += burst_fresh.eq(~issue & ~self.start)
         m.d.comb += [
             axi.arvalid.eq(ar_valid), axi.arsize.eq(burst_size(DMA_DATA_WIDTH)),
             axi.arburst.eq(BURST_INCR), axi.arcache.eq(AXCACHE), axi.arprot.eq(0),
