@@ -88,10 +88,12 @@ class BatchDMA(wiring.Component):
     --------
     Every transaction has ID 0, so reads and writes each complete in order. Reads: the images
     are one contiguous area; bursts of at most :data:`MAX_BURST_BEATS` beats never cross a
-    4 KiB page. A burst is requested only when the prefetch buffer has room for
-    it and fewer than :data:`READ_AHEAD_BEATS` beats are outstanding, so ``rready`` is always
-    1. An image is fed to the core once all its beats are in; its slot is reused once the core
-    has taken its last pixel. Writes: one 2-beat burst per record, the next record only after
+    4 KiB page. A burst is requested only when the prefetch buffer has room for it and at most
+    :data:`READ_AHEAD_BEATS` minus one burst are outstanding (so never more than
+    :data:`READ_AHEAD_BEATS`), so ``rready`` is always 1. A request waits at least one cycle
+    after the previous one's address handshake (the next length is registered). An image is
+    fed to the core once all its beats are in; its slot is reused once the core has taken its
+    last pixel. Writes: one 2-beat burst per record, the next record only after
     the previous one's response; ``bready`` is always 1.
 
     Latency
@@ -147,7 +149,7 @@ class BatchDMA(wiring.Component):
         burst_fresh = Signal()
         m.d.sync += burst.eq(Mux(ar_left < capped, ar_left, capped))
         # The read-ahead limit is checked against its worst case (a full burst), a constant
-        # compare: between READ_AHEAD_BEATS - 15 and READ_AHEAD_BEATS beats stay outstanding.
+        # compare: a request leaves at most READ_AHEAD_BEATS beats outstanding.
         issue = (running & ~ar_valid & burst_fresh & (burst != 0) & (burst <= space)
                  & (in_flight <= READ_AHEAD_BEATS - MAX_BURST_BEATS))
         m.d.sync += burst_fresh.eq(~issue & ~self.start)
