@@ -249,8 +249,8 @@ async def error_responses_end_the_batch(dut):
 async def bad_batches_are_refused(dut):
     """START_BATCH with COUNT 0, an unaligned source or destination, a buffer past the end of
     the 40-bit address space, or overlapping buffers is answered with SLVERR and starts
-    nothing; so is START_BATCH (and START) while a batch runs. The driver refuses the same
-    buffers before any access, saying why."""
+    nothing; so are START_BATCH and START while a batch runs, and both in one write. The
+    driver refuses the same buffers before any access, saying why."""
     bench = await DmaBench(dut, seed=23).start()
     control = register("CONTROL").offset
     cases = {
@@ -274,11 +274,18 @@ async def bad_batches_are_refused(dut):
     images = _images(np.random.default_rng(23), 2)
     bench.put_images(images)
     await bench.program(len(images))
+    start = field("CONTROL", "START").mask
+    assert await bench.write(control, START_BATCH | start) == SLVERR
+    assert not any((await bench.status()).values())
     await bench.set("CONTROL", START_BATCH)
     assert await bench.write(control, START_BATCH) == SLVERR
-    assert await bench.write(control, field("CONTROL", "START").mask) == SLVERR
+    assert await bench.write(control, start) == SLVERR
     await bench.wait_irq()
     _check_records(bench, images)
+    # The refused commands left nothing behind: idle, the window not streamed, one batch.
+    status = await bench.status()
+    assert status["DONE"] and not status["BUSY"] and not status["LOADING"], status
+    assert await bench.reg("IMAGES") == len(images)
 
     bus = CocotbAxiLiteBus(bench.master, dut.irq)
 

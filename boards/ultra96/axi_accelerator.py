@@ -173,11 +173,14 @@ class AXILiteAccelerator(wiring.Component):
         start_batch = control_write & data[batch_bit] & ~data[reset_bit]
         host_reset = control_write & data[reset_bit]
         m.d.sync += [soft_reset.eq(host_reset), core_reset.eq(host_reset | dma.flush)]
-        m.d.comb += [dma.abort.eq(host_reset), dma.start.eq(start_batch & ~busy & ~batch_refused),
+        # One command at a time (not both in one write, nothing while busy); a batch only with
+        # sensible buffers. A refused command changes nothing.
+        start_image = start & ~start_batch & ~busy
+        m.d.comb += [dma.abort.eq(host_reset),
+                     dma.start.eq(start_batch & ~start & ~busy & ~batch_refused),
                      dma.src.eq(src), dma.dst.eq(dst), dma.count.eq(words["COUNT"])]
         refused = {
-            # One command at a time; a batch only with sensible buffers.
-            "CONTROL": ((start | start_batch) & busy) | (start_batch & batch_refused),
+            "CONTROL": (start | start_batch) & ~start_image & ~dma.start,
             "IMAGE": loading,                   # the window is being read
             **{name: Const(0) for name in (*kept, "IRQ_STATUS")},
         }
@@ -280,7 +283,7 @@ class AXILiteAccelerator(wiring.Component):
                          for k, logit in enumerate(logits)]
         with m.Switch(state):
             with m.Case(State.IDLE):
-                with m.If(start):
+                with m.If(start_image):
                     m.d.sync += [state.eq(State.STREAM), issued.eq(0), out_valid.eq(0),
                                  done.eq(0)]
             with m.Case(State.STREAM):

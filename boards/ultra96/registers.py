@@ -111,7 +111,8 @@ REGISTERS = (
              f"Register map version, major << 16 \\| minor: `0x{VERSION_VALUE:08X}`."),
     Register("CONTROL", 0x0008, "WO", "Commands; bits written as 0 do nothing.", fields=(
         Field("START", 0, 1, "Stream the image window into the accelerator and classify it. "
-                             "Refused with SLVERR while `STATUS.BUSY` is set."),
+                             "Refused with SLVERR while `STATUS.BUSY` is set and together with "
+                             "`START_BATCH`."),
         Field("SOFT_RESET", 1, 1, "Reset the accelerator and abandon the current image or "
                                   "batch (`START` and `START_BATCH` in the same write are "
                                   "ignored): a batch issues no new transaction, completes the "
