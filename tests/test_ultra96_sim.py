@@ -1,18 +1,16 @@
 # amaranth: UnusedElaboratable=no
-"""The Ultra96 AXI4-Lite interface in Verilator (cocotb + cocotbext-axi).
+"""The Ultra96 interfaces in Verilator (cocotb + cocotbext-axi).
 
-* The register tests run on a small stand-in accelerator (``sim/tb_ultra96_registers.py``;
-  built in about 30 s).
-* The end-to-end test classifies a real photo with the host driver through the AXI-Lite port of
-  the whole accelerator (``sim/tb_ultra96_driver.py``), with the accelerator's simulation
-  settings (behavioural popcounts, top-level VPI access). Its first build takes two to three
-  minutes on two cores; it is cached in ``build/sim/`` under a key of the RTL sources (like
-  :func:`sim.accelerator.source_key`), so later runs take about a minute.
+* The register tests and the batch engine's tests run on a small stand-in accelerator
+  (``sim/tb_ultra96_registers.py``, ``sim/tb_ultra96_dma.py``; built in about 30 s each).
+* The end-to-end tests run the host driver against the whole accelerator
+  (:func:`boards.ultra96.simulate.simulate_board`, ``sim/tb_ultra96_driver.py``): a real photo
+  through the AXI-Lite image window, and a batch of 16 images through the AXI4 master and the
+  interrupt. They share one build with the accelerator's simulation settings (behavioural
+  popcounts, top-level VPI access), which takes two to three minutes on two cores the first
+  time; it is cached in ``build/sim/`` under a key of the sources, so later runs take about a
+  minute.
 """
-
-import hashlib
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,11 +19,11 @@ pytest.importorskip("cocotbext.axi", reason="cocotbext-axi is not installed (pip
                                             "cocotbext-axi, or the project's test extra)")
 
 from boards.ultra96.axi_accelerator import AXILiteAccelerator  # noqa: E402
+from boards.ultra96.simulate import simulate_board  # noqa: E402
 from sim.runner import run  # noqa: E402
 
-BOARD_DIR = Path(__file__).resolve().parent.parent / "boards"
-# Simulated seconds the driver waits for a result (an image takes about 80 us at 250 MHz).
-E2E_TIMEOUT_S = 2e-3
+# The batch of the done criterion of the board's throughput.
+BOARD_BATCH = 16
 
 REGISTER_TESTS = {
     "identification_and_idle_status",
@@ -48,45 +46,58 @@ def test_register_interface_on_a_stand_in_accelerator():
     assert result.passed
 
 
-def _e2e_source_key(net, config):
-    """What the wrapped accelerator's Verilog depends on: the accelerator's source key, the two
-    wrapper modules and the register map's table (not the driver or the documentation, so
-    editing those does not cost a rebuild)."""
-    from boards.ultra96 import registers
-    from sim.accelerator import source_key
+DMA_TESTS = {
+    "batch_under_random_timing",
+    "error_responses_end_the_batch",
+    "bad_batches_are_refused",
+    "soft_reset_in_the_middle_of_a_batch",
+}
 
-    digest = hashlib.sha256(source_key(net, config).encode())
-    for path in (BOARD_DIR / "axi_lite.py", BOARD_DIR / "ultra96" / "axi_accelerator.py"):
-        digest.update(path.name.encode() + path.read_bytes())
-    digest.update(repr((registers.REGISTERS, registers.ADDR_WIDTH, registers.ID_VALUE,
-                        registers.VERSION_VALUE, registers.PIXELS,
-                        registers.CLASSES)).encode())
-    return digest.hexdigest()
+
+def test_batch_engine_on_a_stand_in_accelerator():
+    from sim.tb_ultra96_registers import StubAccelerator
+
+    result = run(AXILiteAccelerator(StubAccelerator()), "sim.tb_ultra96_dma", {},
+                 name="ultra96_dma_stub")
+    assert {test.name for test in result.tests} == DMA_TESTS
+    assert result.passed
+
+
+def _board_images(count):
+    """The bundled photos, then random images, ``count`` in all."""
+    from fracbnn_golden.images import bundled_photos, load_image
+
+    photos = [load_image(path) for path in bundled_photos()][:count]
+    extra = np.random.default_rng(18).integers(0, 256, (count - len(photos), 3, 32, 32),
+                                               dtype=np.uint8)
+    return np.concatenate([np.stack(photos), extra]) if photos else extra
 
 
 def test_driver_classifies_a_photo_through_axi_lite():
     from fracbnn_golden import FracBNN
-    from fracbnn_golden.images import bundled_photos, load_image
-    from rtl.accelerator import FracBNNAccelerator
-    from rtl.popcount import BehaviouralPopcount
-    from rtl.schedule import AcceleratorConfig
 
-    net, config = FracBNN.default(), AcceleratorConfig()
-    core = FracBNNAccelerator(net, config)
-    photo = bundled_photos()[0]
-    pixels = load_image(photo)[None]
-    with tempfile.TemporaryDirectory(prefix="fracbnn-u96-") as folder:
-        data, out = Path(folder) / "pixels.npz", Path(folder) / "out.npz"
-        np.savez(data, pixels=pixels)
-        run(AXILiteAccelerator(core), "sim.tb_ultra96_driver", {"timeout_s": E2E_TIMEOUT_S},
-            name="ultra96_axi_fracbnn", source_key=_e2e_source_key(net, config),
-            platform=BehaviouralPopcount(), top_level_only=True,
-            extra_env={"FRACBNN_SIM_DATA": str(data), "FRACBNN_SIM_OUT": str(out)})
-        with np.load(out) as produced:
-            logits, cycles = produced["logits"], produced["cycles"]
-    np.testing.assert_array_equal(logits, net.logits(pixels))
+    pixels = _board_images(1)
+    board = simulate_board(pixels, check=True)
+    np.testing.assert_array_equal(board.logits, FracBNN.default().logits(pixels))
     # The window streams one pixel per cycle (the register tests check that there are no
     # bubbles), so the count is close to the analytical model's; a streamer at half rate would
     # add 1024 cycles (5 %).
-    estimate = core.estimate_cycles().total
-    assert abs(int(cycles[0]) - estimate) <= 0.01 * estimate, (photo.name, cycles, estimate)
+    assert abs(int(board.cycles[0]) - board.interval) <= 0.01 * board.interval, board.cycles
+
+
+def test_a_batch_through_ddr_runs_at_the_cores_interval():
+    """16 images in one batch through the AXI4 master (AxiRam with random pauses), waiting on
+    the interrupt: bit-exact, every image at the core's cycle count, and the whole batch within
+    2 % of 16 times the core's interval (the next image is fetched while one is computed)."""
+    from fracbnn_golden import FracBNN
+
+    pixels = _board_images(BOARD_BATCH)
+    board = simulate_board(pixels, BOARD_BATCH, check=True)
+    np.testing.assert_array_equal(board.logits, FracBNN.default().logits(pixels))
+    assert board.cycles.dtype == np.int64 and board.batch_cycles.shape == (1,)
+    # Each image's own count is the core's: the pixels arrive one per cycle from the buffer.
+    assert (np.abs(board.cycles - board.interval) <= 0.001 * board.interval).all(), board.cycles
+    per_image = int(board.batch_cycles[0]) / BOARD_BATCH
+    assert abs(per_image - board.interval) <= 0.02 * board.interval, (per_image, board.interval)
+    # Without the overlap each image would add its fetch (192 beats, more with the pauses).
+    assert per_image < board.interval + 192, (per_image, board.interval)

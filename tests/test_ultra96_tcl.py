@@ -43,10 +43,16 @@ KNOWN_CONFIG = {
     "PSU__OVERRIDE__BASIC_CLOCK", "PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ",
     "PSU__CRL_APB__PL0_REF_CTRL__DIVISOR0", "PSU__CRL_APB__PL0_REF_CTRL__DIVISOR1",
     "PSU__NUM_FABRIC_RESETS",
+    # the same export enables S_AXI_HP0_FPD with these two (a 128-bit HP0, as here)
+    "PSU__USE__S_AXI_GP2", "PSU__SAXIGP2__DATA_WIDTH",
     # smartconnect
     "NUM_SI", "NUM_MI",
     # block design ports and pins
     "PROTOCOL", "ADDR_WIDTH", "DATA_WIDTH", "FREQ_HZ", "ASSOCIATED_BUSIF", "ASSOCIATED_RESET",
+    # an AXI4 slave port (create_bd_intf_port -mode Slave) as write_bd_tcl exports it, e.g.
+    # Vivado's Versal CED exports: ID_WIDTH, HAS_* and the burst and outstanding limits
+    "ID_WIDTH", "HAS_LOCK", "HAS_QOS", "HAS_REGION", "HAS_CACHE", "HAS_PROT",
+    "MAX_BURST_LENGTH", "NUM_READ_OUTSTANDING", "NUM_WRITE_OUTSTANDING",
 }
 
 
@@ -138,7 +144,8 @@ def test_the_clock_request_follows_the_board_preset(plan, tmp_path):
         "CONFIG.PSU__USE__M_AXI_GP0": "1",
         "CONFIG.PSU__MAXIGP0__DATA_WIDTH": str(HPM0_DATA_WIDTH),
         "CONFIG.PSU__USE__M_AXI_GP1": "0", "CONFIG.PSU__USE__M_AXI_GP2": "0",
-        "CONFIG.PSU__USE__IRQ0": "0", "CONFIG.PSU__USE__IRQ1": "0",
+        "CONFIG.PSU__USE__S_AXI_GP2": "1", "CONFIG.PSU__SAXIGP2__DATA_WIDTH": "128",
+        "CONFIG.PSU__USE__IRQ0": "1", "CONFIG.PSU__USE__IRQ1": "0",
         "CONFIG.PSU__FPGA_PL0_ENABLE": "1",
         "CONFIG.PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ": "250",
         "CONFIG.PSU__NUM_FABRIC_RESETS": "1",
@@ -152,12 +159,38 @@ def test_the_clock_request_follows_the_board_preset(plan, tmp_path):
 
 
 @needs_tclsh
-def test_no_interrupt_input_is_left_unconnected(plan, tmp_path):
+def test_the_interrupt_and_the_hp0_port_are_connected(plan, tmp_path):
+    """pl_ps_irq0 is enabled and driven by the irq port, IRQ1 stays off (nothing drives it);
+    the batch engine's S_AXI reaches S_AXI_HP0_FPD through a SmartConnect, clocked by pl_clk0
+    and reset with the rest."""
     run = run_scripts(plan, tmp_path, board=BOARD)
     assert run.returncode == 0, run.output
+    assert run.has("create_bd_port", "-dir", "I", "-type", "intr", "irq")
+    assert run.has("connect_bd_net", "/irq", f"{PS}/pl_ps_irq0")
     nets = [call for call in run.calls if call[0].startswith("connect_bd")]
-    assert not any("irq" in argument for call in nets for argument in call)
-    assert run.properties(PS)["CONFIG.PSU__USE__IRQ0"] == "0"
+    assert not any("pl_ps_irq1" in argument for call in nets for argument in call)
+    ps = run.properties(PS)
+    assert ps["CONFIG.PSU__USE__IRQ0"] == "1" and ps["CONFIG.PSU__USE__IRQ1"] == "0"
+    assert run.has("connect_bd_intf_net", "/S_AXI", "/smartconnect_1/S00_AXI")
+    assert run.has("connect_bd_intf_net", "/smartconnect_1/M00_AXI", f"{PS}/S_AXI_HP0_FPD")
+    clock = next(call for call in nets if f"{PS}/pl_clk0" in call)
+    assert f"{PS}/saxihp0_fpd_aclk" in clock and "/smartconnect_1/aclk" in clock
+    reset = next(call for call in nets if "/proc_sys_reset_0/peripheral_aresetn" in call)
+    assert "/smartconnect_1/aresetn" in reset
+    port = run.properties("/S_AXI")
+    assert port["CONFIG.PROTOCOL"] == "AXI4" and port["CONFIG.DATA_WIDTH"] == "128"
+    assert port["CONFIG.ADDR_WIDTH"] == "40" and port["CONFIG.MAX_BURST_LENGTH"] == "16"
+    assert port["CONFIG.FREQ_HZ"] == "250000000"
+    assert run.properties("/pl_clk0")["CONFIG.ASSOCIATED_BUSIF"] == "M_AXI:S_AXI"
+    assert "INFO: S_AXI reaches /S_AXI/SEG_zynq_ultra_ps_e_0_HP0_DDR_LOW" in run.output
+
+
+@needs_tclsh
+def test_a_batch_port_without_the_ddr_stops_the_build(plan, tmp_path):
+    run = run_scripts(plan, tmp_path, board=BOARD, hp0_ddr=0)
+    assert run.returncode != 0
+    assert "ERROR: [fracbnn] S_AXI (the batch engine) does not reach the DDR" in run.output
+    assert not run.has("synth_design")
 
 
 @needs_tclsh

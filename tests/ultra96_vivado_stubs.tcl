@@ -17,6 +17,8 @@
 #                         2020.2 and later), srcs (beside the .bd), get_files (only get_files
 #                         finds it), none
 #   wns, whs              worst setup and hold slack after routing, ns ("" = no timed paths)
+#   hp0_ddr               1: the S_AXI port's address space gets the PS's HP0 DDR segments (as
+#                         assign_bd_address does with S_AXI_HP0_FPD enabled); 0: none
 # The PS model: the board preset (apply_bd_automation) sets PSU__OVERRIDE__BASIC_CLOCK to 1 and
 # fixed dividers for 100 MHz; while it is 1, a requested PL0 frequency is ignored, as on Vivado.
 
@@ -25,7 +27,8 @@ namespace eval stub {
     variable record_file [open [lindex $argv 0] w]
     variable script [lindex $argv 1]
     variable option
-    array set option {board "" pll_mhz 1500 ps_ignores_frequency 0 hwh gen wns 0.25 whs 0.02}
+    array set option {board "" pll_mhz 1500 ps_ignores_frequency 0 hwh gen wns 0.25 whs 0.02
+                      hp0_ddr 1}
     array set option [lrange $argv 2 end]
     variable property
     array set property {}
@@ -188,8 +191,20 @@ vivado connect_bd_intf_net {}
 vivado assign_bd_address {set ::stub::addressed 1}
 vivado get_bd_addr_spaces {return [lindex $args 0]}
 vivado get_bd_addr_segs {
-    # The PS's segment of the M_AXI port exists once addresses are assigned.
-    return [expr {$::stub::addressed ? "[lindex $args end]/SEG_M_AXI_Reg" : ""}]
+    # Once addresses are assigned: the PS's segment of the M_AXI port, and the S_AXI port's
+    # segments of the PS's memory behind S_AXI_HP0_FPD.
+    set space [lindex $args end]
+    if {!$::stub::addressed} {
+        return ""
+    }
+    if {$space eq "S_AXI"} {
+        if {!$::stub::option(hp0_ddr)} {
+            return ""
+        }
+        return [list /S_AXI/SEG_zynq_ultra_ps_e_0_HP0_DDR_LOW \
+                     /S_AXI/SEG_zynq_ultra_ps_e_0_HP0_LPS_OCM]
+    }
+    return "$space/SEG_M_AXI_Reg"
 }
 vivado validate_bd_design {}
 vivado save_bd_design {}

@@ -1,18 +1,27 @@
 """The accelerator behind an AXI4-Lite register interface (the map of
 :mod:`boards.ultra96.registers`)."""
 
-from amaranth.hdl import Const, Module, ResetInserter, Shape, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Shape, Signal
 from amaranth.lib import enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from boards.axi4 import AXI4Signature
 from boards.axi_lite import AXI4LiteSignature, AXI4LiteTarget
 
+from .dma import BatchDMA
 from .registers import (
     ADDR_WIDTH,
     CLASSES,
+    COUNT_BITS,
+    DMA_ADDR_WIDTH,
+    DMA_DATA_WIDTH,
+    DST_ALIGN,
     ID_VALUE,
+    IMAGE_BYTES,
     PIXELS,
+    RECORD_BYTES,
     REGISTERS,
+    SRC_ALIGN,
     VERSION_VALUE,
     field,
     register,
@@ -67,15 +76,21 @@ class AXILiteAccelerator(wiring.Component):
     :class:`rtl.accelerator.FracBNNAccelerator`) behind an AXI4-Lite subordinate port.
 
     Ports: ``axi`` (``In(AXI4LiteSignature(16))``, the register map of
-    :mod:`boards.ultra96.registers`) and the status outputs ``busy``, ``done`` and ``error``
-    (``STATUS`` bits, e.g. for LEDs).
+    :mod:`boards.ultra96.registers`), ``dma`` (``Out(AXI4Signature(40, 128))``, the batch
+    engine's manager port, :class:`boards.ultra96.dma.BatchDMA`), ``irq`` (the interrupt:
+    ``IRQ_STATUS & IRQ_ENABLE`` not zero) and the status outputs ``busy``, ``done`` and
+    ``error`` (``STATUS`` bits, e.g. for LEDs).
 
-    The host writes an image into the 1024-word image window (a block RAM), then ``START``: the
-    window is streamed into the core's ``pixels`` port, one pixel per cycle as fast as the core
-    takes them, and the logits are captured from its ``logits`` stream (always ready), which sets
-    ``DONE``. ``SOFT_RESET`` resets the core (through a reset inserted into its clock domain)
-    and this block's sequencer one cycle after the write. The bus never waits on the core:
-    every access is answered, commands that cannot be carried out with SLVERR.
+    Single images: the host writes an image into the 1024-word image window (a block RAM), then
+    ``START``: the window is streamed into the core's ``pixels`` port, one pixel per cycle as
+    fast as the core takes them, and the logits are captured from its ``logits`` stream (always
+    ready), which sets ``DONE``. Batches: ``START_BATCH`` hands ``SRC``, ``DST`` and ``COUNT`` to
+    the batch engine, which feeds the core from DDR and writes a record per image; the core's
+    ``logits`` then wait for the engine. ``SOFT_RESET`` resets the core (through a reset
+    inserted into its clock domain) and this block's sequencer one cycle after the write, and
+    stops a batch; an error response to the batch engine resets the core the same way. The bus
+    never waits on the core: every access is answered, commands that cannot be carried out with
+    SLVERR.
     """
 
     def __init__(self, core):
@@ -83,6 +98,8 @@ class AXILiteAccelerator(wiring.Component):
         self.core = core
         super().__init__({
             "axi": In(AXI4LiteSignature(ADDR_WIDTH)),
+            "dma": Out(AXI4Signature(DMA_ADDR_WIDTH, DMA_DATA_WIDTH)),
+            "irq": Out(1),
             "busy": Out(1),
             "done": Out(1),
             "error": Out(1),
@@ -95,17 +112,27 @@ class AXILiteAccelerator(wiring.Component):
         wiring.connect(m, wiring.flipped(self.axi), target.axi)
         bus = target.bus
 
+        m.submodules.dma = dma = BatchDMA()
+        wiring.connect(m, dma.axi, wiring.flipped(self.dma))
+
         # Registered, so the reset of the whole core does not hang off the bus decoder's logic.
-        soft_reset = Signal()
-        m.submodules.core = ResetInserter(soft_reset)(core)
+        soft_reset, core_reset = Signal(), Signal()
+        m.submodules.core = ResetInserter(core_reset)(core)
 
         state = Signal(State)
         done = Signal()
         loading = state == State.STREAM
-        busy = state != State.IDLE
+        busy = (state != State.IDLE) | dma.busy
         logits = [Signal(LOGIT_BITS, name=f"logit{k}") for k in range(CLASSES)]
-        scratch = Signal(32)
-        m.d.comb += [self.busy.eq(busy), self.done.eq(done), self.error.eq(core.error)]
+        # The host's registers: (name, bits kept) for the read-write words.
+        kept = {"SCRATCH": 32, "IRQ_ENABLE": len(register("IRQ_ENABLE").fields),
+                "COUNT": COUNT_BITS, "SRC_LO": 32, "SRC_HI": DMA_ADDR_WIDTH - 32, "DST_LO": 32,
+                "DST_HI": DMA_ADDR_WIDTH - 32}
+        words = {name: Signal(bits, name=name.lower()) for name, bits in kept.items()}
+        irq_status = Signal(len(register("IRQ_STATUS").fields))
+        batch_cycles = Signal(32)
+        m.d.comb += [self.busy.eq(busy), self.done.eq(done), self.error.eq(core.error),
+                     self.irq.eq((irq_status & words["IRQ_ENABLE"]).any())]
 
         m.submodules.image = image = memory.Memory(shape=PIXEL_BITS, depth=PIXELS, init=[])
         image_write = image.write_port(granularity=8)
@@ -119,17 +146,43 @@ class AXILiteAccelerator(wiring.Component):
         def word_index(name, addr):
             return (addr - register(name).offset // 4)[:len(Const(register(name).count - 1))]
 
+        # ---- the batch's buffers: START_BATCH is refused unless they make sense ----------------
+        src = Cat(words["SRC_LO"], words["SRC_HI"])
+        dst = Cat(words["DST_LO"], words["DST_HI"])
+        count = words["COUNT"]
+        # The two areas' sizes are registered when COUNT is written (from the written value, so
+        # they change with it), the checks every cycle: the register target performs writes at
+        # least two cycles apart, so a START_BATCH sees the words written before it.
+        src_size = Signal(COUNT_BITS + (IMAGE_BYTES - 1).bit_length())
+        dst_size = Signal(COUNT_BITS + (RECORD_BYTES - 1).bit_length())
+        batch_refused = Signal()
+        src_end, dst_end = src + src_size, dst + dst_size
+        m.d.sync += batch_refused.eq(
+            (count == 0)
+            | (src[:(SRC_ALIGN - 1).bit_length()] != 0) | (dst[:(DST_ALIGN - 1).bit_length()] != 0)
+            | (src_end > (1 << DMA_ADDR_WIDTH)) | (dst_end > (1 << DMA_ADDR_WIDTH))
+            | ((src < dst_end) & (dst < src_end)))
+
         # ---- writes ---------------------------------------------------------------------------
         start_bit = field("CONTROL", "START").lsb
         reset_bit = field("CONTROL", "SOFT_RESET").lsb
+        batch_bit = field("CONTROL", "START_BATCH").lsb
         addr, data, strb = bus.w_addr, bus.w_data, bus.w_strb
         control_write = bus.w_en & hits("CONTROL", addr) & strb[0]
         start = control_write & data[start_bit] & ~data[reset_bit]
-        m.d.sync += soft_reset.eq(control_write & data[reset_bit])
+        start_batch = control_write & data[batch_bit] & ~data[reset_bit]
+        host_reset = control_write & data[reset_bit]
+        m.d.sync += [soft_reset.eq(host_reset), core_reset.eq(host_reset | dma.flush)]
+        # One command at a time (not both in one write, nothing while busy); a batch only with
+        # sensible buffers. A refused command changes nothing.
+        start_image = start & ~start_batch & ~busy
+        m.d.comb += [dma.abort.eq(host_reset),
+                     dma.start.eq(start_batch & ~start & ~busy & ~batch_refused),
+                     dma.src.eq(src), dma.dst.eq(dst), dma.count.eq(words["COUNT"])]
         refused = {
-            "CONTROL": start & busy,            # one image at a time
-            "SCRATCH": Const(0),
+            "CONTROL": (start | start_batch) & ~start_image & ~dma.start,
             "IMAGE": loading,                   # the window is being read
+            **{name: Const(0) for name in (*kept, "IRQ_STATUS")},
         }
         writable = {reg.name for reg in REGISTERS if reg.writable}
         if set(refused) != writable:
@@ -141,10 +194,20 @@ class AXILiteAccelerator(wiring.Component):
                 hits(reg.name, addr) & (refused[reg.name] if reg.writable else 1))
         m.d.comb += bus.w_error.eq(write_error)
 
-        with m.If(bus.w_en & hits("SCRATCH", addr)):
-            for byte in range(4):
-                with m.If(strb[byte]):
-                    m.d.sync += scratch[8 * byte:8 * byte + 8].eq(data[8 * byte:8 * byte + 8])
+        with m.If(bus.w_en & hits("COUNT", addr)):
+            # COUNT as this write leaves it (byte writes included).
+            written = Cat(Mux(strb[byte], data[8 * byte:8 * byte + 8],
+                              count[8 * byte:8 * byte + 8]) for byte in range(4))[:COUNT_BITS]
+            m.d.sync += [src_size.eq(written * IMAGE_BYTES), dst_size.eq(written * RECORD_BYTES)]
+        for name, word in words.items():
+            with m.If(bus.w_en & hits(name, addr)):
+                for byte in range(4):
+                    with m.If(strb[byte]):
+                        m.d.sync += word[8 * byte:8 * byte + 8].eq(data[8 * byte:8 * byte + 8])
+        # IRQ_STATUS: set by the end of a batch, cleared by writing 1 (or SOFT_RESET).
+        irq_clear = Mux(bus.w_en & hits("IRQ_STATUS", addr) & strb[0], data[:len(irq_status)], 0)
+        batch_end = field("IRQ_STATUS", "BATCH_END").lsb
+        m.d.sync += irq_status.eq(irq_status & ~irq_clear | (dma.ended << batch_end))
         m.d.comb += [
             image_write.addr.eq(word_index("IMAGE", addr)),
             image_write.data.eq(data[:PIXEL_BITS]),
@@ -153,13 +216,19 @@ class AXILiteAccelerator(wiring.Component):
         ]
 
         # ---- reads: the value is registered at r_en, the bus takes it the cycle after ---------
-        status_sources = {"BUSY": busy, "DONE": done, "ERROR": core.error, "LOADING": loading}
+        status_sources = {"BUSY": busy, "DONE": done, "ERROR": core.error, "LOADING": loading,
+                          "BATCH": dma.busy, "BUS_ERROR": dma.fault}
+        batch_error = Signal(32)
+        for item, value in zip(register("BATCH_ERROR").fields,
+                               (dma.fault_image, dma.fault_resp, dma.fault_write)):
+            m.d.comb += batch_error[item.lsb:item.lsb + item.width].eq(value)
         status = Signal(32)
         for item in register("STATUS").fields:
             m.d.comb += status[item.lsb:item.lsb + item.width].eq(status_sources[item.name])
         values = {
             "ID": Const(ID_VALUE, 32), "VERSION": Const(VERSION_VALUE, 32), "STATUS": status,
-            "CYCLES": core.cycles, "IMAGES": core.images, "SCRATCH": scratch,
+            "CYCLES": core.cycles, "IMAGES": core.images, **words, "IRQ_STATUS": irq_status,
+            "BATCH_IMAGES": dma.written, "BATCH_CYCLES": batch_cycles, "BATCH_ERROR": batch_error,
             # Signed, so the 32-bit read value is sign-extended.
             "LOGITS": [logit.as_signed() for logit in logits],
         }
@@ -191,9 +260,16 @@ class AXILiteAccelerator(wiring.Component):
         issued = Signal(range(PIXELS + 1))       # window words read for the stream so far
         out_valid = Signal()                     # image_read.data holds a pixel not yet taken
         advance = ~out_valid | core.pixels.ready
-        m.d.comb += [core.pixels.valid.eq(out_valid),
-                     core.pixels.payload.eq(image_read.data),
-                     core.logits.ready.eq(1)]
+        # In a batch the core is fed by the batch engine and its results go to the engine.
+        m.d.comb += [
+            core.pixels.valid.eq(Mux(dma.busy, dma.pixels.valid, out_valid)),
+            core.pixels.payload.eq(Mux(dma.busy, dma.pixels.payload, image_read.data)),
+            dma.pixels.ready.eq(core.pixels.ready),
+            core.logits.ready.eq(Mux(dma.busy, dma.results.ready, 1)),
+            dma.results.valid.eq(core.logits.valid & dma.busy),
+            dma.results.payload.logits.eq(core.logits.payload.as_value()),
+            dma.results.payload.cycles.eq(core.cycles),
+        ]
         with m.If(loading):
             # The read port holds its data while en is low, i.e. while the core stalls.
             m.d.comb += [image_read.en.eq(advance), image_read.addr.eq(issued)]
@@ -207,7 +283,7 @@ class AXILiteAccelerator(wiring.Component):
                          for k, logit in enumerate(logits)]
         with m.Switch(state):
             with m.Case(State.IDLE):
-                with m.If(start):
+                with m.If(start_image):
                     m.d.sync += [state.eq(State.STREAM), issued.eq(0), out_valid.eq(0),
                                  done.eq(0)]
             with m.Case(State.STREAM):
@@ -221,6 +297,13 @@ class AXILiteAccelerator(wiring.Component):
             with m.Case(State.COMPUTE):
                 with m.If(core.logits.valid):
                     m.d.sync += [state.eq(State.IDLE), done.eq(1)]
+        # ---- batches --------------------------------------------------------------------------
+        with m.If(dma.start):
+            m.d.sync += [done.eq(0), batch_cycles.eq(1)]
+        with m.Elif(dma.busy):
+            m.d.sync += batch_cycles.eq(batch_cycles + 1)
+        with m.If(dma.ended & ~dma.fault):
+            m.d.sync += done.eq(1)
         with m.If(soft_reset):
-            m.d.sync += [state.eq(State.IDLE), out_valid.eq(0), done.eq(0)]
+            m.d.sync += [state.eq(State.IDLE), out_valid.eq(0), done.eq(0), irq_status.eq(0)]
         return m

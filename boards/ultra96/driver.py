@@ -10,6 +10,19 @@ Register access goes through a bus backend with four methods — ``read32(offset
 * :class:`boards.ultra96.sim_bus.CocotbAxiLiteBus`: cocotbext-axi's ``AxiLiteMaster`` in an RTL
   simulation, the driver running in a ``cocotb.task.bridge`` thread.
 
+Batches (:meth:`Driver.classify_batch`) also need physically contiguous memory the accelerator's
+AXI4 master reads and writes, from a memory backend with ``allocate(nbytes)`` returning a
+:class:`DmaBuffer`:
+
+* :class:`PynqMemory`: PYNQ's ``allocate`` (the CMA region of a PYNQ image).
+* :class:`ArrayMemory`: a NumPy array standing in for physical memory: the simulation's
+  ``AxiRam`` (:mod:`boards.ultra96.sim_bus`) and the host-side stand-in
+  (:mod:`boards.ultra96.standin`).
+
+A plain Linux image without PYNQ needs a physically contiguous, uncached or explicitly synced
+buffer the same way, e.g. from the ``u-dma-buf`` kernel module (its ``/dev/udmabufN`` mapped
+with ``O_SYNC``, its ``phys_addr`` from sysfs); that backend is not implemented here.
+
 Offsets and bit positions come from :mod:`boards.ultra96.registers`. On the board an access the
 interface refuses (SLVERR) is a synchronous external abort: Linux kills the process with SIGBUS
 ("Bus error"); the driver checks the state first so that it never makes one.
@@ -25,12 +38,28 @@ import time
 import numpy as np
 
 from .block_design import BASE_ADDRESS, HPM0_DATA_WIDTH
-from .registers import APERTURE, ID_VALUE, PIXELS, VERSION_VALUE, field, register
+from .registers import (
+    APERTURE,
+    DMA_ADDR_WIDTH,
+    DST_ALIGN,
+    ID_VALUE,
+    IMAGE_BYTES,
+    MAX_COUNT,
+    PIXELS,
+    RECORD_BYTES,
+    RECORD_FIELDS,
+    SRC_ALIGN,
+    VERSION_VALUE,
+    field,
+    register,
+)
 
 __all__ = [
-    "DEFAULT_BASE", "AcceleratorFault", "AcceleratorTimeout", "BusBackend", "BusError",
-    "DevMemBus", "Driver", "DriverError", "NotLoaded", "PynqBus", "check_pynq_hwh_parser",
-    "check_window", "default_bus", "hpm0_slcr_bus", "pack_image", "set_hpm0_width",
+    "DEFAULT_BASE", "RECORD_DTYPE", "AcceleratorFault", "AcceleratorTimeout", "ArrayMemory",
+    "BusBackend", "BusError", "DevMemBus", "DmaBuffer", "Driver", "DriverError", "NotLoaded",
+    "PynqBus", "PynqMemory", "check_batch_buffers", "check_pixels_batch",
+    "check_pynq_hwh_parser", "check_window", "default_bus", "hpm0_slcr_bus", "pack_image",
+    "set_hpm0_width",
 ]
 
 # Where the block design maps the interface: the start of the M_AXI_HPM0_FPD window.
@@ -38,6 +67,13 @@ DEFAULT_BASE = BASE_ADDRESS
 # The Zynq UltraScale+'s physical addresses are 40 bits wide.
 PHYSICAL_ADDRESS_LIMIT = 1 << 40
 IMAGE_SHAPE = (3, 32, 32)
+# A result record in memory (boards.ultra96.registers.RECORD_FIELDS).
+RECORD_DTYPE = np.dtype([(name, kind, (count,)) if count > 1 else (name, kind)
+                         for name, kind, count in RECORD_FIELDS])
+if RECORD_DTYPE.itemsize != RECORD_BYTES:
+    raise AssertionError(f"RECORD_FIELDS make {RECORD_DTYPE.itemsize} bytes, not {RECORD_BYTES}")
+# Physical buffers are allocated page-aligned.
+PAGE = 4096
 
 
 class DriverError(RuntimeError):
@@ -124,9 +160,12 @@ class DevMemBus(BusBackend):
 
 
 class PynqBus(BusBackend):
-    """PYNQ's ``MMIO`` over the interface's window."""
+    """PYNQ's ``MMIO`` over the interface's window; with ``irq_pin`` (the block design's
+    interrupt port, ``"irq"``, known to PYNQ once the overlay is loaded) also
+    ``wait_interrupt`` through PYNQ's ``Interrupt``. :attr:`interrupt_problem` says why there is
+    no interrupt when PYNQ refused the pin (the driver then polls)."""
 
-    def __init__(self, base=DEFAULT_BASE, size=APERTURE):
+    def __init__(self, base=DEFAULT_BASE, size=APERTURE, irq_pin=None):
         check_window(base, size)
         try:
             from pynq import MMIO
@@ -134,12 +173,134 @@ class PynqBus(BusBackend):
             raise DriverError("PYNQ is not installed (pip install pynq on the board), or use "
                               "--bus devmem") from None
         self._mmio = MMIO(base, size)
+        self._interrupt, self.interrupt_problem = None, None
+        if irq_pin is not None:
+            try:
+                from pynq import Interrupt
+                self._interrupt = Interrupt(irq_pin)
+            except Exception as error:      # PYNQ raises ValueError/KeyError/RuntimeError here
+                self.interrupt_problem = f"PYNQ's Interrupt({irq_pin!r}): {error}"
+        if self._interrupt is None:
+            self.wait_interrupt = None
+
+    def wait_interrupt(self, seconds):
+        """Wait for the interrupt, at most ``seconds`` (the driver then checks IRQ_STATUS)."""
+        import asyncio
+
+        async def wait():
+            try:
+                await asyncio.wait_for(self._interrupt.wait(), seconds)
+            except TimeoutError:
+                pass
+        asyncio.run(wait())
 
     def read32(self, offset):
         return int(self._mmio.read(offset))
 
     def write32(self, offset, value):
         self._mmio.write(offset, value & 0xFFFF_FFFF)
+
+
+class DmaBuffer:
+    """``nbytes`` of physically contiguous memory at physical ``address``, seen by the host as
+    ``array`` (uint8). ``flush`` makes the host's writes visible to the accelerator,
+    ``invalidate`` the accelerator's writes to the host (no-ops where memory is coherent or
+    uncached); ``free`` gives the memory back."""
+
+    def __init__(self, address, array, flush=None, invalidate=None, free=None):
+        self.address, self.array = address, array
+        self._flush, self._invalidate, self._free = flush, invalidate, free
+
+    @property
+    def nbytes(self):
+        return self.array.nbytes
+
+    def flush(self):
+        if self._flush is not None:
+            self._flush()
+
+    def invalidate(self):
+        if self._invalidate is not None:
+            self._invalidate()
+
+    def free(self):
+        if self._free is not None:
+            self._free()
+
+
+class ArrayMemory:
+    """Physical memory stood in for by ``array`` (uint8, writable) at physical address
+    ``base``: buffers are carved from it page-aligned, each followed by a ``guard``-byte gap
+    (so a test can check that nothing is written between buffers)."""
+
+    def __init__(self, array, base=0, guard=PAGE):
+        if not isinstance(array, np.ndarray) or array.dtype != np.uint8 or array.ndim != 1:
+            raise TypeError(f"the memory must be a 1-D uint8 NumPy array, not {array!r}")
+        self.array, self.base, self.guard = array, base, guard
+        self.next = 0
+
+    def allocate(self, nbytes):
+        start = -(-self.next // PAGE) * PAGE
+        if start + nbytes > len(self.array):
+            raise DriverError(f"cannot allocate {nbytes} bytes: the memory has "
+                              f"{len(self.array) - start} left")
+        self.next = start + nbytes + self.guard
+        return DmaBuffer(self.base + start, self.array[start:start + nbytes])
+
+
+class PynqMemory:
+    """PYNQ's ``allocate``: physically contiguous buffers from the CMA region (cached; the
+    buffers' ``flush``/``invalidate`` keep the caches and the accelerator's view in step)."""
+
+    def __init__(self):
+        try:
+            from pynq import allocate
+        except ImportError:
+            raise DriverError("batches need PYNQ's allocate (pip install pynq on the board) "
+                              "for physically contiguous buffers") from None
+        self._allocate = allocate
+
+    def allocate(self, nbytes):
+        buffer = self._allocate(shape=(nbytes,), dtype=np.uint8)
+        # PYNQ 3 names it device_address; PYNQ 2 physical_address.
+        address = getattr(buffer, "device_address", None)
+        if address is None:
+            address = buffer.physical_address
+        return DmaBuffer(int(address), buffer, buffer.flush, buffer.invalidate,
+                         buffer.freebuffer)
+
+
+def check_pixels_batch(pixels):
+    """``pixels`` as uint8 ``[N, 3, 32, 32]`` (C order), N from 1 to ``MAX_COUNT``; a single
+    ``[3, 32, 32]`` image becomes a batch of one. ``ValueError`` names what is wrong."""
+    pixels = np.asarray(pixels)
+    if pixels.shape == IMAGE_SHAPE:
+        pixels = pixels[None]
+    if pixels.ndim != 4 or pixels.shape[1:] != IMAGE_SHAPE or pixels.dtype != np.uint8:
+        raise ValueError(f"a batch must be uint8 [N, {', '.join(map(str, IMAGE_SHAPE))}], not "
+                         f"{pixels.dtype} {list(pixels.shape)}")
+    if not 1 <= len(pixels) <= MAX_COUNT:
+        raise ValueError(f"a batch has 1 to {MAX_COUNT} images, not {len(pixels)}")
+    return pixels
+
+
+def check_batch_buffers(count, src, dst):
+    """Refuse (:class:`DriverError`, saying why) what ``START_BATCH`` would answer with SLVERR:
+    ``count`` images at physical address ``src``, their records at ``dst``."""
+    if not 1 <= count <= MAX_COUNT:
+        raise DriverError(f"COUNT {count}: a batch has 1 to {MAX_COUNT} images")
+    if src % SRC_ALIGN:
+        raise DriverError(f"the image buffer at 0x{src:X} is not {SRC_ALIGN}-byte aligned")
+    if dst % DST_ALIGN:
+        raise DriverError(f"the result buffer at 0x{dst:X} is not {DST_ALIGN}-byte aligned")
+    src_end, dst_end = src + count * IMAGE_BYTES, dst + count * RECORD_BYTES
+    for name, start, end in (("image", src, src_end), ("result", dst, dst_end)):
+        if start < 0 or end > 1 << DMA_ADDR_WIDTH:
+            raise DriverError(f"the {name} buffer 0x{start:X}..0x{end - 1:X} passes the end of "
+                              f"the {DMA_ADDR_WIDTH}-bit address space")
+    if src < dst_end and dst < src_end:
+        raise DriverError(f"the image buffer 0x{src:X}..0x{src_end - 1:X} and the result buffer "
+                          f"0x{dst:X}..0x{dst_end - 1:X} overlap")
 
 
 def check_window(base, size=APERTURE):
@@ -258,6 +419,11 @@ def _seconds(name, value, zero=False):
     return value
 
 
+# About one image at 200 MHz (the core's interval is about 20,000 cycles): how long a batch is
+# left alone before the driver starts polling, where there is no interrupt.
+IMAGE_SECONDS = 100e-6
+
+
 def _signed32(value):
     return value - (1 << 32) if value & 0x8000_0000 else value
 
@@ -265,14 +431,21 @@ def _signed32(value):
 class Driver:
     """Classifies images on the accelerator behind ``bus`` (a :class:`BusBackend`).
 
-    ``timeout`` (seconds, as the backend counts them) bounds :meth:`wait`. Unless ``check_id``
-    is false the constructor checks ``ID`` and ``VERSION`` and raises :class:`NotLoaded` when
-    the accelerator is not there.
+    ``timeout`` (seconds, as the backend counts them) bounds :meth:`wait` and, per image,
+    :meth:`classify_batch`. Unless ``check_id`` is false the constructor checks ``ID`` and
+    ``VERSION`` and raises :class:`NotLoaded` when the accelerator is not there. ``memory`` (a
+    memory backend: :class:`PynqMemory`, :class:`ArrayMemory`) is needed for batches; a bus
+    with a ``wait_interrupt(timeout)`` method is waited on through the interrupt, otherwise
+    the driver sleeps ``image_seconds`` per image of the batch, then polls ``STATUS``.
     """
 
-    def __init__(self, bus, *, timeout=1.0, poll_interval=0.0, check_id=True):
+    def __init__(self, bus, *, timeout=1.0, poll_interval=0.0, check_id=True, memory=None,
+                 image_seconds=IMAGE_SECONDS):
         self.bus, self.timeout, self.poll_interval = bus, _seconds("timeout", timeout), \
             _seconds("poll_interval", poll_interval, zero=True)
+        self.memory = memory
+        self.image_seconds = _seconds("image_seconds", image_seconds)
+        self._buffers = None
         if check_id:
             self.identify()
 
@@ -361,3 +534,82 @@ class Driver:
         images = self.start()
         self.wait(images, timeout)
         return self.logits(), self.cycles()
+
+    # ---- batches --------------------------------------------------------------------------------
+    def _batch_buffers(self, count):
+        """The image and result buffers, reused while they are large enough."""
+        if self.memory is None:
+            raise DriverError("classify_batch needs a memory backend for its buffers "
+                              "(Driver(bus, memory=PynqMemory()) on the board)")
+        if self._buffers is None or self._buffers[0].nbytes < count * IMAGE_BYTES:
+            if self._buffers is not None:
+                for buffer in self._buffers:
+                    buffer.free()
+            self._buffers = (self.memory.allocate(count * IMAGE_BYTES),
+                             self.memory.allocate(count * RECORD_BYTES))
+        return self._buffers
+
+    def start_batch(self, count, src, dst):
+        """Check the buffers (:func:`check_batch_buffers`), program ``COUNT``, ``SRC``, ``DST``,
+        enable the end-of-batch interrupt and write ``START_BATCH``."""
+        check_batch_buffers(count, src, dst)
+        status = self.read("STATUS")
+        if status & field("STATUS", "BUSY").mask:
+            raise DriverError("the accelerator is busy (an image or a batch); wait for it or "
+                              "call soft_reset()")
+        end = field("IRQ_STATUS", "BATCH_END").mask
+        for name, value in (("COUNT", count), ("SRC_LO", src & 0xFFFF_FFFF), ("SRC_HI", src >> 32),
+                            ("DST_LO", dst & 0xFFFF_FFFF), ("DST_HI", dst >> 32),
+                            ("IRQ_STATUS", end), ("IRQ_ENABLE", end)):
+            self.write(name, value)
+        self.write("CONTROL", field("CONTROL", "START_BATCH").mask)
+
+    def wait_batch(self, count, timeout=None):
+        """Wait for the end of the batch of ``count`` images (the interrupt, or a sleep and then
+        polling); raise :class:`AcceleratorFault` naming the image on an error response."""
+        timeout = count * self.timeout if timeout is None else _seconds("timeout", timeout)
+        deadline = self.bus.now() + timeout
+        end = field("IRQ_STATUS", "BATCH_END").mask
+        wait_interrupt = getattr(self.bus, "wait_interrupt", None)
+        if wait_interrupt is not None:
+            wait_interrupt(timeout)
+        elif not self.read("IRQ_STATUS") & end:
+            self.bus.sleep(min(count * self.image_seconds, timeout))
+        while not self.read("IRQ_STATUS") & end:
+            if self.bus.now() > deadline:
+                raise AcceleratorTimeout(
+                    f"the batch of {count} images did not end within {timeout:g} s "
+                    f"({self.read('BATCH_IMAGES')} written, {self.read('BATCH_CYCLES')} cycles); "
+                    f"is the PL clock running? soft_reset() stops the batch")
+            self.bus.sleep(self.poll_interval)
+        self.write("IRQ_STATUS", end)
+        status = self.read("STATUS")
+        if status & field("STATUS", "BUS_ERROR").mask:
+            value = self.read("BATCH_ERROR")
+            image = (value & field("BATCH_ERROR", "IMAGE").mask) >> field("BATCH_ERROR",
+                                                                            "IMAGE").lsb
+            resp = (value & field("BATCH_ERROR", "RESP").mask) >> field("BATCH_ERROR", "RESP").lsb
+            what = ("writing its result" if value & field("BATCH_ERROR", "WRITE").mask
+                    else "reading its pixels")
+            raise AcceleratorFault(
+                f"the batch stopped at image {image}: {'DECERR' if resp == 3 else 'SLVERR'} "
+                f"while {what} (is the buffer in memory the PS's S_AXI_HP0_FPD reaches?)")
+        if status & field("STATUS", "ERROR").mask:
+            raise AcceleratorFault("the accelerator reports an error (STATUS.ERROR: its weight "
+                                   "memory is corrupt); soft_reset() clears the flag")
+
+    def classify_batch(self, pixels, timeout=None):
+        """Classify ``pixels`` (uint8 ``[N, 3, 32, 32]``) in one batch through DDR; returns
+        ``(logits, cycles)``: int16 ``[N, 10]`` FM codes (value = code / 128) and int64 ``[N]``
+        per-image cycle counts. The images are copied into the image buffer as they are (one
+        NumPy copy) and the results viewed in place."""
+        pixels = check_pixels_batch(pixels)
+        count = len(pixels)
+        images, results = self._batch_buffers(count)
+        np.copyto(images.array[:count * IMAGE_BYTES].reshape(pixels.shape), pixels)
+        images.flush()
+        self.start_batch(count, images.address, results.address)
+        self.wait_batch(count, timeout)
+        results.invalidate()
+        records = results.array[:count * RECORD_BYTES].view(RECORD_DTYPE)
+        return records["logits"].copy(), records["cycles"].astype(np.int64)

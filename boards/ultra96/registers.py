@@ -15,8 +15,10 @@ from fracbnn_golden.model import CLASSES as CLASS_NAMES
 from fracbnn_golden.model import PIXELS
 
 __all__ = [
-    "APERTURE", "ADDR_WIDTH", "ID_VALUE", "REGISTERS", "VERSION_VALUE", "Field", "Register",
-    "field", "markdown", "register",
+    "APERTURE", "ADDR_WIDTH", "BEAT_BYTES", "COUNT_BITS", "DMA_ADDR_WIDTH", "DMA_DATA_WIDTH",
+    "DST_ALIGN", "ID_VALUE", "IMAGE_BYTES", "MAX_BURST_BEATS", "MAX_COUNT", "RECORD_BYTES",
+    "RECORD_FIELDS", "REGISTERS", "SRC_ALIGN", "VERSION_VALUE", "Field", "Register", "field",
+    "markdown", "register",
 ]
 
 # The address window the interface decodes (and the block design assigns): 64 KiB.
@@ -25,9 +27,34 @@ APERTURE = 1 << ADDR_WIDTH
 # ASCII "FBNN": tells the driver that this bitstream is loaded at the base address.
 ID_VALUE = 0x4642_4E4E
 # Major << 16 | minor; the major number changes when the map changes incompatibly.
-VERSION_VALUE = 0x0001_0000
+# 2.0: batches through the AXI4 master, the interrupt.
+VERSION_VALUE = 0x0002_0000
 # Words of the image window (a pixel each) and of the logits (a class each).
 CLASSES = len(CLASS_NAMES)
+
+# ---- batches: the AXI4 master on the PS's S_AXI_HP0_FPD ---------------------------------------
+# The Zynq UltraScale+'s physical addresses are 40 bits; the port moves 128 bits per beat.
+DMA_ADDR_WIDTH = 40
+DMA_DATA_WIDTH = 128
+BEAT_BYTES = DMA_DATA_WIDTH // 8
+# The images: the host's uint8 [N, 3, 32, 32] array as it is (C order), so image n starts at
+# SRC + n * IMAGE_BYTES with its red, green and blue planes of 1024 bytes, pixel y * 32 + x at
+# byte y * 32 + x of each plane.
+IMAGE_BYTES = 3 * PIXELS
+# The results: a 32-byte record per image at DST + n * RECORD_BYTES, little-endian fields
+# (name, NumPy type, count): the logits (FM codes, value = code / 128), the core's cycle count,
+# the image's index in the batch and a reserved word (written as 0).
+RECORD_BYTES = 32
+RECORD_FIELDS = (("logits", "<i2", CLASSES), ("cycles", "<u4", 1), ("image", "<u4", 1),
+                 ("reserved", "<u4", 1))
+# Alignment START_BATCH requires: whole beats for the images, whole records for the results.
+SRC_ALIGN = BEAT_BYTES
+DST_ALIGN = RECORD_BYTES
+# Images per batch: COUNT is 20 bits (a batch of the most is 3 GiB, more than the Ultra96's DDR).
+COUNT_BITS = 20
+MAX_COUNT = (1 << COUNT_BITS) - 1
+# The longest read burst, in beats (256 bytes; the HP ports' efficient size).
+MAX_BURST_BEATS = 16
 
 
 @dataclass(frozen=True)
@@ -84,27 +111,74 @@ REGISTERS = (
              f"Register map version, major << 16 \\| minor: `0x{VERSION_VALUE:08X}`."),
     Register("CONTROL", 0x0008, "WO", "Commands; bits written as 0 do nothing.", fields=(
         Field("START", 0, 1, "Stream the image window into the accelerator and classify it. "
-                             "Refused with SLVERR while `STATUS.BUSY` is set."),
-        Field("SOFT_RESET", 1, 1, "Reset the accelerator and abandon the current image "
-                                  "(`START` in the same write is ignored). The image window and "
-                                  "`SCRATCH` keep their contents."),
+                             "Refused with SLVERR while `STATUS.BUSY` is set and together with "
+                             "`START_BATCH`."),
+        Field("SOFT_RESET", 1, 1, "Reset the accelerator and abandon the current image or "
+                                  "batch (`START` and `START_BATCH` in the same write are "
+                                  "ignored): a batch issues no new transaction, completes the "
+                                  "outstanding ones, then `STATUS.BATCH` clears. Clears `DONE`, "
+                                  "`BUS_ERROR` and `IRQ_STATUS`. The image window, `SCRATCH` "
+                                  "and the batch registers keep their contents."),
+        Field("START_BATCH", 2, 1, "Classify `COUNT` images from `SRC` in DDR and write their "
+                                   "records to `DST` (the layouts are in the section on "
+                                   "batches). Refused with SLVERR while `STATUS.BUSY` is set, "
+                                   "and when `COUNT` is 0, `SRC` is not a multiple of "
+                                   f"{SRC_ALIGN} or `DST` of {DST_ALIGN}, either area "
+                                   "passes the end of the 40-bit address space, or the two "
+                                   "areas overlap."),
     )),
     Register("STATUS", 0x000C, "RO", "State of the accelerator.", fields=(
-        Field("BUSY", 0, 1, "An image is being streamed or computed."),
-        Field("DONE", 1, 1, "`LOGITS` hold the result of the last started image. Cleared by "
-                            "`START` and `SOFT_RESET`."),
+        Field("BUSY", 0, 1, "An image or a batch is in progress."),
+        Field("DONE", 1, 1, "The last command finished: `LOGITS` hold the result of the last "
+                            "started image, or every record of the last batch is written. "
+                            "Cleared by `START`, `START_BATCH` and `SOFT_RESET`."),
         Field("ERROR", 2, 1, "The accelerator's weight decoder met an invalid code (a corrupt "
                              "memory image); sticky until `SOFT_RESET`."),
         Field("LOADING", 3, 1, "The image window is being streamed into the accelerator: "
                                "accesses to `IMAGE` are refused with SLVERR."),
+        Field("BATCH", 4, 1, "A batch is running, or completing its outstanding transfers "
+                             "after an error response or `SOFT_RESET`."),
+        Field("BUS_ERROR", 5, 1, "The last batch was stopped by an error response (SLVERR or "
+                                 "DECERR) to one of its reads or writes; `BATCH_ERROR` says "
+                                 "where. Cleared by `START_BATCH` and `SOFT_RESET`."),
     )),
     Register("CYCLES", 0x0010, "RO", "Clock cycles from the image's first pixel transfer to its "
                                      "logits (counts up while the image is computed)."),
     Register("IMAGES", 0x0014, "RO", "Images the accelerator has finished since the last reset."),
     Register("SCRATCH", 0x0018, "RW", "Free for the host (bus checks); byte writes allowed."),
+    Register("IRQ_STATUS", 0x001C, "RW", "Interrupt causes; write 1 to a bit to clear it. The "
+                                         "interrupt output (`pl_ps_irq0`) is high while a set "
+                                         "bit is enabled in `IRQ_ENABLE`.", fields=(
+        Field("BATCH_END", 0, 1, "A batch ended: all its records written, or stopped by an "
+                                 "error response (`STATUS.BUS_ERROR`). Not set by "
+                                 "`SOFT_RESET`."),
+    )),
+    Register("IRQ_ENABLE", 0x0020, "RW", "Interrupt enables, bit for bit as `IRQ_STATUS`.",
+             fields=(Field("BATCH_END", 0, 1, "Interrupt at the end of a batch."),)),
+    Register("COUNT", 0x0024, "RW", f"Images in the next batch, 1 to {MAX_COUNT:,}; bits "
+                                    f"31:{COUNT_BITS} are ignored and read as 0."),
+    Register("SRC_LO", 0x0028, "RW", "Physical address of the batch's images, bits 31:0."),
+    Register("SRC_HI", 0x002C, "RW", f"Physical address of the batch's images, bits "
+                                     f"{DMA_ADDR_WIDTH - 1}:32 in bits "
+                                     f"{DMA_ADDR_WIDTH - 33}:0; the other bits read as 0."),
+    Register("DST_LO", 0x0030, "RW", "Physical address of the batch's records, bits 31:0."),
+    Register("DST_HI", 0x0034, "RW", f"Physical address of the batch's records, bits "
+                                     f"{DMA_ADDR_WIDTH - 1}:32 in bits "
+                                     f"{DMA_ADDR_WIDTH - 33}:0; the other bits read as 0."),
+    Register("BATCH_IMAGES", 0x0038, "RO", "Records of the current (or last) batch written and "
+                                           "acknowledged."),
+    Register("BATCH_CYCLES", 0x003C, "RO", "Clock cycles of the current (or last) batch, from "
+                                           "`START_BATCH` to its end."),
     Register("LOGITS", 0x0040, "RO", "The 10 logits of the last image, class `k` at word `k`: "
                                      "FM codes (value = code / 128), int16 sign-extended to 32 "
                                      "bits.", count=CLASSES),
+    Register("BATCH_ERROR", 0x0080, "RO", "Where the last batch met an error response (valid "
+                                          "while `STATUS.BUS_ERROR` is set).", fields=(
+        Field("IMAGE", 0, COUNT_BITS, "The image (index in the batch) whose pixels were read "
+                                      "or whose record was written."),
+        Field("RESP", 24, 2, "The response: 2 SLVERR, 3 DECERR."),
+        Field("WRITE", 28, 1, "1: the record's write; 0: a read of the image."),
+    )),
     Register("IMAGE", 0x1000, "RW", "The image window: pixel `y * 32 + x` of a 32x32 RGB image "
                                     "at word `y * 32 + x`; bits 31:24 are ignored and read as 0. "
                                     "Byte writes allowed.", count=PIXELS, fields=(
@@ -160,7 +234,7 @@ check_map()
 def markdown():
     """The register map as a Markdown document (``boards/ultra96/REGISTERS.md``)."""
     lines = [
-        "# FracBNN accelerator: AXI4-Lite register map",
+        "# FracBNN accelerator: AXI4-Lite register map and batch layouts",
         "",
         "<!-- Generated from boards/ultra96/registers.py by `python -m boards.ultra96 regmap "
         "--write`; do not edit. -->",
@@ -202,6 +276,42 @@ def markdown():
         "The accelerator reads the image window only while `STATUS.LOADING` is set (the first "
         f"{PIXELS} cycles or so after `START`), so the next image may be written while the current "
         "one is computed.",
+        "",
+        "## Classifying a batch",
+        "",
+        "The batch engine is an AXI4 master on the PS's `S_AXI_HP0_FPD` "
+        f"({DMA_DATA_WIDTH}-bit data, {DMA_ADDR_WIDTH}-bit physical addresses): it reads the "
+        "images from DDR into a two-image buffer, feeds the accelerator one pixel per cycle "
+        "while the next image is fetched, and writes a record per image.",
+        "",
+        f"* Images at `SRC`: the host's uint8 `[N, 3, 32, 32]` array as it is (C order), "
+        f"{IMAGE_BYTES} bytes per image: the red, green and blue planes of {PIXELS} bytes, "
+        f"pixel `y * 32 + x` at byte `y * 32 + x` of each. `SRC` must be a multiple of "
+        f"{SRC_ALIGN}.",
+        f"* Records at `DST`, {RECORD_BYTES} bytes per image, little-endian: "
+        + ", ".join(f"`{name}` ({kind[1:]}" + (f" x {count}" if count > 1 else "") + ")"
+                    for name, kind, count in RECORD_FIELDS)
+        + f". The logits are FM codes (value = code / 128), `cycles` the accelerator's count "
+        f"for the image, `image` its index in the batch, `reserved` 0. `DST` must be a "
+        f"multiple of {DST_ALIGN}. Nothing outside the `N` records is written.",
+        f"* Reads are bursts of at most {MAX_BURST_BEATS} beats that never cross a 4 KiB "
+        "page, several outstanding; each record is one 2-beat burst.",
+        "",
+        "1. Put the images in physically contiguous memory the PS's HP0 port reaches (PYNQ: "
+        "`allocate`), flush them from the caches.",
+        "2. Write `COUNT`, `SRC_LO`/`SRC_HI`, `DST_LO`/`DST_HI`; set `IRQ_ENABLE.BATCH_END` and "
+        "clear `IRQ_STATUS` (write 1).",
+        "3. Write `CONTROL.START_BATCH` (refused with SLVERR while busy and for a zero count, "
+        "unaligned, overlapping or out-of-range buffers).",
+        "4. Wait for the interrupt (or poll `IRQ_STATUS.BATCH_END`), write 1 to "
+        "`IRQ_STATUS.BATCH_END`.",
+        "5. `STATUS.DONE`: every record is written (invalidate the cached copy, read them). "
+        "`STATUS.BUS_ERROR`: an error response stopped the batch at the image `BATCH_ERROR` "
+        "names; the records before it are written.",
+        "",
+        "`Driver.classify_batch` does this. `BATCH_CYCLES` counts the batch's cycles: "
+        "`COUNT` times the accelerator's interval plus the first image's fetch and the last "
+        "record's write.",
         "",
     ]
     return "\n".join(lines)

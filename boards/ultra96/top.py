@@ -1,5 +1,5 @@
 """The Ultra96 top level: the processing system's block design, the accelerator behind its
-AXI4-Lite interface, and two LEDs."""
+AXI4-Lite interface with its AXI4 batch master and interrupt, and two LEDs."""
 
 from amaranth.hdl import (
     ClockDomain,
@@ -25,8 +25,10 @@ class Ultra96Top(Elaboratable):
     """``accelerator`` (an :class:`AXILiteAccelerator`) in the ``sync`` domain, which runs on the
     PS's ``pl_clk0`` (``clock_mhz``) and is reset by ``pl_resetn0`` (synchronised by the block
     design's ``proc_sys_reset``). The PS reaches ``accelerator.axi`` through the block design's
-    ``M_AXI`` port. LED D9 blinks about once a second while the clock runs (the bitstream is
-    loaded and the PS clocks the PL); LED D10 lights on ``STATUS.ERROR``.
+    ``M_AXI`` port; ``accelerator.dma`` reaches the DDR through its ``S_AXI`` port
+    (``S_AXI_HP0_FPD``) and ``accelerator.irq`` drives its ``irq`` port (``pl_ps_irq0``).
+    LED D9 blinks about once a second while the clock runs (the bitstream is loaded and the PS
+    clocks the PL); LED D10 lights on ``STATUS.ERROR``.
     """
 
     def __init__(self, accelerator, clock_mhz):
@@ -47,6 +49,11 @@ class Ultra96Top(Elaboratable):
                 continue
             direction = "o" if member.flow == wiring.Out else "i"
             ports[f"{direction}_M_AXI_{name}"] = getattr(accelerator.axi, name)
+        # S_AXI_<name>: the accelerator is the manager.
+        for name, member in accelerator.dma.signature.members.items():
+            direction = "i" if member.flow == wiring.Out else "o"
+            ports[f"{direction}_S_AXI_{name}"] = getattr(accelerator.dma, name)
+        ports["i_irq"] = accelerator.irq
         m.submodules.ps = Instance(WRAPPER, **ports)
         m.d.comb += [ClockSignal("sync").eq(clock), ResetSignal("sync").eq(~reset_n)]
 
