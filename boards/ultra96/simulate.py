@@ -50,12 +50,14 @@ def source_key(net, config):
 class BoardRun:
     """The outcome of :func:`simulate_board`: ``logits`` (int16 ``[N, 10]``) and ``cycles``
     (int64 ``[N]``) as the driver got them, ``batch_cycles`` (int64, one per batch: the
-    ``BATCH_CYCLES`` register, START_BATCH to the interrupt; empty for single images),
-    ``interval`` (the core's cycles per image from its cycle model) and the
-    :class:`sim.runner.SimResult`. ``logits`` is None when the simulation produced nothing."""
+    ``BATCH_CYCLES`` register, START_BATCH to the interrupt; empty for single images), the
+    core's ``latency`` (an image that finds it idle) and ``interval`` (between back-to-back
+    images) from its cycle model, and the :class:`sim.runner.SimResult`. ``logits`` is None
+    when the simulation produced nothing."""
     logits: object
     cycles: object
     batch_cycles: object
+    latency: int
     interval: int
     result: object
 
@@ -94,4 +96,5 @@ def simulate_board(pixels, batch=None, *, net=None, progress=False, check=False)
             with np.load(out) as produced:
                 logits, cycles = produced["logits"], produced["cycles"]
                 batch_cycles = produced["batch_cycles"]
-    return BoardRun(logits, cycles, batch_cycles, core.estimate_cycles().total, result)
+    estimate = core.estimate_cycles()
+    return BoardRun(logits, cycles, batch_cycles, estimate.total, estimate.interval, result)
