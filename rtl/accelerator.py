@@ -313,17 +313,20 @@ class FracBNNAccelerator(wiring.Component):
         image_ready = Array(full)[stem_buffer] | (last_count & (load_buffer == stem_buffer))
 
         # ---- STEM: count windows -> thermometer conv -> BN -------------------------------------
-        stem_inside = delay_line(m, _taps_inside(i, j, IMAGE_SIZE), window_latency, "stem_inside")
-        stem_valid = delay_line(m, issue_stem, window_latency, "stem_valid")
+        stem_window = self.latencies["stem_window"]
+        stem_inside = delay_line(m, _taps_inside(i, j, IMAGE_SIZE), stem_window, "stem_inside")
+        stem_valid = delay_line(m, issue_stem, stem_window, "stem_valid")
         for index in range(2):
             m.d.comb += [
                 count_buffers[index].read.en.eq(1),
                 count_buffers[index].read.y.eq(i3),
                 count_buffers[index].read.x.eq(j3),
             ]
-        # The stem's buffer stays the same until its drain has ended, long after the window.
-        counts = Mux(stem_buffer, count_buffers[1].read.data.as_value(),
-                     count_buffers[0].read.data.as_value())
+        # The stem's buffer stays the same until its drain has ended, long after the window;
+        # the window is registered behind the select (COUNT_SELECT_LATENCY).
+        counts = Signal.like(count_buffers[0].read.data.as_value(), name="stem_counts")
+        m.d.sync += counts.eq(Mux(stem_buffer, count_buffers[1].read.data.as_value(),
+                                  count_buffers[0].read.data.as_value()))
         m.d.comb += [
             stem_conv.i.valid.eq(stem_valid[-1]),
             stem_conv.i.payload.valid.eq(stem_inside[-1]),

@@ -99,18 +99,25 @@ def unit_config(name, **keys):
     return AcceleratorConfig(**(neutral | keys))
 
 
+# The stem's window of counts is picked from the count buffer it reads and registered (the
+# buffer select drives every count bit: a path of its own in front of the thermometer conv).
+COUNT_SELECT_LATENCY = 1
+
+
 def pipeline_latencies(array_latency):
     """Cycles from a beat's issue to each point of the engine's pipeline, for arrays of
     ``array_latency``, and the drain between phases (until the last write of a phase has
-    reached the memories the next phase reads)."""
+    reached the memories the next phase reads). ``stem_window``: the stem's window of counts
+    at the thermometer conv's input."""
     window = WindowMemory.latency
-    stem = window + ThermometerConv.latency + InputBatchNorm.latency
+    stem_window = window + COUNT_SELECT_LATENCY
+    stem = stem_window + ThermometerConv.latency + InputBatchNorm.latency
     gate_at = window + array_latency
     merge_at = gate_at + PrecisionGate.latency
     layer = merge_at + MergeUnit.latency
     drain = max(stem, layer) + ActivationQuantizer.latency + 1
-    return {"window": window, "stem": stem, "gate_at": gate_at, "merge_at": merge_at,
-            "layer": layer, "drain": drain}
+    return {"window": window, "stem_window": stem_window, "stem": stem, "gate_at": gate_at,
+            "merge_at": merge_at, "layer": layer, "drain": drain}
 
 
 class UnitBuilder:
