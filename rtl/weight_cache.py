@@ -204,8 +204,13 @@ class WeightCache(wiring.Component):
         m.d.comb += self.filled.eq(filled)
         m.d.sync += filled.eq(filled & ~self.release)
         buffer = layer[0]
-        block_base = constant_table([sum(p.groups_out for p in plans[:i])
-                                     for i in range(len(plans))])
+        # The blocks are in execution order, a layer's after the previous layer's: commands and
+        # words walk them with indices into all blocks, which stop at the layer's end. No lookup
+        # of ``layer`` lies on the paths into the decoder's command and the payload's address.
+        layer_end = constant_table([sum(p.groups_out for p in plans[:i + 1])
+                                    for i in range(len(plans))])
+        blocks_end = Signal(range(len(self._blocks) + 1))      # of ``layer``, registered
+        m.d.sync += blocks_end.eq(layer_end[layer])
         groups_out = constant_table([p.groups_out for p in plans])
         groups_in = constant_table([p.groups_in for p in plans])
         cin = constant_table([p.cin for p in plans])
@@ -221,28 +226,26 @@ class WeightCache(wiring.Component):
             m.d.sync += busy.eq(1)
 
         # ---- commands: one per block of the layer -----------------------------------------------
-        cmd_block = Signal(range(max(p.groups_out for p in plans) + 1))
-        cmd_index = block_base[layer] + cmd_block
+        cmd_index = Signal.like(blocks_end)
         m.d.comb += [
-            decoder.cmd.valid.eq(busy & (cmd_block < groups_out[layer])),
+            decoder.cmd.valid.eq(busy & (cmd_index != blocks_end)),
             decoder.cmd.payload.table.eq(table[layer]),
             decoder.cmd.payload.skip.eq(skip[cmd_index]),
             decoder.cmd.payload.bits.eq(bits[cmd_index]),
             decoder.cmd.payload.count.eq(count[cmd_index]),
         ]
         with m.If(decoder.cmd.valid & decoder.cmd.ready):
-            m.d.sync += cmd_block.eq(cmd_block + 1)
+            m.d.sync += cmd_index.eq(cmd_index + 1)
 
         # ---- payload words: each block's words, read ahead as far as the decoder takes them -----
         m.submodules.payload = payload = memory.Memory(
             shape=word_bits, depth=max(1, -(-self.compressed.payload_bits // word_bits)),
             init=_payload_words(self.compressed, word_bits))
         word_port = payload.read_port()
-        word_block = Signal.like(cmd_block)
-        word_index = block_base[layer] + word_block
+        word_index = Signal.like(blocks_end)
         address = Signal(range(payload.depth + 1))
-        started = Signal()            # ``address`` points into block ``word_block``
-        has_word = busy & (word_block < groups_out[layer])
+        started = Signal()            # ``address`` points into block ``word_index``
+        has_word = busy & (word_index != blocks_end)
         word_valid = Signal()
         advance = ~word_valid | decoder.words.ready
         m.d.comb += [
@@ -260,7 +263,7 @@ class WeightCache(wiring.Component):
             with m.If(has_word):
                 m.d.sync += [address.eq(current + 1), started.eq(1)]
                 with m.If(current == last_word[word_index]):
-                    m.d.sync += [word_block.eq(word_block + 1), started.eq(0)]
+                    m.d.sync += [word_index.eq(word_index + 1), started.eq(0)]
 
         # ---- decoded kernels -> rows of the buffer ----------------------------------------------
         kernels_per_row = pe * simd
@@ -269,7 +272,7 @@ class WeightCache(wiring.Component):
         write = rows.write_port(granularity=KERNEL_BITS)
         o = Signal(range(pe))                          # output channel within the block
         c = Signal(range(max(p.cin for p in plans)))   # input channel
-        og = Signal.like(cmd_block)                   # block being written
+        og = Signal(range(max(p.groups_out for p in plans) + 1))   # block being written
         beat = decoder.symbols
         slot = o * simd + c % simd                     # first kernel of the beat in its row
         m.d.comb += [
@@ -288,13 +291,13 @@ class WeightCache(wiring.Component):
 
         # The layer is in once every block's symbols are written and every word was taken (the
         # decoder drains a block's words even when it stops early on an error).
-        words_done = (word_block == groups_out[layer]) & ~word_valid
+        words_done = (word_index == blocks_end) & ~word_valid
         with m.If(busy & (og == groups_out[layer]) & words_done):
-            m.d.sync += [og.eq(0), busy.eq(0), cmd_block.eq(0), word_block.eq(0),
+            m.d.sync += [og.eq(0), busy.eq(0),
                          filled.eq((filled & ~self.release) | (1 << buffer)),
                          layer.eq(layer + 1)]
             with m.If(layer == len(plans) - 1):
-                m.d.sync += layer.eq(0)
+                m.d.sync += [layer.eq(0), cmd_index.eq(0), word_index.eq(0)]
 
         # ---- the engine's reads -----------------------------------------------------------------
         read = rows.read_port()
