@@ -72,3 +72,16 @@ def test_cli_rejects_bad_pixels(tmp_path, capsys):
     np.save(path, np.zeros((1, 3, 32, 31), np.uint8))
     assert accelerator_main(["--pixels", str(path), "--out", str(tmp_path / "o.npz")]) == 2
     assert "bad.npy" in capsys.readouterr().err
+
+
+def test_cli_writes_latency_and_done_cycles_and_prints_the_interval(public_vectors, tmp_path,
+                                                                    capsys):
+    pixels, out = tmp_path / "two.npy", tmp_path / "out.npz"
+    np.save(pixels, public_vectors["pixels"][:3])
+    assert accelerator_main(["--pixels", str(pixels), "--out", str(out)]) == 0
+    estimate = FracBNNAccelerator(FracBNN.default()).estimate_cycles()
+    with np.load(out) as produced:
+        np.testing.assert_array_equal(produced["logits"], public_vectors["logits"][:3])
+        assert produced["cycles"][0] == estimate.total
+        assert (np.diff(produced["done_cycle"]) == estimate.interval).all()
+    assert f"one image every {estimate.interval:,} cycles" in capsys.readouterr().out
