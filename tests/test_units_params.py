@@ -101,7 +101,7 @@ def test_good_parameters_build():
         == -12
     assert MergeUnit(2, MERGE_OK).latency == 14
     conv = ThermometerConv(CONV_OK.astype(bool))
-    assert (conv.out_channels, conv.colours, conv.latency) == (2, 2, 3)
+    assert (conv.out_channels, conv.colours, conv.latency) == (2, 2, 4)
     assert conv.sum_shape.width == 11          # -576 .. 576
     assert InputBatchNorm(np.int16([2047]), np.int16([-2048])).latency == 2
     head = Head(HEAD_W, HEAD_B, lanes=8, positions=1)
