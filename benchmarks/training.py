@@ -95,11 +95,13 @@ def main(argv=None):
 
             from fracbnn_golden import FracBNN
             from fracbnn_golden.images import load_pixels
+            from sim.accelerator import interval
             with np.load(args.rtl) as rtl:
                 logits, cycles = rtl["logits"], rtl["cycles"]
                 # The interval between back-to-back images where the run recorded it.
-                per_image = (int(np.median(np.diff(rtl["done_cycle"])))
-                             if "done_cycle" in rtl and len(logits) > 1 else int(cycles.max()))
+                per_image = interval(rtl["done_cycle"] if "done_cycle" in rtl else None)
+            if per_image is None:
+                per_image = int(cycles.max())
             golden = FracBNN.from_npz(args.golden).logits(load_pixels(args.pixels))
             record["rtl"] = {"images": len(logits),
                              "bit_exact": int((logits == golden).all(axis=1).sum()),

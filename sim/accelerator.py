@@ -45,7 +45,8 @@ from .runner import (
     simulator_name,
 )
 
-__all__ = ["AcceleratorRun", "accelerator_params", "run_accelerator", "source_key"]
+__all__ = ["AcceleratorRun", "accelerator_params", "interval", "run_accelerator",
+           "source_key"]
 
 SIM_DIR = Path(__file__).resolve().parent
 RTL_DIR = SIM_DIR.parent / "rtl"
@@ -101,6 +102,14 @@ def accelerator_params(component):
     }
 
 
+def interval(done_cycle):
+    """The steady-state interval between back-to-back images: the median difference of their
+    ``done_cycle`` (None for fewer than two images)."""
+    if done_cycle is None or len(done_cycle) < 2:
+        return None
+    return int(np.median(np.diff(done_cycle)))
+
+
 @dataclass
 class AcceleratorRun:
     """What :func:`run_accelerator` gives: per image the logits, ``cycles`` (its latency) and
@@ -113,11 +122,8 @@ class AcceleratorRun:
 
     @property
     def interval(self):
-        """The steady-state interval between images: the median difference of ``done_cycle``
-        (None for fewer than two images)."""
-        if self.done_cycle is None or len(self.done_cycle) < 2:
-            return None
-        return int(np.median(np.diff(self.done_cycle)))
+        """:func:`interval` of ``done_cycle``."""
+        return interval(self.done_cycle)
 
     @property
     def cycles_per_second(self):

@@ -36,16 +36,6 @@ REGISTER_TESTS = {
     "driver_classifies_through_the_bridge",
 }
 
-
-def test_register_interface_on_a_stand_in_accelerator():
-    from sim.tb_ultra96_registers import StubAccelerator
-
-    result = run(AXILiteAccelerator(StubAccelerator()), "sim.tb_ultra96_registers", {},
-                 name="ultra96_axi_stub")
-    assert {test.name for test in result.tests} == REGISTER_TESTS
-    assert result.passed
-
-
 DMA_TESTS = {
     "batch_under_random_timing",
     "error_responses_end_the_batch",
@@ -54,12 +44,15 @@ DMA_TESTS = {
 }
 
 
-def test_batch_engine_on_a_stand_in_accelerator():
+@pytest.mark.parametrize("testbench, name, tests", [
+    ("sim.tb_ultra96_registers", "ultra96_axi_stub", REGISTER_TESTS),
+    ("sim.tb_ultra96_dma", "ultra96_dma_stub", DMA_TESTS),
+], ids=["register_interface", "batch_engine"])
+def test_board_interface_on_a_stand_in_accelerator(testbench, name, tests):
     from sim.tb_ultra96_registers import StubAccelerator
 
-    result = run(AXILiteAccelerator(StubAccelerator()), "sim.tb_ultra96_dma", {},
-                 name="ultra96_dma_stub")
-    assert {test.name for test in result.tests} == DMA_TESTS
+    result = run(AXILiteAccelerator(StubAccelerator()), testbench, {}, name=name)
+    assert {test.name for test in result.tests} == tests
     assert result.passed
 
 
