@@ -587,6 +587,83 @@ def test_classify_batch_with_the_stand_in():
     assert driver._buffers == (images, results)
 
 
+def _udmabuf(tmp_path, size=1 << 20, address=0x7800_0000, coherent=0, name="udmabuf0"):
+    """A u-dma-buf region as the module presents it: its sysfs folder (u-dma-buf 3's class) and
+    a device file (a plain file here, which maps the same way)."""
+    folder = tmp_path / "sys" / "u-dma-buf" / name
+    folder.mkdir(parents=True)
+    for attribute, text in (("phys_addr", f"0x{address:016x}"), ("size", str(size)),
+                            ("dma_coherent", str(coherent))):
+        (folder / attribute).write_text(text + "\n")
+    (tmp_path / "dev").mkdir()
+    with open(tmp_path / "dev" / name, "wb") as device:
+        device.truncate(size)
+    return folder, {"sysfs": str(tmp_path / "sys" / "u-dma-buf"), "dev": str(tmp_path / "dev")}
+
+
+def _synced(folder):
+    return {name: (folder / name).read_text() for name in (
+        "sync_offset", "sync_size", "sync_direction", "sync_for_device", "sync_for_cpu")
+        if (folder / name).exists()}
+
+
+def test_classify_batch_through_a_udmabuf_region(tmp_path):
+    """The u-dma-buf backend: buffers at the region's physical address, the pixels in the
+    mapped device, and each buffer's cache range synced in the right direction."""
+    from boards.ultra96.driver import UdmabufMemory
+    from boards.ultra96.standin import StandInAccelerator, standin_logits
+
+    folder, where = _udmabuf(tmp_path)
+    memory = UdmabufMemory("udmabuf0", **where)
+    bus = StandInAccelerator(memory=memory.region)
+    driver = Driver(bus, memory=memory)
+    pixels = _batch(3, seed=5)
+    logits, _ = driver.classify_batch(pixels)
+    np.testing.assert_array_equal(logits, standin_logits(pixels))
+    images, results = driver._buffers
+    assert images.address == 0x7800_0000 and results.address % mmap.PAGESIZE == 0
+    with open(tmp_path / "dev" / "udmabuf0", "rb") as device:     # the mapping is the device
+        assert device.read(images.nbytes) == pixels.tobytes()
+    # The last sync handed the result buffer to the CPU (invalidate: DMA_FROM_DEVICE).
+    assert _synced(folder) == {"sync_offset": str(results.address - 0x7800_0000),
+                               "sync_size": str(results.nbytes), "sync_direction": "2",
+                               "sync_for_device": "1", "sync_for_cpu": "1"}
+    images.flush()
+    assert _synced(folder)["sync_direction"] == "1" and _synced(folder)["sync_offset"] == "0"
+
+
+def test_a_coherent_udmabuf_region_needs_no_syncs(tmp_path):
+    from boards.ultra96.driver import UdmabufMemory
+
+    folder, where = _udmabuf(tmp_path, coherent=1)
+    buffer = UdmabufMemory("udmabuf0", **where).allocate(4096)
+    buffer.flush()
+    buffer.invalidate()
+    assert _synced(folder) == {}
+
+
+def test_udmabuf_problems_are_one_line_errors(tmp_path):
+    from boards.ultra96.driver import UdmabufMemory
+
+    with pytest.raises(DriverError, match="udmabuf0: no such u-dma-buf region.*modprobe"):
+        UdmabufMemory("udmabuf0", sysfs=str(tmp_path), dev=str(tmp_path))
+    with pytest.raises(DriverError, match="not a device name"):
+        UdmabufMemory("../mem")
+    folder, where = _udmabuf(tmp_path, size=8192)
+    (folder / "size").write_text("lots\n")
+    with pytest.raises(DriverError, match="size: 'lots' is not a number"):
+        UdmabufMemory("udmabuf0", **where)
+    (folder / "size").write_text("8192\n")
+    (tmp_path / "dev" / "udmabuf0").unlink()
+    with pytest.raises(DriverError, match="cannot open .*udmabuf0"):
+        UdmabufMemory("udmabuf0", **where)
+    with open(tmp_path / "dev" / "udmabuf0", "wb") as device:
+        device.truncate(8192)
+    memory = UdmabufMemory("udmabuf0", **where)
+    with pytest.raises(DriverError, match="cannot allocate 65536 bytes"):
+        memory.allocate(65536)
+
+
 def test_batch_input_and_buffers_are_refused_with_reasons():
     from boards.ultra96.driver import check_batch_buffers
     from boards.ultra96.standin import StandInAccelerator
@@ -686,6 +763,23 @@ def test_run_classifies_a_folder_in_batches(tmp_path, capsys, monkeypatch):
     lines = [line for line in out.splitlines() if "images.npy[" in line]
     assert [line.split()[1] for line in lines] == classes
     assert re.search(r"5 images in [\d.]+ s: [\d,]+ images/s \(batches of 2 through DDR\)", out)
+
+
+def test_run_refuses_a_missing_udmabuf_region(tmp_path, capsys, monkeypatch):
+    from boards.ultra96 import __main__ as command
+    from boards.ultra96.standin import StandInAccelerator
+
+    np.save(tmp_path / "images.npy", _batch(2))
+    bus = StandInAccelerator()
+    monkeypatch.setattr(command, "_open_bus", lambda args: bus)
+    monkeypatch.setattr(command, "_set_hpm0_width", lambda args, bus: None)
+    assert cli(["run", "--udmabuf", "udmabuf97", str(tmp_path / "images.npy")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --udmabuf udmabuf97: no such u-dma-buf region")
+    assert err.count("\n") == 1 and bus.words["COUNT"] == 0          # nothing started
+    with pytest.raises(SystemExit) as stop:
+        cli(["run", "--single", "--udmabuf", "udmabuf0", str(tmp_path / "images.npy")])
+    assert stop.value.code == 2
 
 
 def test_simulate_refuses_bad_input_before_building(tmp_path, capsys, monkeypatch):

@@ -137,17 +137,21 @@ uint8 [N, 3, 32, 32]). Runs on the Ultra96's ARM cores.
 
 With PYNQ the images go to the accelerator in batches of --batch through DDR (PYNQ's allocate,
 the AXI4 master on S_AXI_HP0_FPD, the interrupt on pl_ps_irq0), with a progress bar. Without
-PYNQ (--bus devmem: /dev/mem, needs root) there is no allocator for physically contiguous
-buffers, so the images go one by one through the register window (about 2,000 images/s at
-most). Load the bitstream first (PYNQ: --bitstream; otherwise e.g. `fpgautil -b
-fracbnn_ultra96.bit`). Before the first register access the PS side of M_AXI_HPM0_FPD is set to
-the bitstream's 32 bits (FPD_SLCR AFI_FS, 0xFD615000, bits 9:8), which fpgautil leaves at the
-boot image's width.""")
+PYNQ (--bus devmem: /dev/mem, needs root) batches need a region of the u-dma-buf kernel module
+(--udmabuf udmabuf0; docs/architecture.md §7); without one the images go one by one through
+the register window (about 2,000 images/s at most). Load the bitstream first (PYNQ:
+--bitstream; otherwise e.g. `fpgautil -b fracbnn_ultra96.bit`). Before the first register
+access the PS side of M_AXI_HPM0_FPD is set to the bitstream's 32 bits (FPD_SLCR AFI_FS,
+0xFD615000, bits 9:8), which fpgautil leaves at the boot image's width.""")
     sub.add_argument("images", nargs="+", metavar="IMAGE")
     sub.add_argument("--batch", type=_count, default=DEFAULT_BATCH,
                      help=f"images per batch (default {DEFAULT_BATCH})")
-    sub.add_argument("--single", action="store_true",
-                     help="one image at a time through the register window, even with PYNQ")
+    memory = sub.add_mutually_exclusive_group()
+    memory.add_argument("--single", action="store_true",
+                        help="one image at a time through the register window, even with PYNQ")
+    memory.add_argument("--udmabuf", metavar="NAME",
+                        help="without PYNQ: the u-dma-buf region for the batches' buffers "
+                             "(e.g. udmabuf0; /dev/NAME and its sysfs folder)")
     sub.add_argument("--logits", action="store_true",
                      help="also print each image's logits and cycle count")
     sub.add_argument("--base", type=_address, default=0xA000_0000,
@@ -305,7 +309,7 @@ def _run(args):
 
     from fracbnn_golden import CLASSES, FracBNN
 
-    from .driver import Driver, PynqBus, PynqMemory
+    from .driver import Driver, PynqBus, PynqMemory, UdmabufMemory
 
     try:
         names, images = collect_images(args.images)
@@ -315,10 +319,11 @@ def _run(args):
     bus = _open_bus(args)
     try:
         _set_hpm0_width(args, bus)
-        # Batches need physically contiguous buffers: PYNQ's allocate, or the memory of a bus
-        # that brings its own (the stand-in of boards.ultra96.standin).
+        # Batches need physically contiguous buffers: a u-dma-buf region, PYNQ's allocate, or
+        # the memory of a bus that brings its own (the stand-in of boards.ultra96.standin).
         memory = None if args.single else (
-            PynqMemory() if isinstance(bus, PynqBus) else getattr(bus, "memory", None))
+            UdmabufMemory(args.udmabuf) if args.udmabuf is not None
+            else PynqMemory() if isinstance(bus, PynqBus) else getattr(bus, "memory", None))
         batched = memory is not None
         driver = Driver(bus, timeout=args.timeout, memory=memory)
         total = len(images)

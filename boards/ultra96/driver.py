@@ -15,13 +15,12 @@ AXI4 master reads and writes, from a memory backend with ``allocate(nbytes)`` re
 :class:`DmaBuffer`:
 
 * :class:`PynqMemory`: PYNQ's ``allocate`` (the CMA region of a PYNQ image).
+* :class:`UdmabufMemory`: a region of the ``u-dma-buf`` kernel module on a plain Linux image
+  (``/dev/udmabufN`` mapped cached, its physical address from sysfs, the caches synced through
+  its sysfs controls).
 * :class:`ArrayMemory`: a NumPy array standing in for physical memory: the simulation's
   ``AxiRam`` (:mod:`boards.ultra96.sim_bus`) and the host-side stand-in
   (:mod:`boards.ultra96.standin`).
-
-A plain Linux image without PYNQ needs a physically contiguous, uncached or explicitly synced
-buffer the same way, e.g. from the ``u-dma-buf`` kernel module (its ``/dev/udmabufN`` mapped
-with ``O_SYNC``, its ``phys_addr`` from sysfs); that backend is not implemented here.
 
 Offsets and bit positions come from :mod:`boards.ultra96.registers`. On the board an access the
 interface refuses (SLVERR) is a synchronous external abort: Linux kills the process with SIGBUS
@@ -34,6 +33,7 @@ import numbers
 import os
 import re
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -57,7 +57,7 @@ from .registers import (
 __all__ = [
     "DEFAULT_BASE", "RECORD_DTYPE", "AcceleratorFault", "AcceleratorTimeout", "ArrayMemory",
     "BusBackend", "BusError", "DevMemBus", "DmaBuffer", "Driver", "DriverError", "NotLoaded",
-    "PynqBus", "PynqMemory", "check_batch_buffers", "check_pixels_batch",
+    "PynqBus", "PynqMemory", "UdmabufMemory", "check_batch_buffers", "check_pixels_batch",
     "check_pynq_hwh_parser", "check_window", "default_bus", "hpm0_slcr_bus", "pack_image",
     "set_hpm0_width",
 ]
@@ -268,6 +268,77 @@ class PynqMemory:
             address = buffer.physical_address
         return DmaBuffer(int(address), buffer, buffer.flush, buffer.invalidate,
                          buffer.freebuffer)
+
+
+# Where the u-dma-buf module describes its regions (u-dma-buf 3 and later; "udmabuf" before).
+UDMABUF_CLASSES = ("/sys/class/u-dma-buf", "/sys/class/udmabuf")
+# sync_direction values of u-dma-buf (the kernel's enum dma_data_direction).
+DMA_TO_DEVICE, DMA_FROM_DEVICE = 1, 2
+
+
+class UdmabufMemory:
+    """A ``u-dma-buf`` region (``name``, e.g. ``udmabuf0``) as the batches' memory, on a Linux
+    image without PYNQ. The region is mapped cached from ``/dev/<name>``; buffers are carved
+    from it page-aligned (:class:`ArrayMemory`), and each buffer's ``flush``/``invalidate``
+    writes its range to the region's ``sync_offset``/``sync_size``/``sync_direction`` and then
+    ``sync_for_device``/``sync_for_cpu``, which clean or invalidate exactly those cache lines
+    (nothing where the region is ``dma_coherent``). :attr:`region` is the mapped region (an
+    :class:`ArrayMemory` at its physical address). ``sysfs`` and ``dev`` are the folders to look
+    in (for tests)."""
+
+    def __init__(self, name="udmabuf0", sysfs=UDMABUF_CLASSES, dev="/dev"):
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise DriverError(f"--udmabuf {name!r}: not a device name (e.g. udmabuf0)")
+        folders = [Path(root) / name for root in ([sysfs] if isinstance(sysfs, str) else sysfs)]
+        self.sysfs = next((folder for folder in folders if (folder / "phys_addr").is_file()),
+                          None)
+        if self.sysfs is None:
+            raise DriverError(f"--udmabuf {name}: no such u-dma-buf region (looked for "
+                              f"{' and '.join(str(f / 'phys_addr') for f in folders)}); load "
+                              f"the module with one, e.g. modprobe u-dma-buf udmabuf0=33554432")
+        address, size = self._attribute("phys_addr", 16), self._attribute("size", 10)
+        self.coherent = ((self.sysfs / "dma_coherent").is_file()
+                         and self._attribute("dma_coherent", 10) == 1)
+        path = Path(dev) / name
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except OSError as error:
+            raise DriverError(f"cannot open {path}: {error.strerror or error}"
+                              + ("; run as root or give the device file to your user (a udev "
+                                 "rule)" if isinstance(error, PermissionError) else "")) from None
+        try:
+            self._map = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        except (OSError, ValueError) as error:
+            raise DriverError(f"cannot map the {size} bytes of {path}: {error}") from None
+        finally:
+            os.close(fd)
+        self.region = ArrayMemory(np.frombuffer(self._map, np.uint8), base=address)
+
+    def _attribute(self, name, base):
+        text = (self.sysfs / name).read_text().strip()
+        try:
+            return int(text, base)
+        except ValueError:
+            raise DriverError(f"{self.sysfs / name}: {text!r} is not a number") from None
+
+    def _sync(self, offset, nbytes, direction, owner):
+        if self.coherent:
+            return
+        for name, value in (("sync_offset", offset), ("sync_size", nbytes),
+                            ("sync_direction", direction), (owner, 1)):
+            try:
+                (self.sysfs / name).write_text(str(value))
+            except OSError as error:
+                raise DriverError(f"cannot write {self.sysfs / name}: "
+                                  f"{error.strerror or error}") from None
+
+    def allocate(self, nbytes):
+        buffer = self.region.allocate(nbytes)
+        offset = buffer.address - self.region.base
+        return DmaBuffer(
+            buffer.address, buffer.array,
+            flush=lambda: self._sync(offset, nbytes, DMA_TO_DEVICE, "sync_for_device"),
+            invalidate=lambda: self._sync(offset, nbytes, DMA_FROM_DEVICE, "sync_for_cpu"))
 
 
 def check_pixels_batch(pixels):

@@ -37,10 +37,13 @@ def standin_logits(pixels):
 
 class StandInAccelerator(BusBackend):
     """The batch registers over ``memory_bytes`` of NumPy memory at physical ``base``
-    (:attr:`memory`, an :class:`ArrayMemory`). ``cycles``: the count written into each record."""
+    (:attr:`memory`, an :class:`ArrayMemory`), or over ``memory`` where given (e.g. the region
+    of a :class:`~boards.ultra96.driver.UdmabufMemory`). ``cycles``: the count written into
+    each record."""
 
-    def __init__(self, memory_bytes=16 << 20, base=0x4000_0000, cycles=20_000):
-        self.memory = ArrayMemory(np.zeros(memory_bytes, np.uint8), base=base)
+    def __init__(self, memory_bytes=16 << 20, base=0x4000_0000, cycles=20_000, memory=None):
+        self.memory = (ArrayMemory(np.zeros(memory_bytes, np.uint8), base=base)
+                       if memory is None else memory)
         self.cycles = cycles
         self.words = {name: 0 for name in ("COUNT", "SRC_LO", "SRC_HI", "DST_LO", "DST_HI",
                                            "IRQ_ENABLE", "IRQ_STATUS", "STATUS", "BATCH_IMAGES",
