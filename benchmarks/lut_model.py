@@ -8,7 +8,7 @@ as :class:`rtl.builder.UnitBuilder` builds them). It is a model: the sequencer's
 taken as constant, and Yosys optimises across unit boundaries in the whole design but not in
 the units alone.
 
-The whole weight cache takes Yosys up to about 20 minutes, too long to run at every (pe,
+The whole weight cache takes Yosys up to about ten minutes, too long to run at every (pe,
 simd_channels, N), so it enters as its synthesis with a 1-symbol decoder at each (pe,
 simd_channels), with that decoder swapped for the N-symbol one (each synthesised alone, about a
 minute); the rest of the cache (row writes, payload words) is taken at N = 1.

@@ -32,10 +32,10 @@ benchmarks`` itself runs the sweep with the figure of its own synthesis.
 Usage: ``python -m benchmarks.sweep [--config FILE] [--out DIR] [--skip-synth]
 [--benchmarks FILE]``. ``--skip-synth`` leaves out the LUT model and the Pareto plot.
 The default grid (pe and simd_channels in {4, 8, 16}) needs about 50 unit syntheses: the 9
-weight caches (and the whole one that checks their model) take Yosys 3 to 20 minutes each, the
-others under a minute, so the first run takes about an hour on two cores; later runs reuse the
-results of unchanged designs. ``benchmarks/full_grid.toml`` (widths 1 to 16) adds 16 more weight
-caches, hours more.
+weight caches (and the whole one that checks their model) take Yosys half a minute to ten
+minutes each, the others under a minute, so the first run takes about half an hour on two
+cores; later runs reuse the results of unchanged designs. ``benchmarks/full_grid.toml`` (widths
+1 to 16) adds 16 more weight caches.
 """
 
 import argparse

