@@ -95,15 +95,17 @@ def render_markdown(results, plots=None, heading="##"):
     phases = breakdown["phases"]
     layers = sum(cycles for name, cycles in phases.items() if name not in OTHER_PHASES)
     out += [f"{heading}# Cycle breakdown ({config_label(results['default_configuration'])})",
-            "", f"{breakdown['total']:,} cycles per image: "
+            "", f"An image's latency of {breakdown['total']:,} cycles: "
             + ", ".join(f"{name} {phases[name]:,}" for name in OTHER_PHASES)
             + f", the {len(phases) - len(OTHER_PHASES)} PG layers {layers:,}, waits for "
-            f"weights {sum(breakdown['weight_waits'].values()):,}.", ""]
+            f"weights {sum(breakdown['weight_waits'].values()):,} (on a stream the next "
+            f"image's load overlaps the current one's layers).", ""]
     if plots and "cycle_breakdown" in plots:
         out += [f"![cycles per phase]({plots['cycle_breakdown']})", ""]
     out += [f"{heading}# Analytical vs simulated", "",
-            "The cycle model against the accelerator's `cycles` port in Verilator, at every "
-            "configuration simulated in this run:", ""]
+            "The cycle model's interval between back-to-back images against the simulated one "
+            "(the median difference of `done_cycle` in Verilator), at every configuration "
+            "simulated in this run:", ""]
     out += [validation_markdown(results["validation"]) if results["validation"]
             else "No simulation in this run.", ""]
     return "\n".join(out)

@@ -5,14 +5,16 @@ The first test builds the accelerator (a minute or two on two cores; cached in b
 the others reuse the build.
 """
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from fracbnn_golden import FracBNN
 from rtl.accelerator import FracBNNAccelerator
 from rtl.schedule import AcceleratorConfig, ConfigError
+from sim.accelerator import AcceleratorRun, run_accelerator
 from sim.accelerator import main as accelerator_main
-from sim.accelerator import run_accelerator
 
 
 def test_public_vectors_bit_exact_and_cycles_as_estimated(public_vectors):
@@ -85,3 +87,15 @@ def test_cli_writes_latency_and_done_cycles_and_prints_the_interval(public_vecto
         assert produced["cycles"][0] == estimate.total
         assert (np.diff(produced["done_cycle"]) == estimate.interval).all()
     assert f"one image every {estimate.interval:,} cycles" in capsys.readouterr().out
+
+
+def test_simulation_speed_counts_the_batch_once_where_images_overlap():
+    """Overlapping images: the simulated cycles are the batch's span (the last done cycle),
+    not the sum of the latencies."""
+    result = SimpleNamespace(tests=[SimpleNamespace(seconds=2.0)])
+    run = AcceleratorRun(logits=None, cycles=np.array([100, 180, 260]),
+                         done_cycle=np.array([100, 180, 260]), result=result)
+    assert run.interval == 80 and run.cycles_per_second == 130.0
+    run.done_cycle = None                      # a case that does not stream a batch
+    assert run.cycles_per_second == 270.0
+
