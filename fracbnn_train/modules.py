@@ -1,8 +1,9 @@
 """The FracBNN CIFAR-10 network as PyTorch modules, for quantisation-aware training
 (docs/training.md §1).
 
-The modules compute what the golden model computes (:mod:`fracbnn_golden.layers`,
-docs/architecture.md §2) in floating point, with the parameters the model file will hold:
+Every module has two arithmetics. **In training mode** it computes a differentiable float
+surrogate of the golden model (:mod:`fracbnn_golden.layers`, docs/architecture.md §2) with the
+parameters the model file will hold:
 
 * the thermometer input of :func:`fracbnn_golden.conv.thermometer_bits` (32 levels per colour,
   the golden model's round-half-even), as ±1 values;
@@ -14,16 +15,21 @@ docs/architecture.md §2) in floating point, with the parameters the model file 
 * the precision gate ``171/256 * msb_sum > tau`` with a learnable per-channel threshold ``tau``
   on the WT grid: the forward pass uses the hard gate, the backward pass the gradient of
   ``sigmoid((171/256 * msb_sum - tau) / T)``, whose mean is the sparsity term (:class:`PGConv`);
-* batch norm, which in evaluation mode (and in the last training stage) is folded into the scale
-  and bias the model file holds, rounded to WT codes (:class:`FoldedBatchNorm`);
+* batch norm folded into the scale and bias the model file holds, rounded to WT codes
+  (:class:`FoldedBatchNorm`);
 * RPReLU (shift, PReLU, shift) with WT-rounded parameters (:class:`RPReLU`);
 * the residual add, the stride-2 shortcut (2x2 average, channels duplicated), the 8x8 global
-  pool and the linear layer (weights rounded to WT, then to FM as the golden model does), with
-  the golden model's saturation at the same places.
+  pool and the linear layer (weights rounded to WT, then to FM as the golden model does).
 
-So a model in evaluation mode computes the golden model's function up to the rounding of
-intermediate values (docs/training.md §3); :mod:`fracbnn_train.export` writes its parameters.
-Constants (formats, the 2/3 and 1/3 literals, the topology) are imported from the golden model.
+Intermediate values stay unrounded floats there. **In evaluation mode** (``net.eval()``) the
+same modules compute the golden model's fixed-point arithmetic step by step: every assignment
+the golden model rounds to FM is rounded half up to 1/128 and saturated (:func:`fm_round`),
+the pools truncate and saturate where it does, and the gate compares integers. Values are
+float64 tensors holding exact binary fractions (every intermediate is a code of at most 32 bits,
+well inside float64's 53-bit significand), so evaluation mode equals the golden model running
+the exported file bit for bit (docs/training.md §4). :mod:`fracbnn_train.export` writes
+the parameters. Constants (formats, the 2/3 and 1/3 literals, the topology) are imported from
+the golden model.
 """
 
 import math
@@ -49,16 +55,18 @@ from fracbnn_golden.model import CLASSES, IMAGE_SHAPE, INPUT_CHANNELS, PG_CONVS,
 
 from .config import STAGES
 
-__all__ = ["WT_SCALE", "FM_LOW", "FM_HIGH", "wt_codes", "fake_wt", "fake_linear_wt",
-           "threshold_codes", "binarize", "activation_planes", "thermometer", "saturate_fm",
+__all__ = ["WT_SCALE", "FM_LOW", "FM_HIGH", "wt_codes", "wt_values", "fake_wt", "fake_linear_wt",
+           "threshold_codes", "binary_signs", "binarize", "activation_planes", "thermometer",
+           "saturate_fm", "fm_round", "shortcut", "global_pool",
            "BinaryConv", "PGConv", "FoldedBatchNorm", "RPReLU", "FracBNNNet", "STAGES",
            "GATE_TEMPERATURE", "THRESHOLD_INIT"]
 
 WT_SCALE = 1 << WT_FRAC
 FM_SCALE = 1 << FM_FRAC
+POOL_SCALE = 1 << POOL_FRAC
 FM_LOW, FM_HIGH = FM_MIN / FM_SCALE, FM_MAX / FM_SCALE          # FM range as values
-POOL_LOW, POOL_HIGH = -(1 << (POOL_BITS - 1)) / (1 << POOL_FRAC), \
-    ((1 << (POOL_BITS - 1)) - 1) / (1 << POOL_FRAC)
+POOL_LOW = -(1 << (POOL_BITS - 1)) / POOL_SCALE                 # POOL range as values
+POOL_HIGH = ((1 << (POOL_BITS - 1)) - 1) / POOL_SCALE
 # The merge's literals as values: 171/256 (2/3), 85/256 (1/3), 384/256 (1.5).
 MSB_SCALE = TWO_THIRDS / WT_SCALE
 LSB_SCALE = ONE_THIRD / WT_SCALE
@@ -74,6 +82,12 @@ THRESHOLD_INIT = WT_MIN / WT_SCALE
 def wt_codes(value):
     """Float values -> WT codes (float tensor of integers): round half up, saturate."""
     return torch.floor(value * WT_SCALE + 0.5).clamp(WT_MIN, WT_MAX)
+
+
+def wt_values(value):
+    """``value`` rounded to WT codes, as values (``code / 256``) in float64: exactly the
+    parameters of the exported file, for the fixed-point arithmetic of evaluation mode."""
+    return wt_codes(value.detach()).double() / WT_SCALE
 
 
 def _straight_through(value, quantized, low, high):
@@ -110,11 +124,15 @@ def threshold_codes(tau):
     return torch.floor(tau * WT_SCALE).clamp(WT_MIN, WT_MAX)
 
 
+def binary_signs(weight):
+    """``+1 where weight >= 0, else -1`` (bit 1 of the model file is +1), no gradient."""
+    return torch.where(weight >= 0, 1.0, -1.0).to(weight.dtype)
+
+
 def binarize(weight):
-    """Binary weights ``+1 where weight >= 0, else -1``; the straight-through estimator passes
-    the gradient where ``|weight| <= 1`` (zero outside)."""
-    signs = torch.where(weight >= 0, 1.0, -1.0).to(weight.dtype)
-    return _straight_through(weight, signs, -1.0, 1.0)
+    """Binary weights :func:`binary_signs`; the straight-through estimator passes the gradient
+    where ``|weight| <= 1`` (zero outside)."""
+    return _straight_through(weight, binary_signs(weight), -1.0, 1.0)
 
 
 class _Planes(torch.autograd.Function):
@@ -148,11 +166,19 @@ def activation_planes(x):
 
 
 def saturate_fm(x):
-    """Clamp to the FM range, as every assignment in the golden model does, when no gradient
-    is recorded (evaluation, export checks). While training the value passes unchanged:
-    saturation is rare, and six clamps per PG conv with their masked gradients cost more time
-    than they are worth."""
+    """The training surrogate's saturation: clamp to the FM range when no gradient is recorded
+    (the batch-norm calibration passes). While training the value passes unchanged: saturation
+    is rare, and six clamps per PG conv with their masked gradients cost more time than they
+    are worth."""
     return x if torch.is_grad_enabled() else x.clamp(FM_LOW, FM_HIGH)
+
+
+def fm_round(x):
+    """An assignment to FM in evaluation mode, the golden model's ``to_fm``: round half up to a
+    multiple of 1/128, then saturate to the FM range. ``x``: float64 values that are exact
+    binary fractions, so the result is exact too."""
+    # In place on one new tensor: evaluation is memory-bound, and allocations cost as much.
+    return (x * FM_SCALE).add_(0.5).floor_().clamp_(FM_MIN, FM_MAX).mul_(1 / FM_SCALE)
 
 
 # The thermometer code of every pixel value, from the golden model: [256, 32] ±1.
@@ -181,7 +207,8 @@ def _init_latent(weight):
 
 class BinaryConv(nn.Module):
     """A 3x3 convolution, zero padding 1, with latent float weights ``[Cout, Cin, 3, 3]`` used
-    as they are (``binary = False``) or binarised (``binary = True``)."""
+    as they are (``binary = False``) or binarised (``binary = True``). Binary convolutions of
+    ±1 inputs give integer sums (at most 864), which float32 holds exactly."""
 
     def __init__(self, cin, cout, stride=1):
         super().__init__()
@@ -191,7 +218,9 @@ class BinaryConv(nn.Module):
         _init_latent(self.weight)
 
     def effective_weight(self):
-        return binarize(self.weight) if self.binary else self.weight
+        if not self.binary:
+            return self.weight
+        return binarize(self.weight) if self.training else binary_signs(self.weight)
 
     def forward(self, x):
         return F.conv2d(x, self.effective_weight(), stride=self.stride, padding=1)
@@ -200,7 +229,8 @@ class BinaryConv(nn.Module):
 class PGConv(BinaryConv):
     """A precision-gated convolution: 2-bit input, two binary convolutions (MSB and LSB planes)
     and the gate. Returns the merged sum ``171/256 * msb + 85/256 * gate * lsb`` (sums
-    saturated to FM, as the golden model's merge does).
+    saturated to FM, as the golden model's merge does); in evaluation mode with the golden
+    merge's two roundings to FM (:meth:`fixed_point_merge`).
 
     ``threshold`` (tau, per output channel) is used on the WT grid (:func:`threshold_codes`);
     it learns only when ``train_gate`` is set. After each forward pass ``gate_soft`` holds the
@@ -220,9 +250,14 @@ class PGConv(BinaryConv):
         return _straight_through(tau, threshold_codes(tau) / WT_SCALE, low, high)
 
     def forward(self, x):
-        sums = F.conv2d(activation_planes(x), self.effective_weight(), stride=self.stride,
+        weight = self.effective_weight()
+        # In evaluation mode x holds float64 FM values, exact in float32 too (16-bit codes):
+        # the quantiser and the convolution run in the weights' float32.
+        sums = F.conv2d(activation_planes(x.to(weight.dtype)), weight, stride=self.stride,
                         padding=1)
         msb, lsb = sums.chunk(2)
+        if not self.training:
+            return self.fixed_point_merge(msb, lsb)
         tau = self.effective_threshold()
         if not self.train_gate:
             tau = tau.detach()
@@ -234,6 +269,17 @@ class PGConv(BinaryConv):
         self.gate_count, self.gate_total = hard.sum().detach(), hard.numel()
         return MSB_SCALE * saturate_fm(msb) + LSB_SCALE * gate * saturate_fm(lsb)
 
+    def fixed_point_merge(self, msb, lsb):
+        """The golden merge's first two assignments (docs/architecture.md §2.8) on the integer
+        sums: the gate ``171 * msb > threshold code`` (integers, exact in float32), the sums
+        saturated to FM, ``t0 = Q(171/256 * msb)``, then ``Q(t0 + 85/256 * gate * lsb)``."""
+        gate = TWO_THIRDS * msb > threshold_codes(self.threshold.detach())[None, :, None, None]
+        self.gate_soft = None
+        self.gate_count, self.gate_total = gate.sum(), gate.numel()
+        msb = msb.double().clamp(FM_LOW, FM_HIGH)
+        lsb = torch.where(gate, lsb.double(), 0.0).clamp(FM_LOW, FM_HIGH)
+        return fm_round(fm_round(MSB_SCALE * msb) + LSB_SCALE * lsb)
+
 
 class FoldedBatchNorm(nn.BatchNorm2d):
     """Batch norm folded into the model file's ``y = scale * x + bias``, both WT codes, in
@@ -243,7 +289,8 @@ class FoldedBatchNorm(nn.BatchNorm2d):
     code with straight-through gradients. While training with ``frozen = False`` the mean and
     variance are the batch's (and update the running statistics, as batch norm does); in
     evaluation mode, and while training with ``frozen = True``, they are the running
-    statistics: the exported arithmetic.
+    statistics: the exported codes. In evaluation mode the result is rounded to FM as the
+    golden model's ``Q(scale * x + bias)`` (float64 in, float64 out).
     """
 
     def __init__(self, channels):
@@ -269,6 +316,9 @@ class FoldedBatchNorm(nn.BatchNorm2d):
                 self.running_mean.lerp_(mean, factor)
                 self.running_var.lerp_(var * count / max(count - 1, 1), factor)
             scale, bias = self.folded(mean, var)
+        elif not self.training:
+            scale, bias = (wt_values(value)[None, :, None, None] for value in self.folded())
+            return fm_round(torch.addcmul(bias, x.double(), scale))
         else:
             scale, bias = self.folded()
         return x * fake_wt(scale)[None, :, None, None] + fake_wt(bias)[None, :, None, None]
@@ -276,7 +326,8 @@ class FoldedBatchNorm(nn.BatchNorm2d):
 
 class RPReLU(nn.Module):
     """``y = prelu(x + shift_x, alpha) + shift_y`` per channel (ReActNet's RPReLU), with the
-    three parameters rounded to WT codes and the golden model's saturation."""
+    three parameters rounded to WT codes and the golden model's saturation; in evaluation
+    mode each of the three steps is rounded to FM, as in the golden merge."""
 
     def __init__(self, channels):
         super().__init__()
@@ -285,37 +336,54 @@ class RPReLU(nn.Module):
         self.shift_y_bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x):
+        if not self.training:
+            # Q(x + shift) for x on the FM grid (128 x an integer) is x + Q(shift), saturated:
+            # the shifts are rounded once per channel instead of once per element.
+            bx, by = (fm_round(wt_values(p))[None, :, None, None]
+                      for p in (self.shift_x_bias, self.shift_y_bias))
+            x = (x + bx).clamp_(FM_LOW, FM_HIGH)
+            x = fm_round(F.prelu(x, wt_values(self.prelu_weight)))
+            return x.add_(by).clamp_(FM_LOW, FM_HIGH)
         bx, by = (fake_wt(p)[None, :, None, None] for p in (self.shift_x_bias, self.shift_y_bias))
         alpha = fake_wt(self.prelu_weight)
         x = saturate_fm(F.prelu(saturate_fm(x + bx), alpha))
         return saturate_fm(x + by)
 
 
-def _saturating_sum(terms, low, high):
+def _saturating_sum(terms, low, high, saturate):
     """``sat(...sat(sat(t0 + t1) + t2)...)``: the golden model's saturating accumulation
-    (a plain sum while training, as :func:`saturate_fm`)."""
+    (a plain sum unless ``saturate``)."""
     total = terms[0]
     for term in terms[1:]:
         total = total + term
-        if not torch.is_grad_enabled():
+        if saturate:
             total = total.clamp(low, high)
     return total
 
 
-def shortcut(x):
+def shortcut(x, fixed_point=False):
     """The stride-2 shortcut (docs/architecture.md §2.9): 2x2 average with saturating adds,
-    channels duplicated."""
+    channels duplicated. With ``fixed_point`` (evaluation mode: float64 FM values) the sum's
+    FM code is divided by 4 truncating toward zero, as the golden model does."""
     window = [x[:, :, dy::2, dx::2] for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1))]
-    pooled = _saturating_sum(window, FM_LOW, FM_HIGH) / 4
+    total = _saturating_sum(window, FM_LOW, FM_HIGH,
+                            fixed_point or not torch.is_grad_enabled())
+    pooled = torch.trunc(total * (FM_SCALE / 4)) / FM_SCALE if fixed_point else total / 4
     return torch.cat([pooled, pooled], dim=1)
 
 
-def global_pool(x):
-    """The 8x8 average (§2.10): positions summed row-major, saturating to the POOL range."""
+def global_pool(x, fixed_point=False):
+    """The 8x8 average (§2.10): positions summed row-major, saturating to the POOL range.
+    With ``fixed_point`` (evaluation mode: float64 FM values) the sum's POOL code (22 fraction
+    bits) is divided truncating toward zero and assigned to FM, as the golden model does."""
     flat = x.flatten(2)
+    positions = flat.shape[-1]
+    if fixed_point:
+        total = _saturating_sum(flat.unbind(-1), POOL_LOW, POOL_HIGH, True)
+        return fm_round(torch.trunc(total * (POOL_SCALE / positions)) / POOL_SCALE)
     total = (flat.sum(-1) if torch.is_grad_enabled()
-             else _saturating_sum(flat.unbind(-1), POOL_LOW, POOL_HIGH))
-    return saturate_fm(total / flat.shape[-1])
+             else _saturating_sum(flat.unbind(-1), POOL_LOW, POOL_HIGH, True))
+    return saturate_fm(total / positions)
 
 
 class _Block(nn.Module):
@@ -334,12 +402,18 @@ class _Block(nn.Module):
 
     def half(self, spec, x):
         """One PG conv with its merge (``spec``: its :class:`~fracbnn_golden.model.ConvSpec`):
-        ``bn{k+2}(rprelu{k}(bn{k}(conv{k}(x))) + shortcut(x))``."""
+        ``bn{k+2}(rprelu{k}(bn{k}(conv{k}(x))) + shortcut(x))``. In evaluation mode: the
+        golden model's merge, float64 FM values in and out."""
         k = spec.index
+        conv, bn, rprelu, bn_out = (getattr(self, name) for name in (f"conv{k}", f"bn{k}",
+                                                                     f"rprelu{k}", f"bn{k + 2}"))
+        if not self.training:
+            x = x.double()
+            residual = shortcut(x, fixed_point=True) if spec.stride == 2 else x
+            return bn_out((residual + rprelu(bn(conv(x)))).clamp(FM_LOW, FM_HIGH))
         residual = shortcut(x) if spec.stride == 2 else x
-        y = saturate_fm(getattr(self, f"bn{k}")(getattr(self, f"conv{k}")(x)))
-        y = getattr(self, f"rprelu{k}")(y)
-        return saturate_fm(getattr(self, f"bn{k + 2}")(saturate_fm(residual + y)))
+        y = rprelu(saturate_fm(bn(conv(x))))
+        return saturate_fm(bn_out(saturate_fm(residual + y)))
 
     def forward(self, x):
         for spec in self.specs:
@@ -351,7 +425,8 @@ class FracBNNNet(nn.Module):
     """The FracBNN CIFAR-10 network (docs/architecture.md §1) for training.
 
     Takes uint8 pixels ``[N, 3, 32, 32]`` and returns float logits ``[N, 10]`` (logit values,
-    the golden model's codes / 128). The submodules are named like the model file's keys
+    the golden model's codes / 128); in evaluation mode float64, exactly the golden model's
+    logits of the exported file. The submodules are named like the model file's keys
     (``conv1``, ``bn1``, ``layer1_0.conv1``, ..., ``linear``). :meth:`set_stage` switches the
     training stage (:data:`STAGES`).
     """
@@ -403,12 +478,22 @@ class FracBNNNet(nn.Module):
         x = saturate_fm(self.bn1(self.conv1(thermometer(pixels))))
         for name in self.block_names:
             x = getattr(self, name)(x)
-        return global_pool(x)
+        return global_pool(x, fixed_point=not self.training)
 
     def head(self, features):
-        """The linear layer with the golden model's parameter rounding: logits ``[N, 10]``."""
-        weight, bias = fake_linear_wt(self.linear.weight), fake_linear_wt(self.linear.bias)
-        return saturate_fm(F.linear(features, weight, bias))
+        """The linear layer with the golden model's parameter rounding: logits ``[N, 10]``.
+        In evaluation mode in the golden model's order, ``y = Q(b)``, then
+        ``y = Q(y + x[c] * w[c])`` for each channel ``c`` (docs/architecture.md §2.10)."""
+        if self.training:
+            weight, bias = fake_linear_wt(self.linear.weight), fake_linear_wt(self.linear.bias)
+            return saturate_fm(F.linear(features, weight, bias))
+        weight, bias = (linear_codes(p.detach()).double() / FM_SCALE
+                        for p in (self.linear.weight, self.linear.bias))
+        features = features.double()
+        logits = bias.expand(len(features), -1)
+        for channel in range(features.shape[1]):
+            logits = fm_round(logits + features[:, channel, None] * weight[None, :, channel])
+        return logits
 
     def forward(self, pixels):
         return self.head(self.features(pixels))

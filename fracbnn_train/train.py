@@ -95,8 +95,12 @@ class _Progress:
             sys.stderr.flush()
 
 
-def predict(net, pixels, device, batch_size=256):
-    """Logits of ``net`` in evaluation mode for uint8 numpy pixels; also the gate rate."""
+def predict(net, pixels, device, batch_size=64):
+    """Logits of ``net`` in evaluation mode for uint8 numpy pixels; also the gate rate.
+
+    Evaluation mode computes the golden model's fixed-point steps, a few dozen float64
+    element-wise passes per layer: batches of 64 keep a feature map in the CPU cache (measured
+    on 500 digits: 256 images per batch took 1.6 times as long)."""
     net.eval()
     outputs, gated, total = [], 0.0, 0
     with torch.no_grad():

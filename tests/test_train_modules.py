@@ -9,7 +9,16 @@ torch = pytest.importorskip("torch")
 
 from fracbnn_golden import FracBNN, ModelFormatError  # noqa: E402
 from fracbnn_golden.conv import thermometer_bits  # noqa: E402
-from fracbnn_golden.fixedpoint import FM_FRAC, WT_MAX, WT_MIN, round_shift, saturate  # noqa: E402
+from fracbnn_golden.fixedpoint import (  # noqa: E402
+    FM_FRAC,
+    FM_MAX,
+    FM_MIN,
+    WT_MAX,
+    WT_MIN,
+    round_shift,
+    saturate,
+    to_fm,
+)
 from fracbnn_golden.layers import bit_planes, precision_gate, quantize  # noqa: E402
 from fracbnn_golden.model import CLASS_NAMES_KEY, EXPECTED_ARRAYS, PG_CONVS  # noqa: E402
 from fracbnn_train.export import golden_model, model_params, write_model  # noqa: E402
@@ -21,6 +30,8 @@ from fracbnn_train.modules import (  # noqa: E402
     binarize,
     fake_linear_wt,
     fake_wt,
+    fm_round,
+    global_pool,
     thermometer,
     threshold_codes,
     wt_codes,
@@ -109,22 +120,26 @@ def test_the_gate_threshold_learns_only_in_the_gate_stage():
         assert 0 <= rate <= 1
 
 
-def _random_net(seed, pixels):
+def _random_net(seed, pixels, gain=1.0):
     """A network with random parameters, its batch-norm statistics measured on ``pixels``
     (as training does before it freezes them) and a random linear layer on the features'
     deviations from their mean (a random network's features vary little from image to image,
-    so an uncentred head would give every image the same class)."""
+    so an uncentred head would give every image the same class). ``gain`` multiplies the
+    gamma of ``bn1`` and of every block's output batch norms after the statistics are
+    measured, so that the feature maps grow from block to block: large gains saturate."""
     torch.manual_seed(seed)
     net = FracBNNNet()
     net.set_stage("binary")
     batch = torch.from_numpy(pixels)
+    outputs = []          # bn1 and the blocks' output batch norms (bn3, bn4)
     with torch.no_grad():
         for name, bn in net.named_modules():
             if isinstance(bn, FoldedBatchNorm):
-                # Small residual branches (bn1, bn2 of a block), as in a trained ResNet: a
-                # random deep network amplifies rounding differences less then.
+                # Small residual branches (bn1, bn2 of a block), as in a trained ResNet.
                 branch = name.startswith("layer") and name[-1] in "12"
                 bn.weight.uniform_(0.1, 0.3) if branch else bn.weight.uniform_(0.5, 1.5)
+                if not branch:
+                    outputs.append(bn)
                 bn.bias.uniform_(-0.2, 0.2)
                 bn.momentum = None                # a cumulative average: the whole batch
         for conv in net.pg_convs().values():
@@ -137,9 +152,11 @@ def _random_net(seed, pixels):
                 rprelu.prelu_weight.uniform_(0, 0.5)
         net.train()
         net(batch)
+        for bn in outputs:
+            bn.weight.mul_(gain)
         net.set_stage("gate")
         net.eval()
-        features = net.features(batch)
+        features = net.features(batch).float()
         spread = features.std(0).clamp(min=1 / 16)
         net.linear.weight.copy_(torch.randn(net.linear.weight.shape) / spread / 8)
         net.linear.bias.copy_(-net.linear.weight @ features.mean(0))
@@ -153,39 +170,78 @@ def _images(seed):
     return np.concatenate([blocks, rng.integers(0, 256, (16, 3, 32, 32), dtype=np.uint8)])
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_export_round_trip_layer_by_layer(tmp_path, seed):
-    """Every layer of the exported model, fed the golden model's own input, computes what
-    the PyTorch layer computes up to the rounding of intermediate values: a few FM steps
-    (docs/training.md §3). A parameter exported to the wrong key or converted wrongly would
-    be off by far more."""
+def _codes(values):
+    """FM values (a tensor) -> FM codes (int64 numpy), checking that they are on the grid."""
+    codes = values.numpy() * (1 << FM_FRAC)
+    assert np.array_equal(codes, np.round(codes)), "not on the FM grid"
+    return codes.astype(np.int64)
+
+
+@pytest.mark.parametrize("seed, gain", [(0, 1.0), (1, 1.0), (2, 4.0)])
+def test_evaluation_mode_is_the_golden_model_layer_by_layer(tmp_path, seed, gain):
+    """In evaluation mode the PyTorch network computes the golden model's fixed-point
+    arithmetic (docs/training.md §4): run on its own, every layer's output equals the golden
+    model's trace of the exported file code for code, and so do the gates, the pooled
+    features and the logits. Any rounding done differently (half up at every assignment, the
+    truncating pools) shows as codes one apart; ``gain`` 4 makes the feature maps and the
+    global pool saturate, which the test checks happens."""
     pixels = _images(seed)
-    net = _random_net(seed, pixels)
+    net = _random_net(seed, pixels, gain)
     names = [f"class {k}" for k in range(10)]
     golden = write_model(net, tmp_path / "model.npz", names)
     assert FracBNN.from_npz(tmp_path / "model.npz").class_names == tuple(names)
     assert set(golden.params) == set(EXPECTED_ARRAYS) | {CLASS_NAMES_KEY}
-    logits, trace = golden.logits(pixels[:16], trace=True)
-    step = 1 / (1 << FM_FRAC)
+    logits, trace = golden.logits(pixels, trace=True)
+    batch = torch.from_numpy(pixels)
+    assert not net.training
     with torch.no_grad():
-        stem = net.bn1(net.conv1(thermometer(torch.from_numpy(pixels[:16])))).numpy()
-        # conv1's sums are exact: one rounding to FM apart.
-        assert np.abs(stem - trace["bn1"] * step).max() <= step / 2 + 1e-6
-        x = trace["bn1"]
+        x = net.bn1(net.conv1(thermometer(batch)))
+        assert np.array_equal(_codes(x), trace["bn1"])
         for spec in PG_CONVS:
-            out = getattr(net, spec.block).half(spec, torch.from_numpy(x * step).float())
-            x = trace[f"{spec.block}.out{spec.index}"]
-            error = np.abs(out.numpy() - x * step)
-            assert error.max() <= 8 * step, spec.name
-            assert np.mean(error > 1.5 * step) < 0.25, spec.name
-        pooled = net.features(torch.from_numpy(pixels[:16]))
-        head = torch.from_numpy(trace["pool_fm"] * step).float()
-        torch_logits = net.head(head)
-    # The same pooled features: at most the linear layer's 65 roundings (bias, 64 products)
-    # apart.
-    assert np.abs(torch_logits.numpy() - logits * step).max() <= 65 * step / 2
-    # The features do vary from image to image (else the check would prove little).
-    assert pooled.std(0).mean() > 0.1
+            x = getattr(net, spec.block).half(spec, x)
+            assert np.array_equal(_codes(x), trace[f"{spec.block}.out{spec.index}"]), spec.name
+            # The trace holds a stride-2 conv's gate at every input position; it keeps (2i, 2j).
+            gate = trace[f"{spec.name}.gate"][:, :, ::spec.stride, ::spec.stride]
+            assert int(net.pg_convs()[spec.name].gate_count) == gate.sum(), spec.name
+        pooled = global_pool(x, fixed_point=True)
+        assert np.array_equal(_codes(pooled), trace["pool_fm"])
+        assert np.array_equal(_codes(net.head(pooled)), logits)
+        assert np.array_equal(_codes(net(batch)), logits)
+    if gain > 1:
+        saturated = [key for key, value in trace.items()
+                     if key.endswith(("out1", "out2")) and np.isin(value, [FM_MIN, FM_MAX]).any()]
+        # A channel's 64 positions adding up beyond the POOL range (+-512) saturated it.
+        totals = trace["layer3_2.out2"].astype(np.int64).reshape(len(pixels), 64, -1).sum(-1)
+        assert len(saturated) >= 10 and (np.abs(totals) > 512 << FM_FRAC).any(), saturated
+    else:
+        # Varied features and logits (else the check would prove little).
+        assert pooled.std(0).mean() > 0.1 and len(np.unique(logits.argmax(1))) >= 3
+
+
+def test_training_mode_keeps_the_float_surrogate():
+    """Training mode does not round intermediate values (its gradients are the surrogate's):
+    the same network gives other, off-grid values than in evaluation mode."""
+    pixels = _images(5)[:8]
+    net = _random_net(5, pixels)
+    with torch.no_grad():
+        evaluated = net(torch.from_numpy(pixels))
+        net.train()
+        trained = net(torch.from_numpy(pixels))
+    assert evaluated.dtype == torch.float64 and trained.dtype == torch.float32
+    off_grid = trained.numpy() * (1 << FM_FRAC)
+    assert not np.array_equal(off_grid, np.round(off_grid))
+    assert np.abs(trained.numpy() - evaluated.numpy()).max() < 1
+
+
+def test_fm_round_is_the_golden_assignment_to_fm():
+    """Ties round up (toward +inf, also for negative values) and the FM range saturates, as
+    the golden model's ``to_fm``: the rounding whose bias (ties at every odd RPReLU shift)
+    separated the float model from the golden one by about half an FM step per layer."""
+    codes = np.concatenate([np.arange(-600, 600), [-(1 << 24), (1 << 24) - 1]])  # 9 fraction bits
+    values = torch.tensor(codes / (1 << 9), dtype=torch.float64)
+    assert np.array_equal(_codes(fm_round(values)), to_fm(codes, 9))
+    assert fm_round(torch.tensor([-0.5 / 128, 0.5 / 128], dtype=torch.float64)).tolist() == \
+        [0.0, 1 / 128]
 
 
 def test_export_codes_are_what_the_modules_compute_with():

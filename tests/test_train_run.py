@@ -77,11 +77,12 @@ def test_a_short_training_run_beats_chance_and_exports_a_golden_model(tmp_path, 
     assert summary["train_images"] == 10 * TRAIN_PER_CLASS
     assert summary["test_images"] == 10 * TEST_PER_CLASS
     # Chance is 10 %: an epoch of 2-bit activations and one of binary weights over 400 digits
-    # must do far better (measured: 53 %), in the golden model too. An undertrained network has
-    # small margins, so PyTorch and the golden model agree less than a trained one (90 %).
+    # must do far better (measured: 53 %), in the golden model too. Evaluation mode computes
+    # the golden model's arithmetic, so even this undertrained network (small margins) gives
+    # the same classes in both.
     assert summary["golden_accuracy"] >= 0.3, summary
-    assert summary["torch_accuracy"] >= 0.3, summary
-    assert summary["agreement"] >= 0.8, summary
+    assert summary["torch_accuracy"] == summary["golden_accuracy"], summary
+    assert summary["agreement"] == 1.0, summary
     net = FracBNN.from_npz(out)
     assert net.class_names == tuple(str(d) for d in range(10))
     with np.load(test_path) as test:
