@@ -49,14 +49,16 @@ def _taps_inside(y, x, size):
 class _PhaseConstants:
     """The sequencer's per-phase constants: :attr:`rows` ``[0]`` for the stem, ``[l + 1]`` for
     PG layer ``l``, and a last row that repeats the last layer's (what ``upcoming`` holds in the
-    last layer), each a dict of :attr:`layout`'s fields. The map sizes give each buffer's row
-    length (``ceil(size / 3)``, :class:`rtl.window.WindowMemory`) and half width
+    last layer), each a dict of :attr:`layout`'s fields. ``out_last`` is the last output row
+    (and column), ``out_size - 1``: the scan compares with it, and a subtraction in front of
+    the compares lengthened the sequencer's path. The map sizes give each buffer's row length
+    (``ceil(size / 3)``, :class:`rtl.window.WindowMemory`) and half width
     (:class:`rtl.fm_memory.FeatureMapMemory`): the stem writes a 32x32 map into buffer 0,
     layer ``l`` reads buffer ``l % 2`` and writes the other."""
 
     def __init__(self, plans):
         def row(plan, sizes):
-            return {"in_size": plan.in_size, "out_size": plan.out_size,
+            return {"in_size": plan.in_size, "out_last": plan.out_size - 1,
                     "stride2": plan.stride == 2, "groups_in": plan.groups_in,
                     "groups_out": plan.groups_out, "param_base": plan.param_row,
                     "row_length": [-(-size // 3) for size in sizes],
@@ -72,7 +74,7 @@ class _PhaseConstants:
             return range(max(int(r[key]) for r in self.rows) + 1)
 
         self.layout = data.StructLayout({
-            **{key: field(key) for key in ("in_size", "out_size", "stride2", "groups_in",
+            **{key: field(key) for key in ("in_size", "out_last", "stride2", "groups_in",
                                            "groups_out", "param_base")},
             "row_length": data.ArrayLayout(range(-(-IMAGE_SIZE // 3) + 1), 2),
             "half_width": data.ArrayLayout(range(IMAGE_SIZE // 2 + 1), 2),
@@ -255,7 +257,7 @@ class FracBNNAccelerator(wiring.Component):
         current, upcoming = Signal(rows.layout, init=rows.rows[0]), Signal(rows.layout)
         # The row after the stem's is layer 0's (the stem's ``layer`` is 0 too).
         m.d.sync += upcoming.eq(constants_table[Mux(stem_phase, 1, layer + 2)])
-        in_size, out_size, stride2 = current.in_size, current.out_size, current.stride2
+        in_size, out_last, stride2 = current.in_size, current.out_last, current.stride2
         groups_in, groups_out, param_base = current.groups_in, current.groups_out, \
             current.param_base
         for index in range(2):
@@ -520,10 +522,10 @@ class FracBNNAccelerator(wiring.Component):
                     with m.If(og == groups_out - 1):
                         m.d.sync += [og.eq(0), j.eq(j + 1), *_step(j3, 1),
                                      *_step(x3, Mux(stride2, 2, 1))]
-                        with m.If(j == out_size - 1):
+                        with m.If(j == out_last):
                             m.d.sync += [j.eq(0), *_clear(j3, x3), i.eq(i + 1), *_step(i3, 1),
                                          *_step(y3, Mux(stride2, 2, 1))]
-                            with m.If(i == out_size - 1):
+                            with m.If(i == out_last):
                                 # The layer's weight rows have been read: free their buffer.
                                 m.d.comb += weights.release.eq(1 << layer[0])
                                 m.d.sync += [*clear_scan, wait.eq(drain)]
