@@ -17,6 +17,12 @@ from .window import divmod3_layout
 
 __all__ = ["FracBNNAccelerator", "Phase"]
 
+# The residual's block is picked from the two input FM buffers' reads and registered before the
+# shortcut: the select drives every bit of both words (thousands of loads), and in the same
+# cycle as the shortcut's first adders it made their path too long. The read is issued that
+# much earlier, so no cycle is added.
+RESIDUAL_SELECT_LATENCY = 1
+
 
 def _step(coordinate, step):
     """Statements adding ``step`` (1 or 2) to a (quotient, remainder)-of-3 coordinate."""
@@ -43,14 +49,16 @@ def _taps_inside(y, x, size):
 class _PhaseConstants:
     """The sequencer's per-phase constants: :attr:`rows` ``[0]`` for the stem, ``[l + 1]`` for
     PG layer ``l``, and a last row that repeats the last layer's (what ``upcoming`` holds in the
-    last layer), each a dict of :attr:`layout`'s fields. The map sizes give each buffer's row
-    length (``ceil(size / 3)``, :class:`rtl.window.WindowMemory`) and half width
+    last layer), each a dict of :attr:`layout`'s fields. ``out_last`` is the last output row
+    (and column), ``out_size - 1``: the scan compares with it, and a subtraction in front of
+    the compares lengthened the sequencer's path. The map sizes give each buffer's row length
+    (``ceil(size / 3)``, :class:`rtl.window.WindowMemory`) and half width
     (:class:`rtl.fm_memory.FeatureMapMemory`): the stem writes a 32x32 map into buffer 0,
     layer ``l`` reads buffer ``l % 2`` and writes the other."""
 
     def __init__(self, plans):
         def row(plan, sizes):
-            return {"in_size": plan.in_size, "out_size": plan.out_size,
+            return {"in_size": plan.in_size, "out_last": plan.out_size - 1,
                     "stride2": plan.stride == 2, "groups_in": plan.groups_in,
                     "groups_out": plan.groups_out, "param_base": plan.param_row,
                     "row_length": [-(-size // 3) for size in sizes],
@@ -66,7 +74,7 @@ class _PhaseConstants:
             return range(max(int(r[key]) for r in self.rows) + 1)
 
         self.layout = data.StructLayout({
-            **{key: field(key) for key in ("in_size", "out_size", "stride2", "groups_in",
+            **{key: field(key) for key in ("in_size", "out_last", "stride2", "groups_in",
                                            "groups_out", "param_base")},
             "row_length": data.ArrayLayout(range(-(-IMAGE_SIZE // 3) + 1), 2),
             "half_width": data.ArrayLayout(range(IMAGE_SIZE // 2 + 1), 2),
@@ -228,9 +236,12 @@ class FracBNNAccelerator(wiring.Component):
             self.latencies[key] for key in ("window", "stem", "gate_at", "merge_at", "layer",
                                             "drain"))
         # The residual's block is read from the input FM buffer so that it reaches the merge
-        # with the gate's output, through the shortcut (stride 2) or a delay line of its latency.
+        # with the gate's output: picked from the buffer read and registered
+        # (RESIDUAL_SELECT_LATENCY), then through the shortcut (stride 2) or a delay line of its
+        # latency.
         fm_latency = fm_buffers[0].latency
-        residual_read_at = merge_at - fm_latency - shortcut.latency
+        block_at = merge_at - shortcut.latency
+        residual_read_at = block_at - RESIDUAL_SELECT_LATENCY - fm_latency
 
         # ---- per-layer constants ------------------------------------------------------------
         # Registers, not lookups of ``layer``: the lookups would lie on the paths into the
@@ -246,7 +257,7 @@ class FracBNNAccelerator(wiring.Component):
         current, upcoming = Signal(rows.layout, init=rows.rows[0]), Signal(rows.layout)
         # The row after the stem's is layer 0's (the stem's ``layer`` is 0 too).
         m.d.sync += upcoming.eq(constants_table[Mux(stem_phase, 1, layer + 2)])
-        in_size, out_size, stride2 = current.in_size, current.out_size, current.stride2
+        in_size, out_last, stride2 = current.in_size, current.out_last, current.stride2
         groups_in, groups_out, param_base = current.groups_in, current.groups_out, \
             current.param_base
         for index in range(2):
@@ -273,12 +284,16 @@ class FracBNNAccelerator(wiring.Component):
         loaded = Signal(range(PIXELS + 1))
         load_y, load_x = Signal(range(IMAGE_SIZE)), Signal(range(IMAGE_SIZE))
         load_y3, load_x3 = Signal(coordinate), Signal(coordinate)
+        # Whether (load_y, load_x) is the image's last pixel: a register kept one count ahead, as
+        # the comparisons lay on the path from the last count through ``image_ready`` into the
+        # stem's start (the scan counters' clears).
+        at_last_pixel = Signal()
         now = Signal.like(self.cycles)
         started = Array(Signal.like(self.cycles, name=f"started{index}") for index in range(2))
         m.d.sync += now.eq(now + 1)
         accepting = (loaded < PIXELS) & ~Array(full)[load_buffer]
         pixel_transfer = self.pixels.valid & self.pixels.ready
-        last_count = encoder.o.valid & (load_y == IMAGE_SIZE - 1) & (load_x == IMAGE_SIZE - 1)
+        last_count = encoder.o.valid & at_last_pixel
         m.d.comb += [
             encoder.i.valid.eq(self.pixels.valid & accepting),
             self.pixels.ready.eq(encoder.i.ready & accepting),
@@ -289,7 +304,9 @@ class FracBNNAccelerator(wiring.Component):
             with m.If(loaded == 0):
                 m.d.sync += started[load_buffer].eq(now)
         with m.If(encoder.o.valid):
-            m.d.sync += [load_x.eq(load_x + 1), *_step(load_x3, 1)]
+            m.d.sync += [load_x.eq(load_x + 1), *_step(load_x3, 1),
+                         at_last_pixel.eq((load_y == IMAGE_SIZE - 1)
+                                          & (load_x == IMAGE_SIZE - 2))]
             with m.If(load_x == IMAGE_SIZE - 1):
                 m.d.sync += [*_clear(load_x3), load_y.eq(load_y + 1), *_step(load_y3, 1)]
         with m.If(last_count):
@@ -410,9 +427,10 @@ class FracBNNAccelerator(wiring.Component):
                                                       at_residual.x >> 1)),
                 fm_buffers[index].read.group.eq(at_residual.residual_group),
             ]
-        block = Mux(read_buffer, fm_in[1].as_value(), fm_in[0].as_value())
+        block = Signal(len(fm_in[0].as_value()), name="residual_block")
+        m.d.sync += block.eq(Mux(read_buffer, fm_in[1].as_value(), fm_in[0].as_value()))
         word_width = FM_SHAPE.width * pe
-        at_block = tags[residual_read_at + fm_latency - 1]      # the block on ``read.data``
+        at_block = tags[block_at - 1]                           # the beat of ``block``
         pixel = Array(block[k * word_width:(k + 1) * word_width] for k in range(4))[
             Cat(at_block.x[0], at_block.y[0])]
         pixel_late = delay_line(m, pixel, shortcut.latency, "residual_pixel")
@@ -504,10 +522,10 @@ class FracBNNAccelerator(wiring.Component):
                     with m.If(og == groups_out - 1):
                         m.d.sync += [og.eq(0), j.eq(j + 1), *_step(j3, 1),
                                      *_step(x3, Mux(stride2, 2, 1))]
-                        with m.If(j == out_size - 1):
+                        with m.If(j == out_last):
                             m.d.sync += [j.eq(0), *_clear(j3, x3), i.eq(i + 1), *_step(i3, 1),
                                          *_step(y3, Mux(stride2, 2, 1))]
-                            with m.If(i == out_size - 1):
+                            with m.If(i == out_last):
                                 # The layer's weight rows have been read: free their buffer.
                                 m.d.comb += weights.release.eq(1 << layer[0])
                                 m.d.sync += [*clear_scan, wait.eq(drain)]
