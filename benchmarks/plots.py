@@ -69,9 +69,10 @@ def pareto_plot(points, clock_mhz, path, *, paper, device_luts, default=None):
     return path
 
 
-def cycle_breakdown_plot(phases, weight_waits, path, *, title=""):
+def cycle_breakdown_plot(phases, weight_waits, interval, path, *, title=""):
     """A bar per phase of an image (load, stem, the PG layers, head): its cycles, with the
-    cycles a layer waited for its weights stacked on top. Returns ``path``."""
+    cycles a layer waited for its weights stacked on top; the title gives the image's latency
+    (their sum) and the ``interval`` between images on a stream. Returns ``path``."""
     names = list(phases)
     busy = [phases[name] for name in names]
     waits = [weight_waits.get(name, 0) for name in names]
@@ -84,7 +85,8 @@ def cycle_breakdown_plot(phases, weight_waits, path, *, title=""):
     axes.set_xticks(list(positions), names, rotation=60, ha="right", fontsize=8)
     axes.set_ylabel("cycles")
     total = sum(busy) + sum(waits)
-    axes.set_title(f"Cycles per phase, {total:,} per image" + (f" ({title})" if title else ""))
+    axes.set_title(f"Cycles per phase: latency {total:,}, one image every {interval:,} on a "
+                   f"stream (the next load overlaps)" + (f"\n{title}" if title else ""))
     axes.grid(True, axis="y", alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()

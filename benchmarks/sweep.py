@@ -103,7 +103,7 @@ def run_sweep(grid=DEFAULT_GRID, *, accelerator_lut=None, lut_source=None, synth
         points=points,
         default_configuration={key: getattr(DEFAULT_CONFIG, key) for key in CONFIG_KEYS},
         breakdown={"phases": default.phases, "weight_waits": default.weight_waits,
-                   "total": default.total},
+                   "total": default.total, "interval": default.interval},
         validation=validation_rows(model, simulated))
     return results
 
@@ -128,7 +128,8 @@ def write_plots(results, out_dir):
                                         default=results["default_configuration"])
     breakdown = results["breakdown"]
     written["cycle_breakdown"] = cycle_breakdown_plot(
-        breakdown["phases"], breakdown["weight_waits"], out_dir / PLOT_FILES["cycle_breakdown"],
+        breakdown["phases"], breakdown["weight_waits"], breakdown["interval"],
+        out_dir / PLOT_FILES["cycle_breakdown"],
         title=config_label(results["default_configuration"]))
     return written
 

@@ -266,6 +266,7 @@ def test_run_sweep_without_synthesis_and_its_report(model):
     assert all(point.get("lut") is None and point["pareto"] is None
                for point in results["points"])
     assert results["breakdown"]["total"] == model.estimate(config).total
+    assert results["breakdown"]["interval"] == model.estimate(config).interval
     assert results["validation"][0]["simulated"] == 12_345
     text = render_markdown(results)
     assert "not modelled" in text and "Analytical vs simulated" in text and "12,345" in text
@@ -284,7 +285,7 @@ def test_plots_are_written(tmp_path, points, model):
     results = {"points": chosen, "clock_mhz": 250,
                "default_configuration": dataclasses.asdict(AcceleratorConfig()),
                "breakdown": {"phases": estimate.phases, "weight_waits": estimate.weight_waits,
-                             "total": estimate.total}}
+                             "total": estimate.total, "interval": estimate.interval}}
     written = sweep.write_plots(results, tmp_path)
     assert set(written) == {"pareto", "cycle_breakdown"}
     for path in written.values():
