@@ -279,6 +279,7 @@ class HuffmanLane(wiring.Component):
         windowed = Signal()
         window = Signal(length_bits)                      # first stream bit most significant
         room = Signal(range(length_bits + 2))
+        to_word_end = Signal(range(length_bits + 2))      # width - pos, capped likewise
         final = Signal()
         # The word queue.
         ring = [Signal(width, name=f"ring{i}") for i in range(RING_WORDS)]
@@ -289,17 +290,19 @@ class HuffmanLane(wiring.Component):
         # once it ended) and the waiting command's.
         accept_left = Signal(range(2 * self.max_words + 1))
         discard_left = Signal(range(self.max_words + 1))      # of them, to be dropped
-        # The rank stage (the decoded codeword, for the ROM address) and the output register
-        # (the symbol is the ROM's read register).
+        # The rank stage (the decoded codeword, for the ROM address), the ROM's read register
+        # (the symbol) and a skid register behind it.
         rank_valid = Signal()
         rank_bits = Signal(length_bits)
         rank_length = Signal(range(length_bits + 1))
         rank_table = Signal.like(table)
         rank_last = Signal()
         rank_error = Signal()
-        out_valid = Signal()
-        out_last = Signal()
-        out_error = Signal()
+        rom_valid = Signal()
+        rom_last = Signal()
+        rom_error = Signal()
+        skid_valid = Signal()
+        skid = Signal(KERNEL_BITS + 2)
 
         # ---- streams in ----------------------------------------------------------------------
         cmd_in = Signal()
@@ -317,7 +320,7 @@ class HuffmanLane(wiring.Component):
             word_in.eq(self.words.valid & self.words.ready),
         ]
         advance = Signal()
-        m.d.comb += advance.eq(~out_valid | out.ready)
+        m.d.comb += advance.eq(~skid_valid)
 
         # ---- window stage ------------------------------------------------------------------
         # The window lies in the first two words (or all of the block's words if fewer
@@ -330,9 +333,18 @@ class HuffmanLane(wiring.Component):
         need = Mux(unread < wanted, unread, wanted)
         take_window = Signal()
         m.d.comb += take_window.eq(active & ~windowed & (failed | (present >= need)) & advance)
+        # The window's bits in two steps, by byte (``step`` bits) then by bit: two small
+        # selections of only the bits a window can reach, about half the LUTs of one shift
+        # over the two words.
+        step = min(8, width)
+        step_bits = _log2(step)
+        reach = length_bits + step - 1          # bits from a step boundary a window may use
         first = Array(ring)[rp]
-        second = Array(ring)[(rp + 1)[:len(rp)]]
-        stream_bits = Cat(first, second).bit_select(pos, length_bits)
+        second = Array(ring)[(rp + 1)[:len(rp)]][:reach - step]
+        pair = Cat(first, second)
+        coarse = Array(pair[step * index:step * index + reach]
+                       for index in range(width // step))[pos[step_bits:]]
+        stream_bits = Array(coarse[bit:bit + length_bits] for bit in range(step))[pos[:step_bits]]
         with m.If(take_window):
             m.d.sync += [
                 windowed.eq(1),
@@ -340,6 +352,7 @@ class HuffmanLane(wiring.Component):
                 window.eq(Cat(*reversed(list(stream_bits)))),
                 room.eq(Mux(bits_left > length_bits, length_bits + 1, bits_left)),
                 final.eq(count_left == 1),
+                to_word_end.eq(Mux(pos < width - length_bits, length_bits + 1, width - pos)),
             ]
 
         # ---- decode stage ------------------------------------------------------------------
@@ -363,9 +376,13 @@ class HuffmanLane(wiring.Component):
         m.d.comb += bad.eq(~below[-1] | (length > room) | (final & (length != room)))
         advanced = Signal(range(2 * width))
         m.d.comb += advanced.eq(pos + length)
+        # The codeword reaches the next word iff it is at least ``to_word_end`` bits long, i.e.
+        # the bits are not below the limit of the length before: a selection among the
+        # comparisons, off the length's encoding and the adder.
+        reaches_next = Array([Const(1)] + [~b for b in below])[to_word_end - 1]
         pop = Signal()                          # the window has left the first word
         ending = decode & final
-        m.d.comb += pop.eq(decode & ~final & ~failed & (advanced >= width))
+        m.d.comb += pop.eq(decode & ~final & ~failed & below[-1] & reaches_next)
         with m.If(decode):
             m.d.sync += [
                 windowed.eq(0),
@@ -390,27 +407,35 @@ class HuffmanLane(wiring.Component):
         offsets = Array(table_const([per_table[size] for per_table in self.rank_offsets],
                                     address_shape, rank_table) for size in sizes)[rank_length]
         port = rom.read_port()
-        m.d.comb += [port.en.eq(advance), port.addr.eq(prefix + offsets),
-                     out.payload.symbol.eq(port.data)]
+        m.d.comb += [port.en.eq(advance), port.addr.eq(prefix + offsets)]
         with m.If(advance):
-            m.d.sync += [rank_valid.eq(decode), out_valid.eq(rank_valid),
-                         out_last.eq(rank_last), out_error.eq(rank_error)]
+            m.d.sync += [rank_valid.eq(decode), rom_valid.eq(rank_valid),
+                         rom_last.eq(rank_last), rom_error.eq(rank_error)]
         with m.If(decode):
             m.d.sync += [rank_bits.eq(window), rank_length.eq(length), rank_table.eq(table),
                          rank_last.eq(final), rank_error.eq(failed | bad)]
-        m.d.comb += [
-            out.valid.eq(out_valid),
-            out.payload.last.eq(out_last),
-            out.payload.error.eq(out_error),
-        ]
+        # The skid register keeps a beat not taken while the stages behind it move on, so that
+        # ``advance`` is a register and ``symbols.ready`` reaches only the skid register.
+        rom_beat = Cat(port.data, rom_last, rom_error)
+        with m.If(skid_valid):
+            m.d.comb += Cat(out.payload.symbol, out.payload.last, out.payload.error).eq(skid)
+            with m.If(out.ready):
+                m.d.sync += skid_valid.eq(0)
+        with m.Else():
+            m.d.comb += Cat(out.payload.symbol, out.payload.last, out.payload.error).eq(rom_beat)
+            with m.If(rom_valid & ~out.ready):
+                m.d.sync += [skid_valid.eq(1), skid.eq(rom_beat)]
+        m.d.comb += out.valid.eq(skid_valid | rom_valid)
 
         # ---- the word queue -----------------------------------------------------------------
         # At the end of a command its words in the queue are dropped, and its words still to
-        # come are discarded as they arrive; so is one arriving right now.
-        dropped = Mux(ending, present, pop)
+        # come are discarded as they arrive; one arriving right now enters the queue and is
+        # dropped with them (so that the queue's write does not wait for the decode stage).
         owns_incoming = ~discarding & (unread > fill)
-        to_ring = word_in & ~discarding & ~(ending & owns_incoming)
-        still_to_come = unread - present - (word_in & owns_incoming)
+        arriving = word_in & owns_incoming
+        dropped = Mux(ending, present + arriving, pop)
+        to_ring = word_in & ~discarding
+        still_to_come = unread - present - arriving
         m.d.sync += [
             rp.eq(rp + dropped),
             wp.eq(wp + to_ring),
