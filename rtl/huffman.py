@@ -27,8 +27,8 @@ __all__ = ["HuffmanDecoder", "HuffmanLane", "decode_cycles", "block_words", "lan
 RING_WORDS = 4
 # Words a lane holds before it makes a block's first window (fewer when the block has fewer).
 FIRST_WINDOW_WORDS = 3
-# Cycles from a lane's first window to its symbol on ``symbols``: window, decode, ROM read.
-LANE_LATENCY = 3
+# Cycles from a lane's first window to its symbol on ``symbols``: window, decode (and ROM read).
+LANE_LATENCY = 2
 
 
 def block_words(skip, bits, word_width):
@@ -115,9 +115,9 @@ class HuffmanLane(wiring.Component):
     """One lane of the Huffman decoder: a block's code stream in, one 9-bit symbol per beat out,
     a symbol every two cycles.
 
-    The code tables are fixed at elaboration: per table the per-length limits and rank offsets
-    (constants) and the indirection table (rank -> kernel, a ROM holding all tables one after
-    the other).
+    The code tables are fixed at elaboration: per table the per-length limits (constants) and
+    the window ROM (the symbol of the codeword every ``max_length``-bit window starts with,
+    ``2 ** max_length`` entries per table, in block RAM).
 
     Parameters
     ----------
@@ -164,13 +164,14 @@ class HuffmanLane(wiring.Component):
 
     ``cmd.ready`` is high while the one-command register is empty; ``words.ready`` depends only
     on registers (a known command still needs words and the four-word queue has room);
-    ``symbols.valid`` and the payload come from registers and hold still while ``ready`` is low.
+    ``symbols.valid`` and the payload come from registers (the ROM's or the skid register's) and
+    hold still while ``ready`` is low.
 
     Latency
     -------
     The lane takes a command from the cycle after its transfer, makes its first window once it
     holds the command's first ``min(3, words)`` words, and shows the symbol
-    :data:`LANE_LATENCY` = 3 cycles after the window (window, decode, ROM read). Then one
+    :data:`LANE_LATENCY` = 2 cycles after the window (window, then decode and ROM read). Then one
     symbol every two cycles as long as its words are there and ``symbols.ready`` is high; the
     next command's first window follows its last decode directly. :func:`decode_cycles` gives
     the decoder's exact timing.
@@ -184,9 +185,8 @@ class HuffmanLane(wiring.Component):
     ``(first_code + count) << (max_length - length)``: in a canonical code the codes of each
     length occupy the next interval, so the code length is the first length whose limit the
     bits are below, and no limit at all is an invalid code; ``pos`` moves on by the length and
-    the first word leaves the queue when ``pos`` passes it. Off the loop, the rank
-    (``first_index + bits - first_code`` plus the table's base) addresses the indirection ROM
-    (block RAM), whose registered output is the symbol.
+    the first word leaves the queue when ``pos`` passes it. In the same cycle the window
+    addresses the window ROM, whose registered output is the symbol.
     """
 
     def __init__(self, codes, *, word_width=64, max_length=DEFAULT_MAX_LENGTH,
@@ -204,18 +204,9 @@ class HuffmanLane(wiring.Component):
         self.max_block_bits = max_block_bits
         self.max_count = max_count
         self.max_words = block_words(word_width - 1, max_block_bits, word_width)
-        # The indirection tables one after the other; a power-of-two depth, so that the ranks
-        # computed for bits that are no codeword still address the ROM.
-        self.table_base = []
-        indirection = []
-        for code in self.codes:
-            self.table_base.append(len(indirection))
-            indirection.extend(int(s) for s in code.indirection)
-        self.address_bits = max(1, _log2(len(indirection)))
-        self.indirection = indirection + [0] * ((1 << self.address_bits) - len(indirection))
         self.limits = [self._limits(code) for code in self.codes]
-        self.rank_offsets = [self._rank_offsets(code, base)
-                             for code, base in zip(self.codes, self.table_base)]
+        self.window_symbols = [symbol for code, limits in zip(self.codes, self.limits)
+                               for symbol in self._window_symbols(code, limits)]
 
         super().__init__({
             "cmd": In(stream.Signature(data.StructLayout({
@@ -244,16 +235,21 @@ class HuffmanLane(wiring.Component):
             limits.append(limit)
         return limits
 
-    def _rank_offsets(self, code, base):
-        """ROM address of a codeword of length ``l`` = its ``l`` bits + ``offsets[l]`` (modulo
-        the ROM size)."""
-        offsets = [0]
-        for length in range(1, self.max_length + 1):
-            offset = 0
-            if length <= code.max_length:
-                offset = base + int(code.first_index[length]) - int(code.first_code[length])
-            offsets.append(offset % (1 << self.address_bits))
-        return offsets
+    def _window_symbols(self, code, limits):
+        """The symbol of the codeword each ``max_length``-bit window (first stream bit most
+        significant) starts with, for every window: the window ROM of one table (0 where the
+        window starts with no codeword)."""
+        symbols = []
+        for window in range(1 << self.max_length):
+            length = next((size for size in range(1, self.max_length + 1)
+                           if window < limits[size]), 0)
+            symbol = 0
+            if length:
+                prefix = window >> (self.max_length - length)
+                rank = int(code.first_index[length]) + prefix - int(code.first_code[length])
+                symbol = int(code.indirection[rank])
+            symbols.append(symbol)
+        return symbols
 
     def elaborate(self, platform):
         m = Module()
@@ -286,18 +282,11 @@ class HuffmanLane(wiring.Component):
         rp = Signal(range(RING_WORDS))
         wp = Signal(range(RING_WORDS))
         fill = Signal(range(RING_WORDS + 1))
-        # Words due for known commands: the current command's not yet arrived (to be dropped
-        # once it ended) and the waiting command's.
-        accept_left = Signal(range(2 * self.max_words + 1))
+        # Words due for known commands: an ended command's still to come (to be dropped), the
+        # current command's not yet arrived and the waiting command's.
+        accept_left = Signal(range(3 * self.max_words + 1))
         discard_left = Signal(range(self.max_words + 1))      # of them, to be dropped
-        # The rank stage (the decoded codeword, for the ROM address), the ROM's read register
-        # (the symbol) and a skid register behind it.
-        rank_valid = Signal()
-        rank_bits = Signal(length_bits)
-        rank_length = Signal(range(length_bits + 1))
-        rank_table = Signal.like(table)
-        rank_last = Signal()
-        rank_error = Signal()
+        # The window ROM's read register (the symbol) and a skid register behind it.
         rom_valid = Signal()
         rom_last = Signal()
         rom_error = Signal()
@@ -395,25 +384,18 @@ class HuffmanLane(wiring.Component):
                     bits_left.eq(bits_left - length),
                 ]
 
-        # ---- rank stage, ROM and output register -------------------------------------------
-        # In block RAM (Yosys would otherwise build the ROM from LUTs, ~120 LUTs).
-        m.submodules.indirection = rom = memory.Memory(shape=KERNEL_BITS,
-                                                       depth=len(self.indirection),
-                                                       init=self.indirection,
-                                                       attrs={"ram_style": "block"})
-        address_shape = self.address_bits
-        sizes = range(length_bits + 1)
-        prefix = Array(rank_bits >> (length_bits - size) for size in sizes)[rank_length]
-        offsets = Array(table_const([per_table[size] for per_table in self.rank_offsets],
-                                    address_shape, rank_table) for size in sizes)[rank_length]
+        # ---- the window ROM and the output registers ----------------------------------------
+        # The symbol of the window's codeword, read with the window itself as the address in
+        # the decode stage: one block RAM (4,096 x 9 bits per table at 12-bit codes) instead of
+        # a rank computation (a 13:1 selection and an adder, about 45 LUTs) and a stage.
+        m.submodules.window_rom = rom = memory.Memory(shape=KERNEL_BITS,
+                                                      depth=len(self.window_symbols),
+                                                      init=self.window_symbols,
+                                                      attrs={"ram_style": "block"})
         port = rom.read_port()
-        m.d.comb += [port.en.eq(advance), port.addr.eq(prefix + offsets)]
+        m.d.comb += [port.en.eq(decode), port.addr.eq(Cat(window, table))]
         with m.If(advance):
-            m.d.sync += [rank_valid.eq(decode), rom_valid.eq(rank_valid),
-                         rom_last.eq(rank_last), rom_error.eq(rank_error)]
-        with m.If(decode):
-            m.d.sync += [rank_bits.eq(window), rank_length.eq(length), rank_table.eq(table),
-                         rank_last.eq(final), rank_error.eq(failed | bad)]
+            m.d.sync += [rom_valid.eq(decode), rom_last.eq(final), rom_error.eq(failed | bad)]
         # The skid register keeps a beat not taken while the stages behind it move on, so that
         # ``advance`` is a register and ``symbols.ready`` reaches only the skid register.
         rom_beat = Cat(port.data, rom_last, rom_error)
