@@ -12,6 +12,7 @@ in ``formal/huffman_decoder.py``.
 
 from collections.abc import Sequence
 
+import numpy as np
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -239,17 +240,16 @@ class HuffmanLane(wiring.Component):
         """The symbol of the codeword each ``max_length``-bit window (first stream bit most
         significant) starts with, for every window: the window ROM of one table (0 where the
         window starts with no codeword)."""
-        symbols = []
-        for window in range(1 << self.max_length):
-            length = next((size for size in range(1, self.max_length + 1)
-                           if window < limits[size]), 0)
-            symbol = 0
-            if length:
-                prefix = window >> (self.max_length - length)
-                rank = int(code.first_index[length]) + prefix - int(code.first_code[length])
-                symbol = int(code.indirection[rank])
-            symbols.append(symbol)
-        return symbols
+        windows = np.arange(1 << self.max_length, dtype=np.int64)
+        # The first length whose limit the window is below (max_length + 1: none).
+        length = np.searchsorted(np.array(limits[1:], dtype=np.int64), windows, side="right") + 1
+        symbols = np.zeros(len(windows), dtype=np.int64)
+        for size in range(1, min(code.max_length, self.max_length) + 1):
+            chosen = length == size
+            ranks = (int(code.first_index[size]) - int(code.first_code[size])
+                     + (windows[chosen] >> (self.max_length - size)))
+            symbols[chosen] = np.asarray(code.indirection, dtype=np.int64)[ranks]
+        return symbols.tolist()
 
     def elaborate(self, platform):
         m = Module()
