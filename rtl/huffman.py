@@ -286,6 +286,10 @@ class HuffmanLane(wiring.Component):
         # current command's not yet arrived and the waiting command's.
         accept_left = Signal(range(3 * self.max_words + 1))
         discard_left = Signal(range(self.max_words + 1))      # of them, to be dropped
+        # ``accept_left != 0`` and ``discard_left != 0``, kept as registers: ``words.ready``
+        # and everything a word's arrival changes then start from one LUT.
+        accepting = Signal()
+        discarding = Signal()
         # The window ROM's read register (the symbol) and a skid register behind it.
         rom_valid = Signal()
         rom_last = Signal()
@@ -302,10 +306,9 @@ class HuffmanLane(wiring.Component):
             cmd_words.eq((self.cmd.payload.skip + self.cmd.payload.bits + width - 1)
                          >> _log2(width)),
         ]
-        discarding = discard_left != 0
         word_in = Signal()
         m.d.comb += [
-            self.words.ready.eq((accept_left != 0) & (discarding | (fill != RING_WORDS))),
+            self.words.ready.eq(accepting & (discarding | (fill != RING_WORDS))),
             word_in.eq(self.words.valid & self.words.ready),
         ]
         advance = Signal()
@@ -413,18 +416,27 @@ class HuffmanLane(wiring.Component):
         # At the end of a command its words in the queue are dropped, and its words still to
         # come are discarded as they arrive; one arriving right now enters the queue and is
         # dropped with them (so that the queue's write does not wait for the decode stage).
+        # The counters' next values are chosen among sums of registers by the late signals
+        # (``pop`` from the decode stage, a word's arrival), not added after them.
         owns_incoming = ~discarding & (unread > fill)
         arriving = word_in & owns_incoming
-        dropped = Mux(ending, present + arriving, pop)
         to_ring = word_in & ~discarding
-        still_to_come = unread - present - arriving
+        awaited = unread - present              # the current command's words still to come
+        waiting = fill - present                # the waiting command's words in the queue
+        ending_fill = Mux(to_ring & ~arriving, waiting + 1, waiting)
+        fill_next = Mux(to_ring, Mux(pop, fill, fill + 1), Mux(pop, fill - 1, fill))
+        ending_rp = Mux(arriving, rp + present + 1, rp + present)
+        accept_base = accept_left + Mux(cmd_in, cmd_words, 0)
+        discard_base = Mux(ending, discard_left + awaited, discard_left)
+        discarded = word_in & (discarding | (ending & owns_incoming))
         m.d.sync += [
-            rp.eq(rp + dropped),
-            wp.eq(wp + to_ring),
-            fill.eq(fill - dropped + to_ring),
-            accept_left.eq(accept_left + Mux(cmd_in, cmd_words, 0) - word_in),
-            discard_left.eq(discard_left - (word_in & discarding)
-                            + Mux(ending, still_to_come, 0)),
+            rp.eq(Mux(ending, ending_rp, Mux(pop, rp + 1, rp))),
+            wp.eq(Mux(to_ring, wp + 1, wp)),
+            fill.eq(Mux(ending, ending_fill, fill_next)),
+            accept_left.eq(Mux(word_in, accept_base - 1, accept_base)),
+            accepting.eq(Mux(word_in, accept_base != 1, accept_base != 0)),
+            discard_left.eq(Mux(discarded, discard_base - 1, discard_base)),
+            discarding.eq(Mux(discarded, discard_base != 1, discard_base != 0)),
         ]
         with m.If(to_ring):
             m.d.sync += Array(ring)[wp].eq(self.words.payload)
