@@ -150,7 +150,9 @@ class DecoderHarness(Elaboratable):
         m.d.sync += owed.eq(owed + Mux(cmd_in, command_words, 0) - word_in)
         with m.If(word_in):
             m.d.comb += Assert(owed != 0, "a word taken that no command needs")
-        m.d.comb += Assert(owed == self.internal["accept_left"], "words due")
+        r = self.internal
+        m.d.comb += Assert(owed == r["accept_left"] + Mux(r["just_taken"], r["pend_words"], 0),
+                           "words due")
         self._queue_invariants(m)
 
     def _queue_invariants(self, m):
@@ -193,9 +195,11 @@ class DecoderHarness(Elaboratable):
             Assert(~r["fresh"] | (~r["windowed"] & ~r["failed"]),
                    "a fresh command has no window and no error"),
             Assert(((r["rp"] + fill) % RING_WORDS) == r["wp"], "queue pointers"),
-            Assert(r["accept_left"] == r["discard_left"] + (unread - present)
+            Assert(r["accept_left"] + Mux(r["just_taken"], r["pend_words"], 0)
+                   == r["discard_left"] + (unread - present)
                    + Mux(r["pend_valid"], r["pend_words"] - waiting_in_ring, 0),
                    "words due, by command"),
+            Assert(~r["just_taken"] | r["pend_valid"], "a command just taken waits"),
             Assert(~r["windowed"] | r["active"], "a window of no command"),
         ]
 
@@ -337,7 +341,8 @@ class DecoderHarness(Elaboratable):
         rom_bits = Mux(r["rom_valid"] & ~r["rom_error"], length_of(rom_symbol), 0)
         position = skip + emitted_bits
         end = skip + bits
-        idle = [~r["pend_valid"], ~r["active"], r["fill"] == 0, r["accept_left"] == 0,
+        idle = [~r["pend_valid"], ~r["just_taken"], ~r["active"], r["fill"] == 0,
+                r["accept_left"] == 0,
                 r["discard_left"] == 0, ~r["rom_valid"], ~r["skid_valid"], ~r["windowed"]]
         with m.If(~busy):
             m.d.comb += Assert(_all(idle), "idle between commands")
@@ -346,7 +351,8 @@ class DecoderHarness(Elaboratable):
                 ~r["active"], got == 0, r["fill"] == 0, emitted == 0, emitted_bits == 0,
                 ~erred, ~beats_done, ~r["rom_valid"], ~r["skid_valid"], ~r["windowed"],
                 pend.skip == skip, pend.bits == bits, pend.count == count,
-                r["accept_left"] == need, r["discard_left"] == 0]),
+                r["accept_left"] + Mux(r["just_taken"], r["pend_words"], 0) == need,
+                r["discard_left"] == 0]),
                 "the command waits in the register")
         # The beats in flight are right: a clean one is the codeword at its position, the
         # first error one is right, errors stay; only the last is marked last.

@@ -290,6 +290,9 @@ class HuffmanLane(wiring.Component):
         # and everything a word's arrival changes then start from one LUT.
         accepting = Signal()
         discarding = Signal()
+        # A command with words taken in the last cycle: its words (``pend_words``) are added to
+        # ``accept_left`` in this cycle, off the path from ``cmd``'s payload.
+        just_taken = Signal()
         # The window ROM's read register (the symbol) and a skid register behind it.
         rom_valid = Signal()
         rom_last = Signal()
@@ -308,7 +311,7 @@ class HuffmanLane(wiring.Component):
         ]
         word_in = Signal()
         m.d.comb += [
-            self.words.ready.eq(accepting & (discarding | (fill != RING_WORDS))),
+            self.words.ready.eq((accepting | just_taken) & (discarding | (fill != RING_WORDS))),
             word_in.eq(self.words.valid & self.words.ready),
         ]
         advance = Signal()
@@ -426,8 +429,10 @@ class HuffmanLane(wiring.Component):
         ending_fill = Mux(to_ring & ~arriving, waiting + 1, waiting)
         fill_next = Mux(to_ring, Mux(pop, fill, fill + 1), Mux(pop, fill - 1, fill))
         ending_rp = Mux(arriving, rp + present + 1, rp + present)
-        accept_base = accept_left + Mux(cmd_in, cmd_words, 0)
-        discard_base = Mux(ending, discard_left + awaited, discard_left)
+        accept_base = accept_left + Mux(just_taken, pend_words, 0)
+        # At a command's end, words of an earlier command are still to be dropped only if the
+        # command had no words (it read its own words after them): one of the two is zero.
+        discard_base = Mux(ending, discard_left | awaited, discard_left)
         discarded = word_in & (discarding | (ending & owns_incoming))
         m.d.sync += [
             rp.eq(Mux(ending, ending_rp, Mux(pop, rp + 1, rp))),
@@ -444,6 +449,7 @@ class HuffmanLane(wiring.Component):
         # ---- command flow -----------------------------------------------------------------
         with m.If(cmd_in):
             m.d.sync += [pend.eq(self.cmd.payload), pend_words.eq(cmd_words), pend_valid.eq(1)]
+        m.d.sync += just_taken.eq(cmd_in & (cmd_words != 0))
         with m.If(pop):
             m.d.sync += unread.eq(unread - 1)
         start = pend_valid & (~active | ending)
