@@ -906,11 +906,11 @@ def compress_model(layers, max_length=DEFAULT_MAX_LENGTH, block_channels=DEFAULT
 
 
 def compress_fracbnn(net=None, max_length=DEFAULT_MAX_LENGTH,
-                     block_channels=DEFAULT_BLOCK_CHANNELS, tables="auto"):
+                     block_channels=DEFAULT_BLOCK_CHANNELS, tables="auto", lanes=1):
     """The 19 binary convs of a FracBNN (default: the bundled model) as a CompressedModel:
     ``conv1`` and the 18 PG convs, in network order (:func:`kernels.fracbnn_conv_kernels`)."""
     net = net if net is not None else FracBNN.default()
-    return compress_model(fracbnn_conv_kernels(net), max_length, block_channels, tables)
+    return compress_model(fracbnn_conv_kernels(net), max_length, block_channels, tables, lanes)
 
 
 def compress_kernels(kernels, max_length=DEFAULT_MAX_LENGTH,
