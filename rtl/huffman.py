@@ -268,6 +268,7 @@ class HuffmanLane(wiring.Component):
         bits_left = Signal(range(self.max_block_bits + 1))
         count_left = Signal(range(self.max_count + 1))
         unread = Signal(range(self.max_words + 1))        # its words not yet dropped from the ring
+        unread_low = Signal(range(FIRST_WINDOW_WORDS + 1))    # min(unread, 3)
         failed = Signal()                                 # it met a bad codeword
         fresh = Signal()                                  # no window of it yet
         # The window stage: the next codeword's bits, the block's bits left (capped) and
@@ -323,11 +324,13 @@ class HuffmanLane(wiring.Component):
         # word's end, and then the third is read within a few symbols, before the lane's next
         # turn at a word source that serves the lanes in turn. After an error the lane reads
         # nothing more.
+        # (The words present, ``min(fill, unread)``, reach ``min(unread, wanted)`` iff ``fill``
+        # does: a comparison of two-bit values, with ``unread`` capped in a register.)
         present = Mux(fill < unread, fill, unread)
         wanted = Mux(fresh, FIRST_WINDOW_WORDS, 2)
-        need = Mux(unread < wanted, unread, wanted)
+        need = Mux(unread_low < wanted, unread_low, wanted)
         take_window = Signal()
-        m.d.comb += take_window.eq(active & ~windowed & (failed | (present >= need)) & advance)
+        m.d.comb += take_window.eq(active & ~windowed & (failed | (fill >= need)) & advance)
         # The window's bits in two steps, by byte (``step`` bits) then by bit: two small
         # selections of only the bits a window can reach, about half the LUTs of one shift
         # over the two words.
@@ -450,8 +453,11 @@ class HuffmanLane(wiring.Component):
         with m.If(cmd_in):
             m.d.sync += [pend.eq(self.cmd.payload), pend_words.eq(cmd_words), pend_valid.eq(1)]
         m.d.sync += just_taken.eq(cmd_in & (cmd_words != 0))
+        def low(value):
+            return Mux(value > FIRST_WINDOW_WORDS, FIRST_WINDOW_WORDS, value)
+
         with m.If(pop):
-            m.d.sync += unread.eq(unread - 1)
+            m.d.sync += [unread.eq(unread - 1), unread_low.eq(low(unread - 1))]
         start = pend_valid & (~active | ending)
         with m.If(start):
             m.d.sync += [
@@ -462,11 +468,12 @@ class HuffmanLane(wiring.Component):
                 bits_left.eq(pend.bits),
                 count_left.eq(pend.count),
                 unread.eq(pend_words),
+                unread_low.eq(low(pend_words)),
                 failed.eq(0),
                 fresh.eq(1),
             ]
         with m.Elif(ending):
-            m.d.sync += [active.eq(0), unread.eq(0)]
+            m.d.sync += [active.eq(0), unread.eq(0), unread_low.eq(0)]
         return m
 
 
