@@ -515,8 +515,9 @@ class HuffmanDecoder(wiring.Component):
         command's last beat; ``error`` on its last beat if any lane met a bad codeword (the
         symbols of such a block are unspecified from the bad codeword on).
     error : Out(1)
-        Set together with a last beat with ``error = 1``; it stays set until the next transfer
-        on ``cmd`` or reset.
+        Set in the cycle after a beat with ``error = 1`` transfers; it stays set until the cycle
+        after the next transfer on ``cmd`` (a command taken in the same cycle as the error beat
+        does not clear it) or reset.
 
     Protocol
     --------

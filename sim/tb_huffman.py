@@ -74,8 +74,9 @@ class DecoderBench:
     timing is theirs: outputs change just after the rising edge, transfers are decided in the
     read-only phase. ``cmd_cycles`` and ``beat_cycles`` record the cycle of every transfer.
 
-    The ``error`` rule checked every cycle: it rises with a new beat that has ``error = 1``,
-    and otherwise keeps its value until the cycle after a ``cmd`` transfer; reset clears it.
+    The ``error`` rule checked every cycle: it rises in the cycle after a beat with
+    ``error = 1`` transfers, and otherwise keeps its value until the cycle after a ``cmd``
+    transfer; reset clears it.
     """
 
     def __init__(self, dut, unit, *, idle=0.0, stall=0.0, seed=None):
@@ -125,7 +126,8 @@ class DecoderBench:
 
     async def _drive(self):
         port, rng, clock = self.port, self.rng, self.dut.clk
-        previous = (0, False, False)    # error flag, cmd transfer, beat held, of the last cycle
+        # Of the last cycle: the error flag, a cmd transfer, a beat held, an error beat taken.
+        previous = (0, False, False, False)
         driven = {}                     # what was last written to each input (writes cost)
 
         def drive(name, value):
@@ -155,7 +157,7 @@ class DecoderBench:
             drive("symbols__ready", int(take))
             await ReadOnly()
             if self.paused:             # around a reset
-                previous = (0, False, False)
+                previous = (0, False, False, False)
                 continue
             cmd_transfer = offer_cmd and bool(port["cmd__ready"].value)
             if cmd_transfer:
@@ -173,14 +175,14 @@ class DecoderBench:
                     self.done.set()
             # The error flag.
             flag = int(port["error"].value)
-            flag_before, cmd_before, held = previous
-            new_error_beat = valid and (payload >> self.error_bit) & 1 and not held
-            self.error_beats += bool(new_error_beat)
-            expected = int(bool(new_error_beat) or (flag_before and not cmd_before))
+            flag_before, cmd_before, held, error_taken = previous
+            error_beat = valid and bool((payload >> self.error_bit) & 1)
+            self.error_beats += error_beat and not held
+            expected = int(error_taken or (flag_before and not cmd_before))
             if flag != expected and len(self.error_problems) < 5:
                 self.error_problems.append(f"cycle {self.cycle}: error = {flag}, expected "
                                            f"{expected}")
-            previous = (flag, cmd_transfer, valid and not take)
+            previous = (flag, cmd_transfer, valid and not take, error_beat and take)
 
     def send(self, block):
         """Queue one :class:`LanedBlock` (command and words) and its expected beats; returns
