@@ -190,6 +190,7 @@ class DecoderHarness(Elaboratable):
             Assert((r["discard_left"] == 0) | (fill == 0), "words dropped before others"),
             Assert(r["accepting"] == (r["accept_left"] != 0), "accepting"),
             Assert(r["unread_low"] == Mux(unread > 3, 3, unread), "unread, capped"),
+            Assert(r["decode"] == (r["windowed"] & ~r["skid_valid"]), "the decode stage's enable"),
             Assert(r["discarding"] == (r["discard_left"] != 0), "discarding"),
             Assert(~r["active"] | (r["discard_left"] == 0) | r["fresh"] | (unread == 0),
                    "a command reads its words after the words dropped before it"),

@@ -360,8 +360,13 @@ class HuffmanLane(wiring.Component):
                 return Const(values[0], shape)
             return Array(Const(value, shape) for value in values)[index]
 
+        # ``decode`` is ``windowed & advance``, kept as a register (its next value from the
+        # next values of both): the stage's many enables hang off one register, not off two
+        # nets of high fanout.
         decode = Signal()
-        m.d.comb += decode.eq(windowed & advance)
+        windowed_next = take_window | (windowed & ~decode)
+        skid_valid_next = out.valid & ~out.ready
+        m.d.sync += decode.eq(windowed_next & ~skid_valid_next)
         limit_shape = range((1 << length_bits) + 1)
         below = [window < table_const([lim[length] for lim in self.limits], limit_shape, table)
                  for length in range(1, length_bits + 1)]
