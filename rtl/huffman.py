@@ -268,7 +268,7 @@ class HuffmanLane(wiring.Component):
         bits_left = Signal(range(self.max_block_bits + 1))
         count_left = Signal(range(self.max_count + 1))
         unread = Signal(range(self.max_words + 1))        # its words not yet dropped from the ring
-        unread_low = Signal(range(FIRST_WINDOW_WORDS + 1))    # min(unread, 3)
+        unread_low = Signal(range(RING_WORDS + 1))        # min(unread, 4), for small sums
         failed = Signal()                                 # it met a bad codeword
         fresh = Signal()                                  # no window of it yet
         # The window stage: the next codeword's bits, the block's bits left (capped) and
@@ -325,8 +325,9 @@ class HuffmanLane(wiring.Component):
         # turn at a word source that serves the lanes in turn. After an error the lane reads
         # nothing more.
         # (The words present, ``min(fill, unread)``, reach ``min(unread, wanted)`` iff ``fill``
-        # does: a comparison of two-bit values, with ``unread`` capped in a register.)
-        present = Mux(fill < unread, fill, unread)
+        # does: a comparison of small values, with ``unread`` capped in a register.)
+        beyond = unread > fill                  # some of the command's words still to come
+        present = Mux(beyond, fill, unread_low)
         wanted = Mux(fresh, FIRST_WINDOW_WORDS, 2)
         need = Mux(unread_low < wanted, unread_low, wanted)
         take_window = Signal()
@@ -429,27 +430,32 @@ class HuffmanLane(wiring.Component):
         # dropped with them (so that the queue's write does not wait for the decode stage).
         # The counters' next values are chosen among sums of registers by the late signals
         # (``pop`` from the decode stage, a word's arrival), not added after them.
-        owns_incoming = ~discarding & (unread > fill)
+        owns_incoming = ~discarding & beyond
         arriving = word_in & owns_incoming
         to_ring = word_in & ~discarding
-        awaited = unread - present              # the current command's words still to come
-        waiting = fill - present                # the waiting command's words in the queue
+        waiting = Mux(beyond, 0, fill - unread_low)     # the waiting command's words in the queue
         ending_fill = Mux(to_ring & ~arriving, waiting + 1, waiting)
         fill_next = Mux(to_ring, Mux(pop, fill, fill + 1), Mux(pop, fill - 1, fill))
         ending_rp = Mux(arriving, rp + present + 1, rp + present)
         accept_base = accept_left + Mux(just_taken, pend_words, 0)
         # At a command's end, words of an earlier command are still to be dropped only if the
-        # command had no words (it read its own words after them): one of the two is zero.
-        discard_base = Mux(ending, discard_left | awaited, discard_left)
+        # command had no words (it read its own words after them), so the count becomes the
+        # words it still awaits if it awaits any. The candidates come from registers in
+        # parallel; ``ending``, ``beyond`` and a word's arrival choose.
         discarded = word_in & (discarding | (ending & owns_incoming))
+        to_await = ending & beyond
+        discard_next = Mux(to_await, Mux(discarded, unread - fill - 1, unread - fill),
+                           Mux(discarded, discard_left - 1, discard_left))
+        discarding_next = Mux(to_await, Mux(discarded, unread != fill + 1, 1),
+                              Mux(discarded, discard_left != 1, discarding))
         m.d.sync += [
             rp.eq(Mux(ending, ending_rp, Mux(pop, rp + 1, rp))),
             wp.eq(Mux(to_ring, wp + 1, wp)),
             fill.eq(Mux(ending, ending_fill, fill_next)),
             accept_left.eq(Mux(word_in, accept_base - 1, accept_base)),
             accepting.eq(Mux(word_in, accept_base != 1, accept_base != 0)),
-            discard_left.eq(Mux(discarded, discard_base - 1, discard_base)),
-            discarding.eq(Mux(discarded, discard_base != 1, discard_base != 0)),
+            discard_left.eq(discard_next),
+            discarding.eq(discarding_next),
         ]
         with m.If(to_ring):
             m.d.sync += Array(ring)[wp].eq(self.words.payload)
@@ -459,7 +465,7 @@ class HuffmanLane(wiring.Component):
             m.d.sync += [pend.eq(self.cmd.payload), pend_words.eq(cmd_words), pend_valid.eq(1)]
         m.d.sync += just_taken.eq(cmd_in & (cmd_words != 0))
         def low(value):
-            return Mux(value > FIRST_WINDOW_WORDS, FIRST_WINDOW_WORDS, value)
+            return Mux(value > RING_WORDS, RING_WORDS, value)
 
         with m.If(pop):
             m.d.sync += [unread.eq(unread - 1), unread_low.eq(low(unread - 1))]
