@@ -189,6 +189,7 @@ class DecoderHarness(Elaboratable):
             Assert(~r["pend_valid"] | (waiting_in_ring <= r["pend_words"]), "its words"),
             Assert((r["discard_left"] == 0) | (fill == 0), "words dropped before others"),
             Assert(r["accepting"] == (r["accept_left"] != 0), "accepting"),
+            Assert(r["full"] == (fill == RING_WORDS), "full"),
             Assert(r["unread_low"] == Mux(unread > RING_WORDS, RING_WORDS, unread),
                    "unread, capped"),
             Assert(r["decode"] == (r["windowed"] & ~r["skid_valid"]), "the decode stage's enable"),

@@ -291,6 +291,7 @@ class HuffmanLane(wiring.Component):
         # and everything a word's arrival changes then start from one LUT.
         accepting = Signal()
         discarding = Signal()
+        full = Signal()                                   # fill == RING_WORDS
         # A command with words taken in the last cycle: its words (``pend_words``) are added to
         # ``accept_left`` in this cycle, off the path from ``cmd``'s payload.
         just_taken = Signal()
@@ -312,7 +313,7 @@ class HuffmanLane(wiring.Component):
         ]
         word_in = Signal()
         m.d.comb += [
-            self.words.ready.eq((accepting | just_taken) & (discarding | (fill != RING_WORDS))),
+            self.words.ready.eq((accepting | just_taken) & (discarding | ~full)),
             word_in.eq(self.words.valid & self.words.ready),
         ]
         advance = Signal()
@@ -452,12 +453,16 @@ class HuffmanLane(wiring.Component):
             rp.eq(Mux(ending, ending_rp, Mux(pop, rp + 1, rp))),
             wp.eq(Mux(to_ring, wp + 1, wp)),
             fill.eq(Mux(ending, ending_fill, fill_next)),
+            full.eq(Mux(ending, ending_fill == RING_WORDS,
+                        Mux(to_ring, ~pop & (fill == RING_WORDS - 1), ~pop & full))),
             accept_left.eq(Mux(word_in, accept_base - 1, accept_base)),
             accepting.eq(Mux(word_in, accept_base != 1, accept_base != 0)),
             discard_left.eq(discard_next),
             discarding.eq(discarding_next),
         ]
-        with m.If(to_ring):
+        # The queue's free slot ``wp`` takes the offered word whether or not it transfers (only
+        # a transfer moves ``wp``): the write enable does not wait for ``ready``.
+        with m.If(self.words.valid & ~discarding & ~full):
             m.d.sync += Array(ring)[wp].eq(self.words.payload)
 
         # ---- command flow -----------------------------------------------------------------
