@@ -353,13 +353,13 @@ def render(results):
                 "benchmarks.json is null.", ""]
     else:
         resources = {entry["name"]: entry for entry in results.get("synthesis", [])}
-        out += ["`rtl.huffman.HuffmanDecoder` with N symbols per cycle, simulated (Verilator, "
-                "`sim/tb_huffman.py`) on the real kernel streams back to back, no gaps or stalls: "
-                "symbols over the cycles from the first command to the last symbol. The cycles "
-                "equal the decoder's timing model (`rtl.huffman.decode_cycles`) exactly. The "
-                "FracBNN stream is every block the weight cache decodes (16 output channels a "
-                "block); the BNN-PYNQ CNV stream is the first 8 blocks of 4 output channels of "
-                "every layer.", "",
+        out += ["`rtl.huffman.HuffmanDecoder` with N symbols per cycle (2 N lanes), simulated "
+                "(Verilator, `sim/tb_huffman.py`) on the real kernel streams in lanes, back to "
+                "back, no gaps or stalls: symbols over the cycles from the first command to the "
+                "last symbol. The first blocks alone take exactly the decoder's timing model "
+                "(`rtl.huffman.decode_cycles`). The FracBNN stream is every block of 16 output "
+                "channels of the 19 binary convs; the BNN-PYNQ CNV stream is the first 4 blocks "
+                "of 8 output channels of every layer.", "",
                 _table(["stream", "N", "blocks", "symbols", "cycles", "symbols / cycle",
                         "LUT", "BRAM36"],
                        [[row["model"], row["decoder_symbols_per_cycle"], row["blocks"],

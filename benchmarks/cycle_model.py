@@ -37,9 +37,10 @@ class CycleModel:
 
     def builder(self, config):
         """The :class:`rtl.builder.UnitBuilder` of ``config`` (the compressed kernels, which
-        depend on ``pe`` alone, are shared between configurations)."""
-        builder = UnitBuilder(self.net, config, compressed=self._compressed.get(config.pe))
-        self._compressed[config.pe] = builder.compressed
+        depend on the decoder's lanes alone, are shared between configurations)."""
+        key = config.decoder_symbols_per_cycle
+        builder = UnitBuilder(self.net, config, compressed=self._compressed.get(key))
+        self._compressed[key] = builder.compressed
         return builder
 
     def estimate(self, config):

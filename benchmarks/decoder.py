@@ -2,9 +2,10 @@
 
 Runs the throughput tests of ``sim/tb_huffman.py`` (Verilator; the decoders with 1 and 4
 symbols per cycle of :func:`sim.huffman_cases.huffman_decoders`): every block of the bundled
-FracBNN model and the first blocks of every BNN-PYNQ CNV layer, back to back with no gaps or
-stalls. Each gives the cycles from the first command to the last symbol beat, which the
-testbench has checked against :func:`rtl.huffman.decode_cycles`.
+FracBNN model and the first blocks of every BNN-PYNQ CNV layer, in the decoders' lanes, back
+to back with no gaps or stalls. Each gives the cycles from the first command to the last symbol
+beat; the testbench has checked the first blocks alone against
+:func:`rtl.huffman.decode_cycles`.
 """
 
 import json
@@ -19,8 +20,8 @@ STREAMS = {"fracbnn": "fracbnn_cifar10", "cnv": "bnn_pynq_cnv_w1a1"}
 
 def measure(progress=print):
     """A list of measurements, one per (stream, decoder): ``model``, ``stream``,
-    ``decoder_symbols_per_cycle`` (N), ``blocks``, ``symbols``, ``cycles``, ``model_cycles``
-    and ``symbols_per_cycle`` (measured). Raises :class:`sim.runner.SimulationFailed` when a
+    ``decoder_symbols_per_cycle`` (N), ``blocks``, ``symbols``, ``cycles`` and
+    ``symbols_per_cycle`` (measured). Raises :class:`sim.runner.SimulationFailed` when a
     test fails (a decoded symbol or the cycle count differs)."""
     tests = [f"{stream}_throughput_{decoder_unit(n)}" for stream in STREAMS for n in PER_CYCLE]
     progress(f"Huffman decoder throughput (Verilator): {', '.join(tests)} ...")

@@ -32,19 +32,27 @@ input channel) are cut into blocks of ``block_kernels`` kernels; by default 16 o
 times Cin. Every block starts at a recorded bit offset, so a hardware weight cache can start
 decoding any block (or several in parallel) without decoding what precedes it.
 
+**Lanes.** A block may be split into ``lanes`` interleaved sub-streams: kernel ``j`` of the
+block goes to lane ``j % lanes``, and each lane is coded on its own, one after the other, each
+from its own recorded bit offset (no padding between them). A decoder with one simple decoder
+per lane then decodes ``lanes`` symbols at a time, each lane's codeword boundaries depending
+only on its own codewords; it restores the order by taking the lanes' symbols round-robin.
+``lanes = 1`` (the default) is the plain block.
+
 **Tables.** A layer is coded either with its own table or with a table shared by several
 layers. A table costs about 2 kbit, which a small layer's better code does not repay;
 ``tables="auto"`` (the default of :func:`compress_model`) merges layers greedily: starting
 from one table per layer it repeatedly merges the two groups whose merge costs least (table
 bits + payload bits), down to a single table, and keeps the cheapest partition seen.
 
-Serialised format (version 1; integers little-endian, unsigned)
+Serialised format (version 1, or 2 when a layer has more than one lane; integers
+little-endian, unsigned)
 --------------------------------------------------------------
 ==========  ===============  =====================================================================
 size/bytes  field            meaning
 ==========  ===============  =====================================================================
 4           magic            ``b"FBHK"``
-1           version          1
+1           version          1, or 2 (layer records with lanes)
 2           n_tables         number of code tables
 2           n_layers         number of layers
 4           payload_bits     length of the payload bit stream
@@ -81,13 +89,16 @@ name_len    name           UTF-8 layer name
 4 ndim      shape          u32 each; ends in 3, 3; kernels = product of the leading dimensions
 2           table          index of the layer's code table
 4           block_kernels  kernels per block (the last block may hold fewer)
+2           lanes          version 2 only: lanes per block, at least 1 (version 1: 1)
 4           n_blocks       = ceil(kernels / block_kernels)
-4 n_blocks  offsets        u32 payload bit offset of each block's first codeword
+4 n_blocks  offsets        u32 payload bit offset of each stream's first codeword: block after
+  * lanes                  block, lane after lane within a block
 ==========  =============  ======================================================================
 
-Blocks follow each other in layer order; a block ends where the next one starts (the last at
-``payload_bits``). Reading checks, in this order: magic, version, truncation and the sanity of
-every field while parsing, the metadata CRC, payload size and CRC, the kernel counts and
+Streams (a block's lanes; with one lane, the blocks) follow each other in layer order; a stream
+ends where the next one starts (the last at ``payload_bits``). Every lane of every block must
+hold at least one kernel. Reading checks, in this order: magic, version, truncation and the
+sanity of every field while parsing, the metadata CRC, payload size and CRC, the kernel counts and
 offsets; decoding checks that every block's bits are valid codewords that end exactly at the
 block end. Each failure raises :class:`CompressedFormatError` naming the problem.
 """
@@ -123,7 +134,8 @@ MAX_CODE_LENGTH = 32          # codes, windows and first_code values fit in int6
 DEFAULT_MAX_LENGTH = 12
 DEFAULT_BLOCK_CHANNELS = 16
 FORMAT_MAGIC = b"FBHK"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2               # written when a layer has lanes; version 1 otherwise
+_LANES_VERSION = 2
 _HEADER = struct.Struct("<4sBHHII")
 _FORM_LENGTHS, _FORM_LIST = 0, 1
 _MAX_TOTAL_FREQUENCY = 1 << 56  # package weights reach max_length * total: keep them in int64
@@ -491,7 +503,7 @@ def _read_table(reader, index):
     return code
 
 
-def _read_layer(reader, index, n_tables):
+def _read_layer(reader, index, n_tables, version):
     what = f"layer {index}"
     (name_length,) = reader.unpack("B", f"{what} name length")
     raw_name = reader.take(name_length, f"{what} name")
@@ -504,11 +516,18 @@ def _read_layer(reader, index, n_tables):
     if ndim < 2:
         raise CompressedFormatError(f"{what}: {ndim} dimensions, need at least 2")
     shape = reader.unpack(f"{ndim}I", f"{what} shape")
-    table, block_kernels, n_blocks = reader.unpack("HII", f"{what} table and blocks")
+    lanes = 1
+    if version >= _LANES_VERSION:
+        table, block_kernels, lanes, n_blocks = reader.unpack("HIHI", f"{what} table and blocks")
+        if lanes < 1:
+            raise CompressedFormatError(f"{what}: lanes must be at least 1, not {lanes}")
+    else:
+        table, block_kernels, n_blocks = reader.unpack("HII", f"{what} table and blocks")
     if table >= n_tables:
         raise CompressedFormatError(f"{what}: table {table} does not exist ({n_tables} tables)")
-    offsets = np.frombuffer(reader.take(4 * n_blocks, f"{what} block offsets"), dtype="<u4")
-    return CompressedLayer(name, shape, table, block_kernels, tuple(offsets.tolist()))
+    offsets = np.frombuffer(reader.take(4 * n_blocks * lanes, f"{what} block offsets"),
+                            dtype="<u4")
+    return CompressedLayer(name, shape, table, block_kernels, tuple(offsets.tolist()), lanes)
 
 
 # --- the compressed model ----------------------------------------------------------------------
@@ -520,7 +539,8 @@ class CompressedLayer:
     shape: tuple            # the kernel array's shape, ending in (3, 3)
     table: int              # index into CompressedModel.tables
     block_kernels: int      # kernels per block; the last block may hold fewer
-    block_offsets: tuple    # payload bit offset of each block's first codeword
+    block_offsets: tuple    # payload bit offset of each stream's first codeword (block, lane)
+    lanes: int = 1          # interleaved sub-streams per block (module docstring)
 
     @property
     def n_kernels(self):
@@ -528,7 +548,7 @@ class CompressedLayer:
 
     @property
     def n_blocks(self):
-        return len(self.block_offsets)
+        return len(self.block_offsets) // self.lanes
 
     def block_counts(self):
         """Kernels in each block: int64 ``[n_blocks]``."""
@@ -537,14 +557,30 @@ class CompressedLayer:
             counts[-1] = self.n_kernels - self.block_kernels * (self.n_blocks - 1)
         return counts
 
+    def stream_counts(self):
+        """Kernels in each stream (block after block, lane after lane): int64
+        ``[n_blocks * lanes]``; lane ``l`` of a block of ``k`` kernels holds
+        ``ceil((k - l) / lanes)`` of them."""
+        counts = self.block_counts()[:, None] - np.arange(self.lanes)[None, :]
+        return (-(-counts // self.lanes)).reshape(-1)
+
+    def kernel_order(self):
+        """The layer's kernel index of every symbol in stream order: int64 ``[n_kernels]``."""
+        first = np.arange(self.n_blocks, dtype=np.int64) * self.block_kernels
+        return np.concatenate([np.arange(start + lane, min(start + self.block_kernels,
+                                                             self.n_kernels), self.lanes)
+                               for start in first.tolist() for lane in range(self.lanes)]
+                              + [np.zeros(0, dtype=np.int64)])
+
 
 @dataclass(frozen=True)
 class CompressedModel:
     """Compressed kernels of several layers: code tables, layer metadata and one payload.
 
-    ``payload`` holds ``payload_bits`` stream bits (order: module docstring). Block ``b`` of
-    a layer occupies bits ``block_offsets[b]`` up to the next block's offset (the next
-    layer's first block, or ``payload_bits`` after the last block). Construction checks the
+    ``payload`` holds ``payload_bits`` stream bits (order: module docstring). Stream ``s`` of
+    a layer (lane ``s % lanes`` of block ``s // lanes``) occupies bits ``block_offsets[s]`` up
+    to the next stream's offset (the next layer's first stream, or ``payload_bits`` after the
+    last). Construction checks the
     structure and raises :class:`CompressedFormatError`.
 
     What a hardware weight cache loads: per table ``t``, ``tables[t].counts``, ``first_code``
@@ -597,6 +633,13 @@ class CompressedModel:
         if len(layer.shape) > _MAX_DIMENSIONS:
             raise CompressedFormatError(f"{what}: {len(layer.shape)} dimensions, at most "
                                         f"{_MAX_DIMENSIONS} (NumPy's limit)")
+        if not isinstance(layer.lanes, int) or layer.lanes < 1:
+            raise CompressedFormatError(f"{what}: lanes must be a positive integer, not "
+                                        f"{layer.lanes!r}")
+        if len(layer.block_offsets) % layer.lanes:
+            raise CompressedFormatError(f"{what}: {len(layer.block_offsets)} stream offsets "
+                                        f"are not a whole number of blocks of {layer.lanes} "
+                                        "lanes")
         if not 0 <= layer.table < len(self.tables):
             raise CompressedFormatError(f"{what}: table {layer.table} does not exist")
         if layer.block_kernels < 1:
@@ -607,17 +650,21 @@ class CompressedModel:
                 f"{what}: wrong kernel count: shape {list(layer.shape)} holds {layer.n_kernels} "
                 f"kernels = {expected} blocks of {layer.block_kernels}, but {layer.n_blocks} "
                 "block offsets are given")
+        if layer.n_blocks and layer.stream_counts().min() < 1:
+            raise CompressedFormatError(f"{what}: {layer.lanes} lanes, more than the kernels of "
+                                        "its last block")
 
     def blocks(self):
-        """Every block of every layer, in payload order, as int64 arrays:
-        ``(start_bit, end_bit, kernel_count, layer_index)``."""
+        """Every stream of every layer (a block's lane; with one lane, the block), in payload
+        order, as int64 arrays: ``(start_bit, end_bit, kernel_count, layer_index)``."""
         starts = np.array([o for layer in self.layers for o in layer.block_offsets],
                           dtype=np.int64)
         ends = np.append(starts[1:], self.payload_bits).astype(np.int64)
-        counts = np.concatenate([layer.block_counts() for layer in self.layers]
+        counts = np.concatenate([layer.stream_counts() for layer in self.layers]
                                 + [np.zeros(0, dtype=np.int64)])
         owner = np.repeat(np.arange(len(self.layers)),
-                          np.array([layer.n_blocks for layer in self.layers], dtype=np.int64))
+                          np.array([len(layer.block_offsets) for layer in self.layers],
+                                   dtype=np.int64))
         return starts, ends, counts, owner
 
     def payload_bit_array(self):
@@ -649,7 +696,9 @@ class CompressedModel:
         for block in np.flatnonzero(stuck | (reached != ends)):
             layer = self.layers[owner[block]]
             number = block - np.flatnonzero(owner == owner[block])[0]
-            where = f"layer {layer.name!r} block {number}"
+            where = f"layer {layer.name!r} block {number // layer.lanes}"
+            if layer.lanes > 1:
+                where += f" lane {number % layer.lanes}"
             if stuck[block]:
                 raise CompressedFormatError(f"{where}: invalid code at payload bit "
                                             f"{reached[block]} (no codeword of table "
@@ -660,7 +709,8 @@ class CompressedModel:
                 "kernel count)")
         result, first = {}, 0
         for layer in self.layers:
-            part = symbols[first:first + layer.n_kernels]
+            part = np.empty(layer.n_kernels, dtype=np.int64)
+            part[layer.kernel_order()] = symbols[first:first + layer.n_kernels]
             result[layer.name] = symbols_to_kernels(part).reshape(layer.shape)
             first += layer.n_kernels
         return result
@@ -672,7 +722,8 @@ class CompressedModel:
             raise ValueError("at most 65535 tables and 65535 layers fit the format")
         if self.payload_bits >= 1 << 32:
             raise ValueError("the payload exceeds 2**32 bits")
-        sections = [("header", _HEADER.pack(FORMAT_MAGIC, FORMAT_VERSION, len(self.tables),
+        version = _LANES_VERSION if any(layer.lanes > 1 for layer in self.layers) else 1
+        sections = [("header", _HEADER.pack(FORMAT_MAGIC, version, len(self.tables),
                                             len(self.layers), self.payload_bits,
                                             zlib.crc32(self.payload)))]
         sections += [("table", _table_record(table)) for table in self.tables]
@@ -682,10 +733,13 @@ class CompressedModel:
                 raise ValueError(f"layer {layer.name!r}: name or shape too long for the format")
             if max(layer.shape + (layer.block_kernels,)) >= 1 << 32:
                 raise ValueError(f"layer {layer.name!r}: a dimension exceeds 2**32 - 1")
+            if layer.lanes > 0xFFFF:
+                raise ValueError(f"layer {layer.name!r}: at most 65535 lanes fit the format")
+            lanes = (layer.lanes,) if version >= _LANES_VERSION else ()
             sections.append(("layer", bytes([len(name)]) + name
-                             + struct.pack(f"<B{len(layer.shape)}IHII", len(layer.shape),
-                                           *layer.shape, layer.table, layer.block_kernels,
-                                           layer.n_blocks)))
+                             + struct.pack(f"<B{len(layer.shape)}IHI{'H' * len(lanes)}I",
+                                           len(layer.shape), *layer.shape, layer.table,
+                                           layer.block_kernels, *lanes, layer.n_blocks)))
             sections.append(("offsets", np.asarray(layer.block_offsets, dtype="<u4").tobytes()))
         metadata = b"".join(data for _, data in sections)
         sections.append(("header", struct.pack("<I", zlib.crc32(metadata))))
@@ -722,12 +776,12 @@ class CompressedModel:
             raise CompressedFormatError(f"bad magic {magic!r}, expected {FORMAT_MAGIC!r}: not a "
                                         "compressed kernel blob")
         (version,) = reader.unpack("B", "version")
-        if version != FORMAT_VERSION:
+        if version not in (1, FORMAT_VERSION):
             raise CompressedFormatError(f"unsupported format version {version} (this reader "
-                                        f"supports {FORMAT_VERSION})")
+                                        f"supports 1 and {FORMAT_VERSION})")
         n_tables, n_layers, payload_bits, payload_crc = reader.unpack("HHII", "header")
         tables = [_read_table(reader, index) for index in range(n_tables)]
-        layers = [_read_layer(reader, index, n_tables) for index in range(n_layers)]
+        layers = [_read_layer(reader, index, n_tables, version) for index in range(n_layers)]
         metadata_end = reader.pos
         if reader.unpack("I", "metadata CRC32")[0] != zlib.crc32(blob[:metadata_end]):
             raise CompressedFormatError("metadata CRC32 mismatch: the header, tables or layer "
@@ -799,16 +853,19 @@ def _table_assignment(hists, tables, max_length):
 
 
 def compress_model(layers, max_length=DEFAULT_MAX_LENGTH, block_channels=DEFAULT_BLOCK_CHANNELS,
-                   tables="auto"):
+                   tables="auto", lanes=1):
     """Compress ``{name: uint8 kernels [..., 3, 3]}`` into a :class:`CompressedModel`.
 
     ``tables``: ``"auto"`` (greedy grouping, module docstring), ``"per-layer"``, ``"shared"``
     (one table for all layers) or a sequence with a table id per layer. A block holds
-    ``block_channels`` output channels: ``block_channels * prod(shape[1:-2])`` kernels.
+    ``block_channels`` output channels: ``block_channels * prod(shape[1:-2])`` kernels, split
+    into ``lanes`` interleaved streams (module docstring); every block needs at least
+    ``lanes`` kernels.
     """
     if not isinstance(layers, Mapping):
         raise TypeError("layers must be a mapping name -> kernels")
     block_channels = _integer("block_channels", block_channels, 1)
+    lanes = _integer("lanes", lanes, 1, 0xFFFF)
     max_length = _integer("max_length", max_length, 1, MAX_CODE_LENGTH)
     names = list(layers)
     symbols = [kernel_symbols(layers[name]).ravel() for name in names]
@@ -827,12 +884,21 @@ def compress_model(layers, max_length=DEFAULT_MAX_LENGTH, block_channels=DEFAULT
             raise ValueError(f"block_channels = {block_channels}: a block of layer {name!r} "
                              f"would hold {block_kernels} kernels, more than the format's "
                              f"2**32 - 1")
+        n_streams = -(-len(sym) // block_kernels) * lanes
+        layout = CompressedLayer(name, tuple(shape), table, block_kernels, (0,) * n_streams,
+                                 lanes)
+        stream_counts = layout.stream_counts()
+        if n_streams and stream_counts.min() < 1:
+            raise ValueError(f"lanes = {lanes}: a block of layer {name!r} holds fewer kernels "
+                             "than lanes")
         code = codes[table]
+        sym = sym[layout.kernel_order()]
         lengths = code.lengths[sym]
         starts = base + np.cumsum(lengths) - lengths
+        firsts = np.cumsum(stream_counts) - stream_counts
         streams.append(_code_bits(code.codewords[sym], lengths))
         records.append(CompressedLayer(name, tuple(shape), table, block_kernels,
-                                       tuple(starts[::block_kernels].tolist())))
+                                       tuple(starts[firsts].tolist()), lanes))
         base += int(lengths.sum())
     bits = np.concatenate(streams + [np.zeros(0, dtype=np.uint8)])
     payload = np.packbits(bits, bitorder="little").tobytes()
@@ -840,11 +906,11 @@ def compress_model(layers, max_length=DEFAULT_MAX_LENGTH, block_channels=DEFAULT
 
 
 def compress_fracbnn(net=None, max_length=DEFAULT_MAX_LENGTH,
-                     block_channels=DEFAULT_BLOCK_CHANNELS, tables="auto"):
+                     block_channels=DEFAULT_BLOCK_CHANNELS, tables="auto", lanes=1):
     """The 19 binary convs of a FracBNN (default: the bundled model) as a CompressedModel:
     ``conv1`` and the 18 PG convs, in network order (:func:`kernels.fracbnn_conv_kernels`)."""
     net = net if net is not None else FracBNN.default()
-    return compress_model(fracbnn_conv_kernels(net), max_length, block_channels, tables)
+    return compress_model(fracbnn_conv_kernels(net), max_length, block_channels, tables, lanes)
 
 
 def compress_kernels(kernels, max_length=DEFAULT_MAX_LENGTH,

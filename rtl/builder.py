@@ -126,7 +126,7 @@ class UnitBuilder:
 
     Each unit method builds a new unit; the timing methods build nothing. ``compressed``
     optionally gives the PG kernels as :func:`rtl.tables.compressed_weights` compresses them
-    for ``config.pe`` (they are compressed on first use otherwise).
+    for ``config.decoder_symbols_per_cycle`` (they are compressed on first use otherwise).
     """
 
     def __init__(self, net, config, *, compressed=None):

@@ -8,6 +8,7 @@ import numpy as np
 
 from fracbnn_golden.huffman import compress_model
 
+from .huffman import lanes_for
 from .merge import MERGE_PARAMS
 from .schedule import plan_layers
 
@@ -33,10 +34,13 @@ def classifier(net):
 
 def compressed_weights(net, config):
     """The PG convs' kernels Huffman-compressed for :class:`rtl.weight_cache.WeightCache`: in
-    execution order, one block per ``pe`` output channels, code tables chosen by
+    execution order, each layer one block in the decoder's lanes (two per symbol per cycle,
+    :func:`rtl.huffman.lanes_for`), code tables chosen by
     :func:`fracbnn_golden.huffman.compress_model` (``tables="auto"``)."""
-    return compress_model({plan.name: net.params[f"{plan.name}.weight"]
-                           for plan in plan_layers(config)}, block_channels=config.pe)
+    plans = plan_layers(config)
+    return compress_model({plan.name: net.params[f"{plan.name}.weight"] for plan in plans},
+                          block_channels=max(plan.cout for plan in plans),
+                          lanes=lanes_for(config.decoder_symbols_per_cycle))
 
 
 def layer_columns(net, layer, keys):

@@ -1,17 +1,17 @@
 """The Huffman-decoding weight cache: compressed kernels in, decoded weight rows out."""
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from fracbnn_golden.huffman import DEFAULT_MAX_LENGTH, CompressedModel
 from fracbnn_golden.kernels import KERNEL_BITS
 
-from .huffman import HuffmanDecoder, decode_cycles
+from .huffman import FIRST_WINDOW_WORDS, HuffmanDecoder, block_words, decode_cycles, lanes_for
 from .interfaces import PortSignature
 from .lookup import constant_table
 
-__all__ = ["WeightCache", "decoder_for", "layer_decode_cycles"]
+__all__ = ["WeightCache", "decoder_for", "first_word_cycles", "layer_decode_cycles"]
 
 
 def _word_bits(symbols_per_cycle):
@@ -23,36 +23,58 @@ def _word_bits(symbols_per_cycle):
     return bits
 
 
-def _blocks(compressed):
-    """``(start, end, count)`` of every block of ``compressed``: its stream bits and symbols."""
-    starts, ends, counts, _ = compressed.blocks()
-    return list(zip(starts.tolist(), ends.tolist(), counts.tolist()))
+def _layer_lanes(compressed):
+    """Per layer, ``(skip, bits, first_word, count)`` of each of its lanes (stream bit offsets
+    taken at 64-bit words are made by :func:`_lane_words`)."""
+    starts, ends, counts, owner = compressed.blocks()
+    per_layer = [[] for _ in compressed.layers]
+    for start, end, count, layer in zip(starts.tolist(), ends.tolist(), counts.tolist(),
+                                        owner.tolist()):
+        per_layer[layer].append((start, end - start, count))
+    return per_layer
+
+
+def _lane_words(lane, word_bits):
+    """``(skip, bits, first_word, words)`` of a lane ``(start, bits, count)``."""
+    start, bits, _ = lane
+    return start % word_bits, bits, start // word_bits, block_words(start % word_bits, bits,
+                                                                     word_bits)
 
 
 def decoder_for(compressed, symbols_per_cycle):
     """The Huffman decoder of a :class:`WeightCache` of ``compressed`` with
     ``symbols_per_cycle``: its code tables (codes of at most
-    :data:`fracbnn_golden.huffman.DEFAULT_MAX_LENGTH` bits), payload words and block sizes."""
-    blocks = _blocks(compressed)
+    :data:`fracbnn_golden.huffman.DEFAULT_MAX_LENGTH` bits), payload words and lane sizes."""
+    lanes = [lane for layer in _layer_lanes(compressed) for lane in layer]
     return HuffmanDecoder(compressed.tables, symbols_per_cycle=symbols_per_cycle,
                           word_width=_word_bits(symbols_per_cycle),
                           max_length=DEFAULT_MAX_LENGTH,
-                          max_block_bits=max(end - start for start, end, _ in blocks),
-                          max_count=max(count for _, _, count in blocks))
+                          max_block_bits=max(bits for _, bits, _ in lanes),
+                          max_count=max(count for _, _, count in lanes))
+
+
+def first_word_cycles(lanes, word_bits):
+    """The cycle, counted from the decoder's command (cycle 0), in which each lane of a layer
+    has taken its first ``min(3, words)`` words from :class:`WeightCache`'s word fetch, which
+    serves lane ``l`` in cycles ``1 + l + k * L`` and delivers the word the cycle after."""
+    count = len(lanes)
+    cycles = []
+    for index, lane in enumerate(lanes):
+        words = _lane_words(lane, word_bits)[3]
+        wanted = min(FIRST_WINDOW_WORDS, words)
+        cycles.append(2 + index + (wanted - 1) * count if wanted else 0)
+    return cycles
 
 
 def layer_decode_cycles(compressed, plans, symbols_per_cycle):
     """:meth:`WeightCache.decode_cycles` of every layer of ``plans``, without building a cache:
-    the decoder's exact timing (:func:`rtl.huffman.decode_cycles`) of each layer's blocks."""
+    the decoder's exact timing (:func:`rtl.huffman.decode_cycles`) of each layer's lanes."""
     word_bits = _word_bits(symbols_per_cycle)
-    blocks, first, cycles = _blocks(compressed), 0, []
-    for plan in plans:
-        layer = blocks[first:first + plan.groups_out]
-        first += plan.groups_out
-        # The job's first cycle offers the first command and reads the first word.
-        cycles.append(decode_cycles([(start % word_bits, end - start, count)
-                                     for start, end, count in layer],
-                                    symbols_per_cycle, word_bits) + WeightCache.fill_latency)
+    cycles = []
+    for lanes in _layer_lanes(compressed)[:len(plans)]:
+        # The command transfers in the job's first cycle, the cycle after ``begin``.
+        cycles.append(decode_cycles(lanes[0][2], first_word_cycles(lanes, word_bits))
+                      + WeightCache.fill_latency)
     return cycles
 
 
@@ -75,9 +97,9 @@ class WeightCache(wiring.Component):
     Parameters
     ----------
     compressed : fracbnn_golden.huffman.CompressedModel
-        The kernels of the engine's layers in execution order, each layer cut into blocks of
-        ``pe`` output channels (``block_kernels = pe * cin``), as made by
-        :func:`rtl.tables.compressed_weights`.
+        The kernels of the engine's layers in execution order, each layer one block in
+        ``2 * symbols_per_cycle`` lanes (:func:`rtl.huffman.lanes_for`) of equal kernel
+        counts, as made by :func:`rtl.tables.compressed_weights`.
     plans : list of rtl.schedule.LayerPlan
         The layers.
     pe, simd_channels : int
@@ -105,16 +127,19 @@ class WeightCache(wiring.Component):
     of tap ``tap`` (the engine's layout).
 
     The cache decodes the layers in order 0, 1, ..., the last, 0, 1, ... (one image after
-    another), layer ``l`` into buffer ``l % 2`` once that buffer is free. ``filled`` bit ``b``
-    says buffer ``b`` holds its next layer's rows; the engine reads them (``read``, one row per
-    cycle) and then pulses ``release`` bit ``b``, which frees the buffer for the layer after
-    next.
+    another), layer ``l`` into buffer ``l % 2`` once that buffer is free: one decoder command
+    per layer, and each lane's payload words fetched in turn (lane ``l`` in the cycles
+    ``1 + l + k * L`` after the command, when it has room), so that no lane waits for a word.
+    ``filled`` bit ``b`` says buffer ``b`` holds its next layer's rows; the engine reads them
+    (``read``, one row per cycle) and then pulses ``release`` bit ``b``, which frees the buffer
+    for the layer after next.
 
     Latency
     -------
     :attr:`latency` = 1: a row is on ``read.data`` the cycle after its read (the read port is
-    always enabled). Decoding a layer takes :meth:`decode_cycles` cycles from its start to
-    ``filled``, of which :attr:`fill_latency` = 2 pass after the decoder's last beat.
+    always enabled). Decoding a layer takes :meth:`decode_cycles` cycles from its start (the
+    cycle its command goes to the decoder) to ``filled``, of which :attr:`fill_latency` = 2
+    pass after the decoder's last beat.
     """
 
     latency = 1
@@ -165,17 +190,22 @@ class WeightCache(wiring.Component):
                 or simd_channels % symbols_per_cycle:
             raise ValueError(f"symbols_per_cycle must be a positive divisor of simd_channels="
                              f"{simd_channels}, not {symbols_per_cycle!r}")
+        lanes = lanes_for(symbols_per_cycle)
         for layer, plan in zip(compressed.layers, plans):
             if layer.name != plan.name or tuple(layer.shape) != (plan.cout, plan.cin, 3, 3) \
-                    or layer.block_kernels != pe * plan.cin:
-                raise ValueError(f"compressed layer {layer.name!r} {list(layer.shape)} (blocks of "
-                                 f"{layer.block_kernels}) does not match plan {plan.name!r}: "
-                                 f"[{plan.cout}, {plan.cin}, 3, 3] in blocks of {pe} channels")
+                    or plan.groups_out * pe != plan.cout:
+                raise ValueError(f"compressed layer {layer.name!r} {list(layer.shape)} does not "
+                                 f"match plan {plan.name!r}: [{plan.cout}, {plan.cin}, 3, 3] in "
+                                 f"{plan.groups_out} groups of {pe} channels")
+            if layer.n_blocks != 1 or layer.lanes != lanes or layer.n_kernels % lanes:
+                raise ValueError(f"compressed layer {layer.name!r} must be one block of {lanes} "
+                                 f"lanes of equal size for {symbols_per_cycle} symbols per "
+                                 f"cycle, not {layer.n_blocks} blocks of {layer.lanes} lanes")
         self.compressed, self.plans = compressed, plans
         self.pe, self.simd, self.symbols_per_cycle = pe, simd_channels, symbols_per_cycle
+        self.lanes = lanes
         self.rows = max(plan.groups_in * plan.groups_out for plan in plans)
         self.row_bits = pe * KERNEL_BITS * simd_channels
-        self._blocks = _blocks(compressed)
         self.word_bits = _word_bits(symbols_per_cycle)
         self._decode_cycles = layer_decode_cycles(compressed, plans, symbols_per_cycle)
         super().__init__({
@@ -192,7 +222,7 @@ class WeightCache(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         plans, pe, simd, n = self.plans, self.pe, self.simd, self.symbols_per_cycle
-        word_bits = self.word_bits
+        word_bits, lanes = self.word_bits, self.lanes
         m.submodules.decoder = decoder = decoder_for(self.compressed, n)
         with m.If(decoder.error):
             m.d.sync += self.error.eq(1)
@@ -204,100 +234,111 @@ class WeightCache(wiring.Component):
         m.d.comb += self.filled.eq(filled)
         m.d.sync += filled.eq(filled & ~self.release)
         buffer = layer[0]
-        # The blocks are in execution order, a layer's after the previous layer's: commands and
-        # words walk them with indices into all blocks, which stop at the layer's end. No lookup
-        # of ``layer`` lies on the paths into the decoder's command and the payload's address.
-        layer_end = constant_table([sum(p.groups_out for p in plans[:i + 1])
-                                    for i in range(len(plans))])
-        blocks_end = Signal(range(len(self._blocks) + 1))      # of ``layer``, registered
-        m.d.sync += blocks_end.eq(layer_end[layer])
-        groups_out = constant_table([p.groups_out for p in plans])
-        groups_in = constant_table([p.groups_in for p in plans])
-        cin = constant_table([p.cin for p in plans])
-        skip = constant_table([s % word_bits for s, _, _ in self._blocks])
-        bits = constant_table([e - s for s, e, _ in self._blocks])
-        first_word = constant_table([s // word_bits for s, _, _ in self._blocks])
-        last_word = constant_table([(e - 1) // word_bits for _, e, _ in self._blocks])
-        count = constant_table([c for _, _, c in self._blocks])
-        table = constant_table([layer.table for layer in self.compressed.layers])
+
+        # The layer's constants, looked up from ``layer`` into registers (initialised to layer
+        # 0's): ``layer`` changes when a job ends and the next job starts two cycles later at
+        # the earliest, so no lookup lies on a path into the decoder, the fetch or the writer.
+        def registered(name, values):
+            values = [int(v) for v in values]
+            register = Signal(range(max(values) + 1), name=name, init=values[0])
+            m.d.sync += register.eq(constant_table(values)[layer])
+            return register
+
+        per_layer = [[_lane_words(lane, word_bits) for lane in layer_lanes]
+                     for layer_lanes in _layer_lanes(self.compressed)]
+        groups_out = registered("groups_out", [p.groups_out for p in plans])
+        groups_in = registered("groups_in", [p.groups_in for p in plans])
+        cin = registered("cin", [p.cin for p in plans])
+        count = registered("lane_count", [p.cin * p.cout // lanes for p in plans])
+        table = registered("table", [layer.table for layer in self.compressed.layers])
+        skip = [registered(f"skip{i}", [lw[i][0] for lw in per_layer]) for i in range(lanes)]
+        bits = [registered(f"bits{i}", [lw[i][1] for lw in per_layer]) for i in range(lanes)]
+        first_word = [registered(f"first_word{i}", [lw[i][2] for lw in per_layer])
+                      for i in range(lanes)]
+        words = [registered(f"words{i}", [lw[i][3] for lw in per_layer]) for i in range(lanes)]
 
         # A job starts as soon as its buffer is free, also in the cycle it is being released.
         with m.If(~busy & (~filled.bit_select(buffer, 1) | self.release.bit_select(buffer, 1))):
             m.d.sync += busy.eq(1)
 
-        # ---- commands: one per block of the layer -----------------------------------------------
-        cmd_index = Signal.like(blocks_end)
+        # ---- the command: one per layer, in the job's first cycle -------------------------------
+        sent = Signal()
+        cmd = decoder.cmd
         m.d.comb += [
-            decoder.cmd.valid.eq(busy & (cmd_index != blocks_end)),
-            decoder.cmd.payload.table.eq(table[layer]),
-            decoder.cmd.payload.skip.eq(skip[cmd_index]),
-            decoder.cmd.payload.bits.eq(bits[cmd_index]),
-            decoder.cmd.payload.count.eq(count[cmd_index]),
+            cmd.valid.eq(busy & ~sent),
+            cmd.payload.table.eq(table),
+            cmd.payload.count.eq(count),
         ]
-        with m.If(decoder.cmd.valid & decoder.cmd.ready):
-            m.d.sync += cmd_index.eq(cmd_index + 1)
+        for index in range(lanes):
+            m.d.comb += [cmd.payload.lanes[index].skip.eq(skip[index]),
+                         cmd.payload.lanes[index].bits.eq(bits[index])]
+        cmd_in = cmd.valid & cmd.ready
 
-        # ---- payload words: each block's words, read ahead as far as the decoder takes them -----
+        # ---- payload words: each lane in turn, one word per cycle -------------------------------
+        # Per lane its next word's address and whether it has more (a register, so that no
+        # comparison with the lane's last word lies on the fetch's path).
         m.submodules.payload = payload = memory.Memory(
             shape=word_bits, depth=max(1, -(-self.compressed.payload_bits // word_bits)),
             init=_payload_words(self.compressed, word_bits))
         word_port = payload.read_port()
-        word_index = Signal.like(blocks_end)
-        address = Signal(range(payload.depth + 1))
-        started = Signal()            # ``address`` points into block ``word_index``
-        has_word = busy & (word_index != blocks_end)
-        word_valid = Signal()
-        advance = ~word_valid | decoder.words.ready
+        address = [Signal(range(payload.depth + 1), name=f"address{i}") for i in range(lanes)]
+        left = [Signal.like(words[i], name=f"left{i}") for i in range(lanes)]
+        more = [Signal(name=f"more{i}") for i in range(lanes)]
+        turn = Signal(range(lanes))               # the lane served this cycle
+        word_valid = Signal()                     # a word for lane ``word_lane`` is on the port
+        word_lane = Signal.like(turn)
+        ready = Array(decoder.words[i].ready for i in range(lanes))[turn]
+        request = Signal()
         m.d.comb += [
-            decoder.words.valid.eq(word_valid),
-            decoder.words.payload.eq(word_port.data),
-            word_port.en.eq(advance),
+            request.eq(Array(more)[turn] & ready),
+            word_port.addr.eq(Array(address)[turn]),
         ]
-        current = Signal.like(address)
-        m.d.comb += current.eq(address)
-        with m.If(~started):
-            m.d.comb += current.eq(first_word[word_index])
-        m.d.comb += word_port.addr.eq(current)
-        with m.If(advance):
-            m.d.sync += word_valid.eq(has_word)
-            with m.If(has_word):
-                m.d.sync += [address.eq(current + 1), started.eq(1)]
-                with m.If(current == last_word[word_index]):
-                    m.d.sync += [word_index.eq(word_index + 1), started.eq(0)]
+        m.d.sync += [turn.eq(Mux(turn == lanes - 1, 0, turn + 1)),
+                     word_valid.eq(request), word_lane.eq(turn)]
+        for index in range(lanes):
+            with m.If(request & (turn == index)):
+                m.d.sync += [address[index].eq(address[index] + 1),
+                             left[index].eq(left[index] - 1),
+                             more[index].eq(left[index] != 1)]
+            m.d.comb += [decoder.words[index].valid.eq(word_valid & (word_lane == index)),
+                         decoder.words[index].payload.eq(word_port.data)]
+        with m.If(cmd_in):
+            m.d.sync += [sent.eq(1), turn.eq(0)]
+            for index in range(lanes):
+                m.d.sync += [address[index].eq(first_word[index]), left[index].eq(words[index]),
+                             more[index].eq(words[index] != 0)]
 
         # ---- decoded kernels -> rows of the buffer ----------------------------------------------
         kernels_per_row = pe * simd
         m.submodules.rows = rows = memory.Memory(
             shape=kernels_per_row * KERNEL_BITS, depth=2 * self.rows, init=[])
         write = rows.write_port(granularity=KERNEL_BITS)
-        o = Signal(range(pe))                          # output channel within the block
+        o = Signal(range(pe))                          # output channel within the group
         c = Signal(range(max(p.cin for p in plans)))   # input channel
-        og = Signal(range(max(p.groups_out for p in plans) + 1))   # block being written
+        og = Signal(range(max(p.groups_out for p in plans) + 1))   # output group being written
         beat = decoder.symbols
         slot = o * simd + c % simd                     # first kernel of the beat in its row
         m.d.comb += [
             beat.ready.eq(1),
-            write.addr.eq(buffer * self.rows + og * groups_in[layer] + c // simd),
+            write.addr.eq(buffer * self.rows + og * groups_in + c // simd),
             write.data.eq(Cat(beat.payload.symbol[k % n] for k in range(kernels_per_row))),
         ]
         with m.If(beat.valid):
             for k in range(kernels_per_row):
-                m.d.comb += write.en[k].eq((k // n == slot // n) & (k % n < beat.payload.count))
-            m.d.sync += c.eq(c + beat.payload.count)
-            with m.If(c + beat.payload.count == cin[layer]):
+                m.d.comb += write.en[k].eq(k // n == slot // n)
+            m.d.sync += c.eq(c + n)
+            with m.If(c + n == cin):
                 m.d.sync += [c.eq(0), o.eq(o + 1)]
-            with m.If(beat.payload.last):
-                m.d.sync += [o.eq(0), c.eq(0), og.eq(og + 1)]
+                with m.If(o == pe - 1):
+                    m.d.sync += [o.eq(0), og.eq(og + 1)]
 
-        # The layer is in once every block's symbols are written and every word was taken (the
-        # decoder drains a block's words even when it stops early on an error).
-        words_done = (word_index == blocks_end) & ~word_valid
-        with m.If(busy & (og == groups_out[layer]) & words_done):
-            m.d.sync += [og.eq(0), busy.eq(0),
+        # The layer is in once every symbol is written and every word was taken (the lanes
+        # drain their words also when a block is bad).
+        words_done = ~_any(more) & ~word_valid
+        with m.If(busy & sent & (og == groups_out) & words_done):
+            m.d.sync += [og.eq(0), busy.eq(0), sent.eq(0),
                          filled.eq((filled & ~self.release) | (1 << buffer)),
-                         layer.eq(layer + 1)]
-            with m.If(layer == len(plans) - 1):
-                m.d.sync += [layer.eq(0), cmd_index.eq(0), word_index.eq(0)]
+                         layer.eq(Mux(layer == len(plans) - 1, 0, layer + 1))]
 
         # ---- the engine's reads -----------------------------------------------------------------
         read = rows.read_port()
@@ -309,3 +350,10 @@ class WeightCache(wiring.Component):
                     m.d.comb += self.read.data[(p * KERNEL_BITS + tap) * simd + ch].eq(
                         read.data[kernel * KERNEL_BITS + tap])
         return m
+
+
+def _any(conditions):
+    result = Const(0)
+    for condition in conditions:
+        result = result | condition
+    return result

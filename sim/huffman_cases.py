@@ -2,8 +2,10 @@
 
 Used by ``sim/tb_huffman.py`` (in the simulator) and ``tests/test_huffman_rtl.py`` (to build the
 design): both make the same tables from the same seeds, so the testbench needs only the
-decoder's parameters. :func:`expected_beats` is the reference of the decoder's output, a plain
-bit-by-bit decoder built on the golden code's codewords (not on the decoder's limit tables).
+decoder's parameters. A decoder command is a :class:`LanedBlock`: a block split into the
+decoder's lanes (symbol ``j`` in lane ``j % L``), each lane a :class:`Block` of its own bit
+stream. :func:`expected_beats` is the reference of the decoder's output, a plain bit-by-bit
+decoder of each lane built on the golden code's codewords (not on the decoder's limit tables).
 """
 
 import dataclasses
@@ -23,31 +25,34 @@ from rtl.schedule import AcceleratorConfig
 
 from .regression import SimCase, UnitGroup
 
-__all__ = ["Block", "DecoderTables", "cnv_blocks", "corrupt_block", "decoder_tables",
-           "decoder_unit", "expected_beats", "fracbnn_blocks", "huffman_case", "huffman_decoder",
-           "huffman_decoders",
-           "model_blocks", "random_block", "random_symbols", "word_stream"]
+__all__ = ["ANY", "Block", "DecoderTables", "LanedBlock", "cnv_blocks", "corrupt_block",
+           "decoder_tables", "decoder_unit", "expected_beats", "fracbnn_blocks", "huffman_case",
+           "huffman_decoder", "huffman_decoders", "model_blocks", "random_block",
+           "random_lane", "random_symbols", "word_stream", "corrupt_lane", "laned_blocks"]
 
 # The weight cache's code length limit.
 MAX_LENGTH = DEFAULT_MAX_LENGTH
 WORD_WIDTH = 64
 # FracBNN blocks: pe = 16 output channels (the weight cache's); the largest is conv1's 16 x 96.
 FRACBNN_BLOCK_CHANNELS = AcceleratorConfig().pe
-# BNN-PYNQ CNV blocks of 4 output channels: up to 4 x 256 = 1024 kernels.
-CNV_BLOCK_CHANNELS = 4
-MAX_COUNT = 2048
+# BNN-PYNQ CNV blocks of 8 output channels (24 to 2,048 kernels, a multiple of every
+# decoder's lanes).
+CNV_BLOCK_CHANNELS = 8
+# Symbols of a lane.
+MAX_COUNT = 1024
 # Blocks per CNV layer in the throughput test: about 20,000 symbols, like the FracBNN stream.
-CNV_THROUGHPUT_BLOCKS = 8
+CNV_THROUGHPUT_BLOCKS = 4
 # The decoders of the test design, by symbols per cycle.
 PER_CYCLE = (1, 4)
-# Room for a block of MAX_COUNT symbols of the longest code, plus corrupted lengths.
+# Room for a lane of MAX_COUNT symbols of the longest code, plus corrupted lengths.
 MAX_BLOCK_BITS = MAX_COUNT * MAX_LENGTH + 64
 
 
 @dataclass(frozen=True)
 class Block:
-    """One decoder command: ``bits`` stream bits from bit ``start`` of ``stream`` (a uint8 bit
-    array), ``count`` symbols, code table ``table`` (an index into the decoder's tables)."""
+    """One lane of a decoder command: ``bits`` stream bits from bit ``start`` of ``stream`` (a
+    uint8 bit array), ``count`` symbols, code table ``table`` (an index into the decoder's
+    tables)."""
     table: int
     start: int
     bits: int
@@ -58,14 +63,42 @@ class Block:
         return {"table": self.table, "skip": self.start % word_width, "bits": self.bits,
                 "count": self.count}
 
-    def timing(self, word_width=WORD_WIDTH):
-        """``(skip, bits, count)`` for :func:`rtl.huffman.decode_cycles`."""
-        return self.start % word_width, self.bits, self.count
-
     def block_bits(self):
         """The block's own bits (zero beyond the end of the stream)."""
         bits = self.stream[self.start:self.start + self.bits]
         return np.concatenate([bits, np.zeros(self.bits - len(bits), dtype=np.uint8)])
+
+
+@dataclass(frozen=True)
+class LanedBlock:
+    """One decoder command: a block of ``count`` symbols per lane in ``lanes`` (a tuple of
+    :class:`Block`, one per lane of the decoder, all with the same table and count)."""
+    lanes: tuple
+
+    @property
+    def table(self):
+        return self.lanes[0].table
+
+    @property
+    def count(self):
+        return self.lanes[0].count
+
+    def command(self, word_width=WORD_WIDTH):
+        return {"table": self.table, "count": self.count,
+                "lanes": [{"skip": lane.start % word_width, "bits": lane.bits}
+                          for lane in self.lanes]}
+
+    def first_words(self, word_width=WORD_WIDTH):
+        """For :func:`rtl.huffman.decode_cycles`: the cycle by which each lane has its first
+        ``min(3, words)`` words when every lane's words come one per cycle from cycle 1."""
+        from rtl.huffman import FIRST_WINDOW_WORDS
+        return [min(FIRST_WINDOW_WORDS, len(word_stream(lane, word_width)))
+                for lane in self.lanes]
+
+    def replace_lane(self, index, lane):
+        lanes = list(self.lanes)
+        lanes[index] = lane
+        return LanedBlock(tuple(lanes))
 
 
 def word_stream(block, word_width=WORD_WIDTH):
@@ -77,6 +110,22 @@ def word_stream(block, word_width=WORD_WIDTH):
     weights = 1 << np.arange(word_width, dtype=object)
     return [int((bits[w * word_width:(w + 1) * word_width].astype(object) * weights).sum())
             for w in range(words)]
+
+
+class _Any:
+    """A symbol the decoder may give any value (after a bad codeword)."""
+
+    def __eq__(self, other):
+        return True
+
+    def __hash__(self):
+        return 0
+
+    def __repr__(self):
+        return "ANY"
+
+
+ANY = _Any()
 
 
 def _decode_one(code, bits, position):
@@ -93,27 +142,48 @@ def _decode_one(code, bits, position):
     return None
 
 
-def expected_beats(code, bits, count, per_cycle):
-    """The decoder's beats for one block: a list of ``(symbols, last, error)``.
-
-    Codewords are decoded in order; the first that is invalid or does not end within the
-    block ends the command with an error beat holding the symbols of its cycle before it; after
-    ``count`` symbols, bits left over make the last beat an error beat."""
-    symbols, position, failed = [], 0, False
+def _decode_lane(code, bits, count):
+    """The symbols of one lane up to its first bad codeword, and whether the lane is bad (a
+    bad codeword, or bits left over after ``count`` symbols)."""
+    symbols, position = [], 0
     while len(symbols) < count:
         found = _decode_one(code, bits, position)
         if found is None:
-            failed = True
-            break
+            return symbols, True
         symbols.append(found[0])
         position += found[1]
-    error = failed or position != len(bits)
-    # The last beat is the one of the failing codeword, or the one of symbol count - 1.
-    last_start = (len(symbols) if failed else max(0, count - 1)) // per_cycle * per_cycle
-    beats = [(symbols[start:start + per_cycle], False, False)
-             for start in range(0, last_start, per_cycle)]
-    beats.append((symbols[last_start:], True, error))
+    return symbols, position != len(bits)
+
+
+def expected_beats(code, lanes, count, per_cycle):
+    """The decoder's beats for one command: a list of ``(symbols, last, error)``.
+
+    ``lanes`` are the lanes' bits (``2 * per_cycle`` of them), each with ``count`` symbols.
+    Symbol ``j`` of the block is lane ``j % L``'s symbol ``j // L``; a beat holds the next
+    ``per_cycle`` symbols, ``2 * count`` beats in all, the last one with ``last`` and with
+    ``error`` if any lane is bad. From a lane's first bad codeword on, the symbols in stream
+    order are :data:`ANY`."""
+    decoded = [_decode_lane(code, bits, count) for bits in lanes]
+    total = count * len(lanes)
+    # The first symbol in stream order that no lane gives for sure.
+    first_bad = min([len(symbols) * len(lanes) + index
+                     for index, (symbols, _) in enumerate(decoded)
+                     if len(symbols) < count] + [total])
+    order = [decoded[j % len(lanes)][0][j // len(lanes)] if j < first_bad else ANY
+             for j in range(total)]
+    error = any(bad for _, bad in decoded)
+    beats = []
+    for start in range(0, total, per_cycle):
+        last = start + per_cycle >= total
+        beats.append((tuple(order[start:start + per_cycle]), last, last and error))
     return beats
+
+
+def laned_blocks(blocks, lanes):
+    """Consecutive groups of ``lanes`` :class:`Block` (a laned model's streams) as
+    :class:`LanedBlock`."""
+    return [LanedBlock(tuple(blocks[first:first + lanes]))
+            for first in range(0, len(blocks), lanes)]
 
 
 def model_blocks(model, table_offset=0, layers=None):
@@ -169,6 +239,14 @@ class DecoderTables:
 
 
 @cache
+def _laned_model(source, lanes):
+    """The FracBNN (``fracbnn``) or CNV (``cnv``) kernels compressed with ``lanes`` lanes."""
+    if source == "fracbnn":
+        return compress_fracbnn(block_channels=FRACBNN_BLOCK_CHANNELS, lanes=lanes)
+    return compress_model(bnn_pynq_cnv_kernels(), block_channels=CNV_BLOCK_CHANNELS, lanes=lanes)
+
+
+@cache
 def decoder_tables():
     """The tables of the test design: the bundled FracBNN model's (shared table), the BNN-PYNQ
     CNV kernels' (``tables="auto"``), one per random histogram kind, and an incomplete code."""
@@ -191,26 +269,40 @@ def decoder_tables():
     return DecoderTables(tuple(codes), fracbnn, cnv, cnv_offset, random, incomplete)
 
 
-def fracbnn_blocks(tables):
-    """Every block of the FracBNN model's 19 binary convs, in order."""
-    return model_blocks(tables.fracbnn)
+def fracbnn_blocks(tables, lanes):
+    """Every block of the FracBNN model's 19 binary convs, in order, in ``lanes`` lanes (the
+    same code tables as ``tables.fracbnn``'s: lanes do not change the histograms)."""
+    model = _laned_model("fracbnn", lanes)
+    assert model.tables == tables.fracbnn.tables
+    return laned_blocks(model_blocks(model), lanes)
 
 
-def cnv_blocks(tables, per_layer=2):
-    """The first ``per_layer`` blocks of every BNN-PYNQ CNV layer."""
+def cnv_blocks(tables, lanes, per_layer=2):
+    """The first ``per_layer`` blocks of every BNN-PYNQ CNV layer, in ``lanes`` lanes."""
+    model = _laned_model("cnv", lanes)
+    assert model.tables == tables.cnv.tables
     blocks = []
-    for layer in tables.cnv.layers:
-        blocks += model_blocks(tables.cnv, tables.cnv_offset, [layer.name])[:per_layer]
+    for layer in model.layers:
+        blocks += laned_blocks(model_blocks(model, tables.cnv_offset, [layer.name]),
+                               lanes)[:per_layer]
     return blocks
 
 
-def random_block(code, table, rng, max_count=300, longest=False):
-    """A block of 0 to ``max_count`` random symbols of ``code`` (only those of the longest code
-    length if ``longest``) at a random bit offset (0 to 191) of a random stream."""
+def random_block(code, table, rng, lanes, max_count=300, longest=False):
+    """A block of 1 to ``max_count`` random symbols of ``code`` per lane (only those of the
+    longest code length if ``longest``), each lane at a random bit offset (0 to 191) of a
+    random stream of its own."""
+    count = int(rng.integers(1, max_count + 1))
+    return LanedBlock(tuple(random_lane(code, table, rng, count, longest)
+                            for _ in range(lanes)))
+
+
+def random_lane(code, table, rng, count, longest=False):
+    """A lane of ``count`` random symbols of ``code`` (:func:`random_block`)."""
     used = np.flatnonzero(code.lengths)
     if longest:
         used = used[code.lengths[used] == code.lengths[used].max()]
-    symbols = rng.choice(used, int(rng.integers(0, max_count + 1)))
+    symbols = rng.choice(used, count)
     bits = code.encode(symbols)
     before = rng.integers(0, 2, int(rng.integers(0, 192))).astype(np.uint8)
     after = rng.integers(0, 2, int(rng.integers(0, 64))).astype(np.uint8)
@@ -218,10 +310,20 @@ def random_block(code, table, rng, max_count=300, longest=False):
                  np.concatenate([before, bits, after]))
 
 
-def corrupt_block(block, kind, rng):
+def corrupt_block(laned, kind, rng):
+    """A lane of ``laned`` damaged (:func:`corrupt_lane`), or for ``count`` the count of
+    every lane one more or one fewer."""
+    if kind == "count":
+        change = 1 if laned.count == 1 or rng.random() < 0.5 else -1
+        return LanedBlock(tuple(dataclasses.replace(lane, count=lane.count + change)
+                                for lane in laned.lanes))
+    index = int(rng.integers(len(laned.lanes)))
+    return laned.replace_lane(index, corrupt_lane(laned.lanes[index], kind, rng))
+
+
+def corrupt_lane(block, kind, rng):
     """``block`` damaged: ``flip`` 1 to 3 of its bits, ``truncate`` (1 to 12 bits fewer),
-    ``leftover`` (1 to 40 bits more, the stream's next bits), ``count`` (one symbol more or
-    fewer). An empty block gets a wrong count for ``flip`` and ``truncate``."""
+    ``leftover`` (1 to 40 bits more, the stream's next bits)."""
     if kind == "flip" and block.bits:
         stream = block.stream.copy()
         for at in rng.choice(block.bits, min(block.bits, int(rng.integers(1, 4))),
@@ -233,9 +335,6 @@ def corrupt_block(block, kind, rng):
                                    - int(rng.integers(1, min(12, block.bits) + 1)))
     if kind == "leftover":
         return dataclasses.replace(block, bits=block.bits + int(rng.integers(1, 41)))
-    if kind in ("count", "flip", "truncate"):
-        return dataclasses.replace(block, count=block.count + (1 if block.count == 0 or
-                                                               rng.random() < 0.5 else -1))
     raise ValueError(f"unknown corruption {kind!r}")
 
 

@@ -106,11 +106,14 @@ def build_unit(name, kwargs):
 
 def forward_ports(m, outer, inner, prefix=""):
     """Connect every port ``p`` of the component ``inner`` to port ``prefix + p`` of ``outer``
-    (a wrapper that re-exports it): streams with :func:`amaranth.lib.wiring.connect`, plain
-    outputs outward and plain inputs inward."""
+    (a wrapper that re-exports it): streams (also one-dimensional arrays of them) with
+    :func:`amaranth.lib.wiring.connect`, plain outputs outward and plain inputs inward."""
     for port, member in inner.signature.members.items():
         outside, inside = getattr(outer, prefix + port), getattr(inner, port)
-        if member.is_signature:
+        if member.is_signature and member.dimensions:       # an array of interfaces
+            for index in range(member.dimensions[0]):
+                wiring.connect(m, wiring.flipped(outside[index]), inside[index])
+        elif member.is_signature:
             wiring.connect(m, wiring.flipped(outside), inside)
         elif member.flow == wiring.Out:
             m.d.comb += outside.eq(inside)

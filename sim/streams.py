@@ -25,6 +25,7 @@ stream, then correct results). :func:`register_test` is the generator under it;
 stimulus from weighted kinds of values.
 """
 
+import itertools
 import random
 from collections import deque
 from dataclasses import dataclass
@@ -368,13 +369,16 @@ def quiet_streams(dut, component):
     for path, member in component.signature.members.flatten():
         if not (member.is_signature and isinstance(member.signature, stream.Signature)):
             continue
-        name = "__".join(map(str, path))
-        if member.flow == wiring.In:
-            if not member.signature.always_valid:
-                getattr(dut, f"{name}__valid").value = 0
-            getattr(dut, f"{name}__payload").value = 0
-        elif not member.signature.always_ready:
-            getattr(dut, f"{name}__ready").value = 0
+        # An array of streams is one member; its ports are numbered.
+        names = ["__".join(map(str, path + index))
+                 for index in itertools.product(*map(range, member.dimensions))]
+        for name in names:
+            if member.flow == wiring.In:
+                if not member.signature.always_valid:
+                    getattr(dut, f"{name}__valid").value = 0
+                getattr(dut, f"{name}__payload").value = 0
+            elif not member.signature.always_ready:
+                getattr(dut, f"{name}__ready").value = 0
 
 
 def random_mixture(rng, *options):

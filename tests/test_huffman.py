@@ -368,7 +368,7 @@ def test_corrupt_metadata_with_valid_crcs_never_escapes(edits):
 
 @pytest.mark.parametrize("edit, message", [
     (lambda b: b"XXXX" + b[4:], "bad magic"),
-    (lambda b: b[:4] + b"\x02" + b[5:], "unsupported format version 2"),
+    (lambda b: b[:4] + b"\x03" + b[5:], "unsupported format version 3"),
     (lambda b: b + b"\x00", "trailing data"),
     (lambda b: b[:-1] + bytes([b[-1] ^ 0x01]), "payload CRC32"),
     (lambda b: b[:20] + bytes([b[20] ^ 0x10]) + b[21:], "metadata CRC32|table 0"),
@@ -441,3 +441,32 @@ def test_flip_that_still_decodes_is_caught_by_crc():
     assert not (corrupt.decode()["kernels"] == kernels).all()      # ...to the wrong kernels
     with pytest.raises(CompressedFormatError, match="payload CRC32 mismatch"):
         decompress_kernels(bytes(blob))
+
+
+@pytest.mark.parametrize("lanes", [2, 3, 8])
+def test_lanes_round_trip_and_interleave(lanes):
+    rng = np.random.default_rng(lanes)
+    kernels = {"a": rng.integers(0, 2, (8, 5, 3, 3), dtype=np.uint8),
+               "b": (rng.random((6, 7, 3, 3)) < 0.2).astype(np.uint8)}
+    plain = compress_model(kernels, block_channels=3)
+    model = compress_model(kernels, block_channels=3, lanes=lanes)
+    # Lanes move codewords, not bits: the payload is as long; only the offsets grow.
+    assert model.payload_bits == plain.payload_bits
+    assert model.to_bytes()[4] == 2 and plain.to_bytes()[4] == 1
+    assert CompressedModel.from_bytes(model.to_bytes()) == model
+    decoded = model.decode()
+    assert all(np.array_equal(decoded[name], kernels[name]) for name in kernels)
+    # Lane l of a block holds the block's kernels l, l + lanes, ... in order.
+    layer = model.layers[0]
+    starts, ends, counts, _ = model.blocks()
+    code = model.tables[layer.table]
+    bits = model.payload_bit_array()
+    symbols = kernel_symbols(kernels["a"]).ravel()[:layer.block_kernels]
+    for lane in range(lanes):
+        got = code.decode(bits[starts[lane]:ends[lane]], counts[lane])
+        assert np.array_equal(got, symbols[lane::lanes])
+
+
+def test_lanes_need_a_kernel_each():
+    with pytest.raises(ValueError, match="fewer kernels than lanes"):
+        compress_model({"a": np.zeros((2, 1, 3, 3), dtype=np.uint8)}, block_channels=1, lanes=2)

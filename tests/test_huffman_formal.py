@@ -1,6 +1,6 @@
 # amaranth: UnusedElaboratable=no
-"""The formal proofs of the Huffman decoder (``formal/huffman_decoder.py``) with yowasp-sby and
-the z3 solver: every task must pass (about half a minute for all)."""
+"""The formal proofs of the Huffman decoder's lane (``formal/huffman_decoder.py``) with
+yowasp-sby and the z3 solver: every task must pass (about half a minute for all)."""
 
 import pytest
 
@@ -25,4 +25,4 @@ def test_every_check_has_a_task():
 
 def test_harness_rejects_unknown_checks():
     with pytest.raises(ValueError, match="check must be one of"):
-        DecoderHarness(1, "liveness")
+        DecoderHarness("liveness")
