@@ -38,7 +38,7 @@ from rtl.builder import UnitBuilder
 from rtl.schedule import CONFIG_KEYS, AcceleratorConfig, ConfigError
 
 from . import board, decoder, golden, simspeed, sweep
-from .compression import compression_summary
+from .compression import compression_summary, stored_stream_figures
 from .markdown import table as _table
 from .reference import PAPER
 from .sweep_config import DEFAULT_GRID, SweepConfigError, load_sweep_config
@@ -178,7 +178,10 @@ def sweep_figures(grid, accelerator_lut, simulated, out):
 
 
 def huffman_figures():
+    """Both models' plain streams, and the FracBNN convs as the weight cache stores them (one
+    block per layer in the decoder's lanes, ``fracbnn_cifar10_stored``)."""
     summary = compression_summary()
+    summary["fracbnn_cifar10_stored"] = stored_stream_figures()
     return {model: {key: value for key, value in figures.items()
                     if isinstance(value, (int, float))}
             for model, figures in summary.items()}
@@ -311,7 +314,12 @@ def render(results):
                 "Entropy per layer is the bound with one code per layer; the tables' bound is "
                 "the entropy of the histograms the chosen code tables are built from (one "
                 "shared table where own tables do not pay for themselves), which the payload "
-                "is compared with.", "",
+                "is compared with. `fracbnn_cifar10` and `bnn_pynq_cnv_w1a1` are the plain "
+                "streams (all convs, blocks of 16 output channels, one lane); "
+                "`fracbnn_cifar10_stored` is what the weight cache holds: the binary convs "
+                "(not the stem), each one block in the decoder's "
+                f"{huffman.get('fracbnn_cifar10_stored', {}).get('lanes', '-')} lanes, "
+                "each lane with its own offset.", "",
                 _table(["model", "kernels", "raw bits", "entropy per layer", "tables' bound",
                         "payload bits", "payload vs bound", "tables + offsets bits",
                         "overhead / raw", "ratio"], rows), ""]

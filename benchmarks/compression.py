@@ -39,7 +39,8 @@ from fracbnn_golden.kernels import (
 )
 from fracbnn_golden.model import FracBNN, ModelFormatError
 
-__all__ = ["MODELS", "CLUSTER_KEEPS", "model_kernels", "compression_summary", "layer_rows",
+__all__ = ["MODELS", "CLUSTER_KEEPS", "model_kernels", "compression_summary",
+           "stored_stream_figures", "layer_rows",
            "strategy_rows", "clustering_rows", "build_report", "format_report", "main"]
 
 MODELS = ("fracbnn_cifar10", "bnn_pynq_cnv_w1a1")
@@ -109,6 +110,24 @@ def compression_summary(max_length=DEFAULT_MAX_LENGTH, block_channels=DEFAULT_BL
         layers = model_kernels(model)
         result[model] = _totals(layers, compress_model(layers, max_length, block_channels, tables))
     return result
+
+
+def stored_stream_figures(net=None, config=None):
+    """The figures of :func:`compression_summary` for the FracBNN stream as the accelerator
+    stores it (:func:`rtl.tables.compressed_weights`: each layer one block, split into the
+    decoder's lanes, each lane with its own offset), for ``net`` (default the bundled model)
+    and an :class:`rtl.schedule.AcceleratorConfig` (default the default one). Its payload is the
+    same as the plain stream's; the offsets are not."""
+    from rtl.huffman import lanes_for
+    from rtl.schedule import AcceleratorConfig, plan_layers
+    from rtl.tables import compressed_weights
+
+    net = net if net is not None else FracBNN.default()
+    config = config if config is not None else AcceleratorConfig()
+    layers = {plan.name: net.params[f"{plan.name}.weight"] for plan in plan_layers(config)}
+    figures = _totals(layers, compressed_weights(net, config))
+    figures["lanes"] = lanes_for(config.decoder_symbols_per_cycle)
+    return figures
 
 
 def layer_rows(layers, compressed, max_length=DEFAULT_MAX_LENGTH):

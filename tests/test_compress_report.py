@@ -13,6 +13,7 @@ from benchmarks.compression import (
     compression_summary,
     format_report,
     main,
+    stored_stream_figures,
 )
 from fracbnn_golden import FracBNN
 from fracbnn_golden.kernels import (
@@ -105,6 +106,26 @@ def test_compression_summary_is_consistent():
         assert figures["overhead_bits"] < 0.02 * figures["raw_bits"]
     assert summary["fracbnn_cifar10"]["kernels"] == 31232
     assert summary["bnn_pynq_cnv_w1a1"]["kernels"] == 127168
+
+
+@pytest.mark.parametrize("symbols_per_cycle", [1, 4])
+def test_stored_stream_costs_an_offset_per_lane_and_nothing_in_payload(symbols_per_cycle):
+    """The weight cache's stream: the binary convs (not the stem), each layer one block in
+    ``2 N`` lanes; Huffman codes are per symbol, so the payload equals the same layers coded
+    in one lane, and the offsets are one 32-bit word per lane and layer."""
+    from fracbnn_golden.huffman import compress_model
+    from rtl.schedule import AcceleratorConfig, plan_layers
+
+    config = AcceleratorConfig(decoder_symbols_per_cycle=symbols_per_cycle)
+    plans = plan_layers(config)
+    stored = stored_stream_figures(config=config)
+    net = FracBNN.default()
+    layers = {plan.name: net.params[f"{plan.name}.weight"] for plan in plans}
+    plain = compress_model(layers, block_channels=max(plan.cout for plan in plans))
+    assert stored["lanes"] == 2 * symbols_per_cycle
+    assert stored["kernels"] == sum(plan.cin * plan.cout for plan in plans)
+    assert stored["payload_bits"] == plain.size_bits()["payload"]
+    assert stored["offset_bits"] == 32 * len(plans) * stored["lanes"]
 
 
 def test_cli_json(report_text):
