@@ -166,6 +166,13 @@ class DecoderHarness(Elaboratable):
         pend = self.dut.cmd.payload.shape()(r["pend"])
         pend_words = (pend.skip + pend.bits + WORD_WIDTH - 1) // WORD_WIDTH
         waiting_in_ring = fill - present
+        # The limit of the length one below the bits to the word's end (capped at
+        # MAX_LENGTH + 1), 0 for one bit.
+        to_word_end = Mux(r["pos"] < WORD_WIDTH - MAX_LENGTH, MAX_LENGTH + 1,
+                          WORD_WIDTH - r["pos"])
+        limits = self.dut.limits[0]
+        reach_limit = Array([0] + [limits[length] for length in range(1, MAX_LENGTH + 1)])[
+            to_word_end - 1]
         m.d.comb += [
             Assert(fill <= RING_WORDS, "queue size"),
             Assert(r["unread"] <= self.dut.max_words, "words of the current command"),
@@ -179,9 +186,8 @@ class DecoderHarness(Elaboratable):
             Assert(~r["windowed"] | r["failed"]
                    | (r["room"] == Mux(r["bits_left"] > MAX_LENGTH, MAX_LENGTH + 1,
                                        r["bits_left"])), "window: room"),
-            Assert(~r["windowed"] | (r["to_word_end"]
-                                     == Mux(r["pos"] < WORD_WIDTH - MAX_LENGTH, MAX_LENGTH + 1,
-                                            WORD_WIDTH - r["pos"])), "window: to the word's end"),
+            Assert(~r["windowed"] | (r["reach_limit"] == reach_limit),
+                   "window: the limit at the word's end"),
             Assert(~r["pend_valid"] | (pend.count != 0), "a waiting command has symbols"),
             Assert(~r["active"] | (r["count_left"] != 0), "an active command has symbols left"),
             Assert(r["pend_valid"] | (waiting_in_ring == 0), "words of an unknown command"),

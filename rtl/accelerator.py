@@ -499,10 +499,15 @@ class FracBNNAccelerator(wiring.Component):
         loading = (loaded != 0) | full[0] | full[1]
         m.d.comb += self.busy.eq(computing | self.logits.valid | loading)
         start_stem = [*clear_scan, stem_phase.eq(1), layer.eq(0), computing.eq(1),
-                      image_started.eq(started[stem_buffer]), current.eq(rows.const(rows.rows[0]))]
+                      image_started.eq(started[stem_buffer])]
+        # Outside the stem and the layers nothing reads ``current``: LOAD and HEAD hold the
+        # stem's row in it every cycle, so that starting the stem (after the logits' transfer
+        # and ``image_ready``) does not enable its bits.
+        hold_stem_row = current.eq(rows.const(rows.rows[0]))
 
         with m.FSM(name="phase") as fsm:
             with m.State("LOAD"):                     # waiting for an image's pixels
+                m.d.sync += hold_stem_row
                 with m.If(image_ready):
                     m.d.sync += start_stem
                     m.next = "STEM"
@@ -548,6 +553,7 @@ class FracBNNAccelerator(wiring.Component):
                         m.d.sync += [layer.eq(layer + 1), current.eq(upcoming)]
                         m.next = "LAYER"
             with m.State("HEAD"):
+                m.d.sync += hold_stem_row
                 with m.If(self.logits.valid & self.logits.ready):
                     m.d.sync += self.images.eq(self.images + 1)
                     # The next image's stem starts at once if its pixels are in.

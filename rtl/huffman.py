@@ -276,7 +276,11 @@ class HuffmanLane(wiring.Component):
         windowed = Signal()
         window = Signal(length_bits)                      # first stream bit most significant
         room = Signal(range(length_bits + 2))
-        to_word_end = Signal(range(length_bits + 2))      # width - pos, capped likewise
+        # The codeword reaches the next word iff the window is at least this: the limit of the
+        # length one below ``width - pos`` (0 when one bit is left in the word; beyond every
+        # code when the window does not reach the word's end).
+        limit_shape = range((1 << length_bits) + 1)
+        reach_limit = Signal(limit_shape)
         final = Signal()
         # The word queue.
         ring = [Signal(width, name=f"ring{i}") for i in range(RING_WORDS)]
@@ -319,6 +323,12 @@ class HuffmanLane(wiring.Component):
         advance = Signal()
         m.d.comb += advance.eq(~skid_valid)
 
+        def table_const(values, shape, index):
+            """The entry of table ``index`` from per-table constants."""
+            if len(values) == 1:
+                return Const(values[0], shape)
+            return Array(Const(value, shape) for value in values)[index]
+
         # ---- window stage ------------------------------------------------------------------
         # The window lies in the first two words (or all of the block's words if fewer
         # remain). A block's first window also waits for a third word: a block may start near a
@@ -345,6 +355,7 @@ class HuffmanLane(wiring.Component):
         coarse = Array(pair[step * index:step * index + reach]
                        for index in range(width // step))[pos[step_bits:]]
         stream_bits = Array(coarse[bit:bit + length_bits] for bit in range(step))[pos[:step_bits]]
+        to_word_end = Mux(pos < width - length_bits, length_bits + 1, width - pos)
         with m.If(take_window):
             m.d.sync += [
                 windowed.eq(1),
@@ -352,16 +363,13 @@ class HuffmanLane(wiring.Component):
                 window.eq(Cat(*reversed(list(stream_bits)))),
                 room.eq(Mux(bits_left > length_bits, length_bits + 1, bits_left)),
                 final.eq(count_left == 1),
-                to_word_end.eq(Mux(pos < width - length_bits, length_bits + 1, width - pos)),
+                reach_limit.eq(Array(
+                    [Const(0, limit_shape)]
+                    + [table_const([lim[length] for lim in self.limits], limit_shape, table)
+                       for length in range(1, length_bits + 1)])[to_word_end - 1]),
             ]
 
         # ---- decode stage ------------------------------------------------------------------
-        def table_const(values, shape, index):
-            """The entry of table ``index`` from per-table constants."""
-            if len(values) == 1:
-                return Const(values[0], shape)
-            return Array(Const(value, shape) for value in values)[index]
-
         # ``decode`` is ``windowed & advance``, kept as a register (its next value from the
         # next values of both): the stage's many enables hang off one register, not off two
         # nets of high fanout.
@@ -369,7 +377,6 @@ class HuffmanLane(wiring.Component):
         windowed_next = take_window | (windowed & ~decode)
         skid_valid_next = out.valid & ~out.ready
         m.d.sync += decode.eq(windowed_next & ~skid_valid_next)
-        limit_shape = range((1 << length_bits) + 1)
         below = [window < table_const([lim[length] for lim in self.limits], limit_shape, table)
                  for length in range(1, length_bits + 1)]
         # The first length whose limit the bits are below (0: none, an invalid code).
@@ -381,10 +388,10 @@ class HuffmanLane(wiring.Component):
         m.d.comb += bad.eq(~below[-1] | (length > room) | (final & (length != room)))
         advanced = Signal(range(2 * width))
         m.d.comb += advanced.eq(pos + length)
-        # The codeword reaches the next word iff it is at least ``to_word_end`` bits long, i.e.
-        # the bits are not below the limit of the length before: a selection among the
-        # comparisons, off the length's encoding and the adder.
-        reaches_next = Array([Const(1)] + [~b for b in below])[to_word_end - 1]
+        # The codeword reaches the next word iff it is at least ``width - pos`` bits long: one
+        # comparison with a limit chosen in the window stage, off the length's encoding, the
+        # adder and a selection among the comparisons.
+        reaches_next = window >= reach_limit
         pop = Signal()                          # the window has left the first word
         ending = decode & final
         m.d.comb += pop.eq(decode & ~final & ~failed & below[-1] & reaches_next)

@@ -285,25 +285,29 @@ class WeightCache(wiring.Component):
         left = [Signal.like(words[i], name=f"left{i}") for i in range(lanes)]
         more = [Signal(name=f"more{i}") for i in range(lanes)]
         turn = Signal(range(lanes))               # the lane served this cycle
+        # ``turn`` one-hot as well: a lane's request is then one LUT from registers, not a
+        # selection among the lanes' ``more`` and ``ready`` and a decode of ``turn`` after it.
+        serving = Signal(lanes, init=1)
         word_valid = Signal()                     # a word for lane ``word_lane`` is on the port
         word_lane = Signal.like(turn)
-        ready = Array(decoder.words[i].ready for i in range(lanes))[turn]
-        request = Signal()
+        requests = Signal(lanes)
         m.d.comb += [
-            request.eq(Array(more)[turn] & ready),
+            requests.eq(Cat(serving[i] & more[i] & decoder.words[i].ready
+                            for i in range(lanes))),
             word_port.addr.eq(Array(address)[turn]),
         ]
         m.d.sync += [turn.eq(Mux(turn == lanes - 1, 0, turn + 1)),
-                     word_valid.eq(request), word_lane.eq(turn)]
+                     serving.eq(serving.rotate_left(1)),
+                     word_valid.eq(requests.any()), word_lane.eq(turn)]
         for index in range(lanes):
-            with m.If(request & (turn == index)):
+            with m.If(requests[index]):
                 m.d.sync += [address[index].eq(address[index] + 1),
                              left[index].eq(left[index] - 1),
                              more[index].eq(left[index] != 1)]
             m.d.comb += [decoder.words[index].valid.eq(word_valid & (word_lane == index)),
                          decoder.words[index].payload.eq(word_port.data)]
         with m.If(cmd_in):
-            m.d.sync += [sent.eq(1), turn.eq(0)]
+            m.d.sync += [sent.eq(1), turn.eq(0), serving.eq(1)]
             for index in range(lanes):
                 m.d.sync += [address[index].eq(first_word[index]), left[index].eq(words[index]),
                              more[index].eq(words[index] != 0)]
