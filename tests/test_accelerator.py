@@ -2,7 +2,7 @@
 """The whole accelerator in Verilator against the golden model (sim/tb_accelerator.py).
 
 The first test builds the accelerator (a minute or two on two cores; cached in build/sim/),
-the others reuse the build.
+the others reuse the build; the other configurations build once each.
 """
 
 from types import SimpleNamespace
@@ -64,9 +64,28 @@ def test_bad_configurations(kwargs, words):
         AcceleratorConfig(**kwargs)
 
 
-def test_unsupported_configuration_is_refused_at_construction():
-    with pytest.raises(ConfigError, match="pe = simd_channels = 16"):
-        FracBNNAccelerator(FracBNN.default(), AcceleratorConfig(pe=8))
+# Configurations other than the default, one of each way pe and simd_channels can differ from
+# it: the arrays read a part of each activation word (pe > simd_channels, and the weight cache
+# makes the engine wait); the quantiser writes a part of it and the stem writes its 16 channels
+# as four groups (pe < simd_channels); both narrow, with sixteen times the default's beats.
+OTHER_CONFIGS = [AcceleratorConfig(pe=16, simd_channels=8, decoder_symbols_per_cycle=2),
+                 AcceleratorConfig(pe=4, simd_channels=16),
+                 AcceleratorConfig(pe=4, simd_channels=4)]
+
+
+@pytest.mark.parametrize("config", OTHER_CONFIGS, ids=lambda config: (
+    f"pe{config.pe}_simd{config.simd_channels}_n{config.decoder_symbols_per_cycle}"))
+def test_other_configurations_bit_exact_and_cycles_as_estimated(public_vectors, config):
+    rng = np.random.default_rng(config.lanes)
+    pixels = np.stack([public_vectors["pixels"][0],
+                       rng.integers(0, 256, size=(3, 32, 32), dtype=np.uint8)])
+    run = run_accelerator(pixels, config=config)
+    net = FracBNN.default()
+    np.testing.assert_array_equal(run.logits, net.logits(pixels))
+    estimate = FracBNNAccelerator(net, config).estimate_cycles()
+    assert run.cycles[0] == run.done_cycle[0] == estimate.total, (run.cycles, estimate.total)
+    assert run.done_cycle[1] - run.done_cycle[0] == estimate.interval, (run.done_cycle,
+                                                                        estimate.interval)
 
 
 def test_cli_rejects_bad_pixels(tmp_path, capsys):
