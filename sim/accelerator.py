@@ -58,8 +58,10 @@ CLOCK_MHZ = 250
 # would write gigabytes per image.
 WAVE_BUILD_ARGS = ("--trace-depth", "1")
 TEST_MODULE = "sim.tb_accelerator"
-# Generous: an image takes far fewer cycles; the limit only turns a hang into a failure.
-CYCLE_LIMIT = 200_000
+# Cycles an image may take before a test gives up, in multiples of the cycle model's latency
+# (a configuration's latency ranges from 20,000 to 4.5 million cycles): generous, an image takes
+# one; the limit only turns a hang into a failure.
+CYCLE_LIMIT_LATENCIES = 10
 
 
 def _sources_digest():
@@ -96,7 +98,7 @@ def accelerator_params(component):
         layers.append({"trace": f"{block}.out{k}", "channels": plan.cout,
                        "size": plan.out_size})
     return {
-        "cycle_limit": CYCLE_LIMIT,
+        "cycle_limit": CYCLE_LIMIT_LATENCIES * component.core.estimate_cycles().total,
         "pe": component.config.pe,
         "writeback": {name: [field.offset, field.width] for name, field in layout},
         "results": {name: [field.offset, field.width] for name, field in results},
