@@ -9,9 +9,12 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from amaranth.back import rtlil
 
+from benchmarks.sweep_config import DEFAULT_GRID
 from fracbnn_golden import FracBNN
 from rtl.accelerator import FracBNNAccelerator
+from rtl.interfaces import verilog_ports
 from rtl.schedule import AcceleratorConfig, ConfigError
 from sim.accelerator import AcceleratorRun, run_accelerator
 from sim.accelerator import main as accelerator_main
@@ -86,6 +89,28 @@ def test_other_configurations_bit_exact_and_cycles_as_estimated(public_vectors, 
     assert run.cycles[0] == run.done_cycle[0] == estimate.total, (run.cycles, estimate.total)
     assert run.done_cycle[1] - run.done_cycle[0] == estimate.interval, (run.done_cycle,
                                                                         estimate.interval)
+
+
+SIMULATED_SIZES = {(config.pe, config.simd_channels)
+                   for config in (AcceleratorConfig(), *OTHER_CONFIGS)}
+
+
+@pytest.mark.parametrize("pe, simd_channels", [
+    (pe, simd) for pe in DEFAULT_GRID.pe for simd in DEFAULT_GRID.simd_channels
+    if (pe, simd) not in SIMULATED_SIZES])
+def test_every_other_array_size_of_the_sweep_builds(pe, simd_channels):
+    """The (pe, simd_channels) the sweep reports and the tests above do not simulate convert to
+    a netlist (the decoder's symbols per cycle change the weight cache's decoder alone)."""
+    accelerator = FracBNNAccelerator(FracBNN.default(), AcceleratorConfig(
+        pe=pe, simd_channels=simd_channels))
+    rtlil.convert(accelerator, ports=verilog_ports(accelerator))
+
+
+def test_cli_rejects_a_configuration_the_accelerator_does_not_take(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        accelerator_main(["--photos", "--pe", "3"])
+    assert exit_.value.code == 2
+    assert "pe=3 must divide the layer widths" in capsys.readouterr().err
 
 
 def test_cli_rejects_bad_pixels(tmp_path, capsys):
