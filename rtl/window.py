@@ -84,8 +84,8 @@ class WindowMemory(wiring.Component):
     -------
     :attr:`latency` = 4: the window is on ``read.data`` four enabled cycles after its read
     (the banks' addresses are computed in :data:`rtl.address.ADDRESS_LATENCY` = 2 register
-    stages, :func:`rtl.address.map_address`; the banks are read; the taps are picked from the
-    banks and registered).
+    stages, :func:`rtl.address.map_address`; the banks are read; the taps, and the part read of
+    each, are picked from the banks and registered).
     """
 
     latency = ADDRESS_LATENCY + 2
