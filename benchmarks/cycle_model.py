@@ -2,9 +2,8 @@
 
 :class:`CycleModel` asks :class:`rtl.builder.UnitBuilder` for the cycle model of a configuration
 (:func:`rtl.schedule.estimate_cycles` with its pipeline latencies and weight-decoding times,
-computed from the units' parameters; nothing is built, and the accelerator itself exists only
-at pe = simd_channels = 16), which is what
-:meth:`rtl.accelerator.FracBNNAccelerator.estimate_cycles` computes.
+computed from the units' parameters; nothing is built), which is what
+:meth:`rtl.accelerator.FracBNNAccelerator.estimate_cycles` of that configuration computes.
 """
 
 import sys

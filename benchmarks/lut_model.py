@@ -1,12 +1,13 @@
 """The sweep's LUTs: a model built on the synthesis of the configuration-dependent units.
 
-Only the default configuration of the whole accelerator can be built, so ``LUT(config) =
-LUT(accelerator, default) + sum over the configuration-dependent units u of instances(u) *
-(LUT(u, config) - LUT(u, default))``, each unit synthesised on its own at both configurations
-(:data:`SWEPT_UNITS`: the units of :data:`rtl.builder.UNITS` that depend on the configuration,
-as :class:`rtl.builder.UnitBuilder` builds them). It is a model: the sequencer's own logic is
-taken as constant, and Yosys optimises across unit boundaries in the whole design but not in
-the units alone.
+Every configuration of the accelerator builds, but the whole design takes Yosys longer than its
+weight cache alone (too long at every configuration, below), so it is synthesised at the
+default configuration only: ``LUT(config) = LUT(accelerator, default) + sum over the
+configuration-dependent units u of instances(u) * (LUT(u, config) - LUT(u, default))``, each
+unit synthesised on its own at both configurations (:data:`SWEPT_UNITS`: the units of
+:data:`rtl.builder.UNITS` that depend on the configuration, as :class:`rtl.builder.UnitBuilder`
+builds them). It is a model: the sequencer's own logic is taken as constant, and Yosys
+optimises across unit boundaries in the whole design but not in the units alone.
 
 The whole weight cache takes Yosys up to about ten minutes, too long to run at every (pe,
 simd_channels, N), so it enters as its synthesis with a 1-symbol decoder at each (pe,
@@ -84,9 +85,9 @@ WEIGHT_CACHE_TERMS = tuple(unit.name for unit in WEIGHT_CACHE_UNITS)
 
 # Every unit the accelerator holds whose parameters depend on the configuration: the MSB and
 # LSB arrays, the gate, merge, shortcut, quantizer and head lanes (pe), the double-buffered
-# activation (simd_channels wide) and feature-map (pe wide) memories, and the weight cache's
-# terms. The stem (thermometer encoder, conv, input BN) and the pixel memory do not depend on
-# the configuration.
+# activation (written pe and read simd_channels wide) and feature-map (pe wide) memories, and
+# the weight cache's terms. The stem (thermometer encoder, conv, input BN) and the pixel memory
+# do not depend on the configuration.
 SWEPT_UNITS = (*(SweptUnit(name, spec.instances, spec.depends_on)
                  for name, spec in UNITS.items()
                  if spec.depends_on and name not in ("weight_cache", "huffman_decoder")),

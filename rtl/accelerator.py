@@ -5,13 +5,13 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from fracbnn_golden.conv import TAPS
-from fracbnn_golden.model import CLASSES, COLOURS, STEM_CHANNELS
+from fracbnn_golden.model import CLASSES, COLOURS
 
 from .builder import UnitBuilder
 from .fixedpoint import FM_SHAPE
 from .lookup import constant_table
 from .pipeline import delay_line
-from .schedule import IMAGE_SIZE, PIXELS, AcceleratorConfig, ConfigError
+from .schedule import IMAGE_SIZE, PIXELS, AcceleratorConfig
 from .thermometer import COUNT_SHAPE
 from .window import divmod3_layout
 
@@ -51,23 +51,27 @@ class _PhaseConstants:
     PG layer ``l``, and a last row that repeats the last layer's (what ``upcoming`` holds in the
     last layer), each a dict of :attr:`layout`'s fields. ``out_last`` is the last output row
     (and column), ``out_size - 1``: the scan compares with it, and a subtraction in front of
-    the compares lengthened the sequencer's path. The map sizes give each buffer's row length
+    the compares lengthened the sequencer's path. ``groups_out`` of the stem is its output's
+    groups of ``pe`` channels (``stem_groups``), ``groups_residual`` a layer's input groups of
+    ``pe`` channels (the residual's groups). The map sizes give each buffer's row length
     (``ceil(size / 3)``, :class:`rtl.window.WindowMemory`) and half width
     (:class:`rtl.fm_memory.FeatureMapMemory`): the stem writes a 32x32 map into buffer 0,
     layer ``l`` reads buffer ``l % 2`` and writes the other."""
 
-    def __init__(self, plans):
-        def row(plan, sizes):
+    def __init__(self, plans, pe, stem_groups):
+        def row(plan, sizes, groups_out):
             return {"in_size": plan.in_size, "out_last": plan.out_size - 1,
                     "stride2": plan.stride == 2, "groups_in": plan.groups_in,
-                    "groups_out": plan.groups_out, "param_base": plan.param_row,
+                    "groups_out": groups_out, "groups_residual": plan.cin // pe,
+                    "param_base": plan.param_row,
                     "row_length": [-(-size // 3) for size in sizes],
                     "half_width": [size // 2 for size in sizes]}
 
-        self.rows = [row(plans[0], (IMAGE_SIZE, IMAGE_SIZE))]
+        self.rows = [row(plans[0], (IMAGE_SIZE, IMAGE_SIZE), stem_groups)]
         for plan in plans:
             self.rows.append(row(plan, [plan.in_size if plan.index % 2 == buffer
-                                        else plan.out_size for buffer in range(2)]))
+                                        else plan.out_size for buffer in range(2)],
+                                 plan.groups_out))
         self.rows.append(self.rows[-1])
 
         def field(key):
@@ -75,7 +79,7 @@ class _PhaseConstants:
 
         self.layout = data.StructLayout({
             **{key: field(key) for key in ("in_size", "out_last", "stride2", "groups_in",
-                                           "groups_out", "param_base")},
+                                           "groups_out", "groups_residual", "param_base")},
             "row_length": data.ArrayLayout(range(-(-IMAGE_SIZE // 3) + 1), 2),
             "half_width": data.ArrayLayout(range(IMAGE_SIZE // 2 + 1), 2),
         })
@@ -99,12 +103,15 @@ class FracBNNAccelerator(wiring.Component):
 
     An image goes through LOAD (pixels to thermometer counts, one per cycle, into one of two
     count buffers: the next image loads while the one before it is in its layers), STEM
-    (the prefix-sum thermometer conv and its BN, one output pixel per cycle), the 18 PG layers
+    (the prefix-sum thermometer conv and its BN, one output pixel per cycle for each of its
+    ``16 / pe`` output groups: the conv computes all 16 channels every cycle and the group's
+    ``pe`` are written, as a PG layer writes its output groups), the 18 PG layers
     (:mod:`rtl.schedule`: one beat per cycle on the conv engine, MSB and LSB planes together)
     and HEAD. Feature maps stay on chip: 2-bit activations in :class:`rtl.window.WindowMemory`
-    banks (a 3x3 window per cycle), FM codes in :class:`rtl.fm_memory.FeatureMapMemory` banks
-    (a 2x2 block per cycle for the stride-2 shortcut), both double-buffered: layer ``l`` reads
-    buffer ``l % 2`` and writes the other. Weights are stored Huffman-compressed in the
+    banks (a 3x3 window per cycle; written ``pe`` channels and read ``simd_channels`` at a
+    time), FM codes in :class:`rtl.fm_memory.FeatureMapMemory` banks (a 2x2 block per cycle for
+    the stride-2 shortcut), both double-buffered: layer ``l`` reads buffer ``l % 2`` and writes
+    the other. Weights are stored Huffman-compressed in the
     :class:`rtl.weight_cache.WeightCache`, which decodes layer ``l + 1`` into one buffer while
     layer ``l`` reads the other.
 
@@ -113,9 +120,9 @@ class FracBNNAccelerator(wiring.Component):
     net : fracbnn_golden.FracBNN
         The model; its parameters become memory contents.
     config : rtl.schedule.AcceleratorConfig or None
-        The array sizes (default: ``AcceleratorConfig()``); only ``pe = simd_channels = 16``
-        is implemented (:class:`rtl.schedule.ConfigError` otherwise). The units are built by
-        :class:`rtl.builder.UnitBuilder` (:attr:`units`) when the accelerator is elaborated.
+        The array sizes (default: ``AcceleratorConfig()``); every configuration
+        :class:`~rtl.schedule.AcceleratorConfig` accepts is implemented. The units are built
+        by :class:`rtl.builder.UnitBuilder` (:attr:`units`) when the accelerator is elaborated.
 
     Members
     -------
@@ -163,10 +170,6 @@ class FracBNNAccelerator(wiring.Component):
 
     def __init__(self, net, config=None):
         config = AcceleratorConfig() if config is None else config
-        if config.pe != STEM_CHANNELS or config.simd_channels != STEM_CHANNELS:
-            raise ConfigError(f"this accelerator implements pe = simd_channels = "
-                              f"{STEM_CHANNELS}, not pe={config.pe}, "
-                              f"simd_channels={config.simd_channels}")
         self.net, self.config = net, config
         self.units = UnitBuilder(net, config)
         self.plans = self.units.plans
@@ -252,14 +255,14 @@ class FracBNNAccelerator(wiring.Component):
         stem_phase = Signal(init=1)       # the stem writes buffer 0; layer l writes (l + 1) % 2
         read_buffer = layer[0]
         write_buffer = Mux(stem_phase, 0, ~layer[0])
-        rows = _PhaseConstants(plans)
+        rows = _PhaseConstants(plans, pe, cfg.stem_groups)
         constants_table = constant_table([rows.const(row).as_bits() for row in rows.rows])
         current, upcoming = Signal(rows.layout, init=rows.rows[0]), Signal(rows.layout)
         # The row after the stem's is layer 0's (the stem's ``layer`` is 0 too).
         m.d.sync += upcoming.eq(constants_table[Mux(stem_phase, 1, layer + 2)])
         in_size, out_last, stride2 = current.in_size, current.out_last, current.stride2
-        groups_in, groups_out, param_base = current.groups_in, current.groups_out, \
-            current.param_base
+        groups_in, groups_out, groups_residual, param_base = (
+            current.groups_in, current.groups_out, current.groups_residual, current.param_base)
         for index in range(2):
             m.d.comb += [
                 q_buffers[index].row_length.eq(current.row_length[index]),
@@ -401,8 +404,9 @@ class FracBNNAccelerator(wiring.Component):
         m.d.comb += [
             tag.valid.eq(issue_layer & last_beat),
             tag.y.eq(i), tag.x.eq(j), tag.y3.eq(i3), tag.x3.eq(j3), tag.group.eq(og),
-            # A stride-2 layer duplicates its input channels: group og reads og mod groups_in.
-            tag.residual_group.eq(Mux(og >= groups_in, og - groups_in, og)),
+            # A stride-2 layer duplicates its input channels: group og reads og mod
+            # groups_residual.
+            tag.residual_group.eq(Mux(og >= groups_residual, og - groups_residual, og)),
             tag.row.eq(param_base + og),
             tag.stride2.eq(stride2),
             tag.head.eq(layer == last_layer_index),
@@ -453,11 +457,15 @@ class FracBNNAccelerator(wiring.Component):
         # ---- write-back: FM codes, their 2-bit activations, and the head ------------------------
         stem_tag = Signal.like(tag)
         m.d.comb += [stem_tag.valid.eq(issue_stem), stem_tag.y.eq(i), stem_tag.x.eq(j),
-                     stem_tag.y3.eq(i3), stem_tag.x3.eq(j3)]
+                     stem_tag.y3.eq(i3), stem_tag.x3.eq(j3), stem_tag.group.eq(og)]
         stem_tags = delay_line(m, stem_tag, stem_latency, "stem_tag")
         out_tag = Mux(stem_phase, stem_tags[-1].as_value(), tags[-1].as_value())
         out_tag = data.View(tag.shape(), out_tag)
-        out_fm = Mux(stem_phase, stem_bn.o.payload.fm.as_value(), merge.o.payload.fm.as_value())
+        # The stem computes its 16 channels in every cycle; the tag's group picks the pe written
+        # (by the group's low bits: the field is as wide as the layers' groups).
+        stem_group = stem_tags[-1].group[:(cfg.stem_groups - 1).bit_length()]
+        stem_fm = stem_bn.o.payload.fm.as_value().word_select(stem_group, word_width)
+        out_fm = Mux(stem_phase, stem_fm, merge.o.payload.fm.as_value())
         for index in range(2):
             m.d.comb += [
                 fm_buffers[index].write.en.eq(out_tag.valid & (write_buffer == index)),
@@ -512,13 +520,16 @@ class FracBNNAccelerator(wiring.Component):
                     m.d.sync += start_stem
                     m.next = "STEM"
             with m.State("STEM"):
+                # Loops, innermost first: output group og, column j, row i.
                 m.d.comb += issue_stem.eq(1)
-                m.d.sync += [j.eq(j + 1), *_step(j3, 1)]
-                with m.If(j == IMAGE_SIZE - 1):
-                    m.d.sync += [j.eq(0), *_clear(j3), i.eq(i + 1), *_step(i3, 1)]
-                    with m.If(i == IMAGE_SIZE - 1):
-                        m.d.sync += [*clear_scan, wait.eq(drain)]
-                        m.next = "DRAIN"
+                m.d.sync += og.eq(og + 1)
+                with m.If(og == groups_out - 1):
+                    m.d.sync += [og.eq(0), j.eq(j + 1), *_step(j3, 1)]
+                    with m.If(j == IMAGE_SIZE - 1):
+                        m.d.sync += [j.eq(0), *_clear(j3), i.eq(i + 1), *_step(i3, 1)]
+                        with m.If(i == IMAGE_SIZE - 1):
+                            m.d.sync += [*clear_scan, wait.eq(drain)]
+                            m.next = "DRAIN"
             with m.State("LAYER"):
                 m.d.comb += issue_layer.eq(1)
                 m.d.sync += cb.eq(cb + 1)

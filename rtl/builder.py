@@ -65,9 +65,9 @@ UNITS = {
     "shortcut_pool": UnitSpec(1, ("pe",)),
     "activation_quantizer": UnitSpec(1, ("pe",)),
     "head": UnitSpec(1, ("pe",)),
-    # The double-buffered maps: 2-bit activations read simd_channels at a time, FM codes
-    # written pe at a time.
-    "activation_buffer": UnitSpec(BUFFERS, ("simd_channels",)),
+    # The double-buffered maps: 2-bit activations written pe and read simd_channels at a time,
+    # FM codes written pe at a time.
+    "activation_buffer": UnitSpec(BUFFERS, ("pe", "simd_channels")),
     "feature_map_buffer": UnitSpec(BUFFERS, ("pe",)),
     # Rows of pe x 9 x simd_channels weights, decoded N kernels per cycle; its Huffman decoder
     # (inside the cache, not a unit of the accelerator's own) depends on pe (the blocks) and N.
@@ -189,8 +189,12 @@ class UnitBuilder:
         return Head(weight, bias, lanes=self.config.pe, positions=self._head_positions)
 
     def activation_buffer(self):
-        simd = self.config.simd_channels
-        return WindowMemory(2 * simd, self.buffer_maps(simd))
+        """The 2-bit activations in words of the wider of ``pe`` (the quantiser writes them)
+        and ``simd_channels`` (the arrays read them), written and read by parts."""
+        pe, simd = self.config.pe, self.config.simd_channels
+        channels = max(pe, simd)
+        return WindowMemory(2 * channels, self.buffer_maps(channels), read_width=2 * simd,
+                            write_width=2 * pe)
 
     def feature_map_buffer(self):
         pe = self.config.pe
@@ -239,5 +243,6 @@ class UnitBuilder:
     def estimate_cycles(self):
         """The analytical cycle model (:func:`rtl.schedule.estimate_cycles`) of one image."""
         weight, _ = classifier(self.net)
-        return estimate_cycles(self.plans, self.latencies(), ThermometerEncoder.latency,
+        return estimate_cycles(self.plans, self.config.stem_groups, self.latencies(),
+                               ThermometerEncoder.latency,
                                head_latency(weight.shape[1]), self.decode_cycles())

@@ -3,7 +3,8 @@
 The conv engine computes, per beat (one cycle), the 9 taps x ``simd_channels`` input channels of
 one output pixel for ``pe`` output channels, for the MSB and the LSB plane at once. A PG layer
 therefore takes ``out_pixels * (cin / simd_channels) * (cout / pe)`` beats; stride-2 layers
-visit only the output pixels. The stem (the thermometer conv) takes one cycle per pixel.
+visit only the output pixels. The stem (the thermometer conv) takes one cycle per pixel and
+group of ``pe`` of its 16 output channels (:attr:`AcceleratorConfig.stem_groups`).
 """
 
 from dataclasses import dataclass, fields
@@ -53,6 +54,12 @@ class AcceleratorConfig:
         if self.simd_channels % self.decoder_symbols_per_cycle:
             raise ConfigError(f"decoder_symbols_per_cycle={self.decoder_symbols_per_cycle} must "
                               f"divide simd_channels={self.simd_channels}")
+
+    @property
+    def stem_groups(self):
+        """The stem's output channels in groups of ``pe``: it writes ``pe`` channels of a pixel
+        per cycle (the feature-map words are ``pe`` channels wide)."""
+        return STEM_CHANNELS // self.pe
 
     @property
     def lanes(self):
@@ -120,13 +127,14 @@ class CycleEstimate:
         return self.total - self.phases["load"] + HANDOVER_CYCLES
 
 
-def estimate_cycles(plans, latencies, encoder_latency, head_latency, decode_cycles):
+def estimate_cycles(plans, stem_groups, latencies, encoder_latency, head_latency, decode_cycles):
     """The analytical cycle model of :class:`rtl.accelerator.FracBNNAccelerator`.
 
     LOAD takes a pixel per cycle and ends when the encoder has written the last one; the stem
-    and every PG layer issue one beat per cycle and are followed by a drain of
-    ``latencies["drain"] + 1`` cycles, except the last layer, whose results flow into the head
-    (the pipeline latency plus the head's) instead.
+    issues each pixel once per output group of ``pe`` channels (``stem_groups``,
+    :attr:`AcceleratorConfig.stem_groups`) and every PG layer one beat per cycle; each is
+    followed by a drain of ``latencies["drain"] + 1`` cycles, except the last layer, whose
+    results flow into the head (the pipeline latency plus the head's) instead.
 
     A layer also waits until its weights are decoded (:class:`rtl.weight_cache.WeightCache`):
     decoding layer ``l`` takes ``decode_cycles[l]`` cycles and starts the cycle after layer
@@ -136,7 +144,7 @@ def estimate_cycles(plans, latencies, encoder_latency, head_latency, decode_cycl
     image's last layers and this image's stem; the model checks that they are.
     """
     pause = latencies["drain"] + 1
-    phases = {"load": PIXELS + encoder_latency, "stem": PIXELS + pause}
+    phases = {"load": PIXELS + encoder_latency, "stem": PIXELS * stem_groups + pause}
     for plan in plans[:-1]:
         phases[plan.name] = plan.beats + pause
     phases[plans[-1].name] = plans[-1].beats

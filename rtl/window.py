@@ -1,6 +1,6 @@
 """Feature-map storage that reads a whole 3x3 window in one cycle."""
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -19,6 +19,17 @@ def divmod3_layout(size):
     return data.StructLayout({"quotient": range(max(1, -(-size // 3))), "remainder": range(3)})
 
 
+def _parts(component, name, width, part_width):
+    """How many ``part_width``-bit parts a ``width``-bit word has: a power of two, so that a
+    group number splits into the word's group and the part by its bits."""
+    check_positive_int(component, name, part_width)
+    parts = width // part_width
+    if width % part_width or parts & (parts - 1):
+        raise ValueError(f"{component} {name}={part_width} must divide width={width} a power "
+                         f"of two times")
+    return parts
+
+
 class WindowMemory(wiring.Component):
     """A feature map of ``width``-bit words per (pixel, channel group) in 9 banks, read a whole
     3x3 window per cycle.
@@ -30,13 +41,22 @@ class WindowMemory(wiring.Component):
     ``(quotient, remainder)`` pairs of a division by 3 (:func:`divmod3_layout`), which a
     scanning sequencer keeps with adders instead of dividers.
 
+    The ports may read and write parts of a word (``read_width``, ``write_width``): a port's
+    ``group`` then counts parts, part ``group % parts`` of word ``group // parts`` (bits
+    ``part * port width`` upwards), so that a producer and a consumer of different widths share
+    the map (the accelerator's quantiser writes ``pe`` channels, its arrays read
+    ``simd_channels``).
+
     Parameters
     ----------
     width : int
-        Bits per word.
+        Bits per stored word.
     maps : iterable of (int, int)
-        The (size, channel groups) of every map the memory will hold (rows = cols = size): they
-        set the depth and the ports' coordinate ranges.
+        The (size, channel groups) of every map the memory will hold (rows = cols = size; groups
+        of ``width``-bit words): they set the depth and the ports' coordinate ranges.
+    read_width, write_width : int or None
+        Bits per read (of each tap) and per write; each divides ``width`` a power of two times
+        (default: ``width``).
 
     Members
     -------
@@ -64,8 +84,8 @@ class WindowMemory(wiring.Component):
     -------
     :attr:`latency` = 4: the window is on ``read.data`` four enabled cycles after its read
     (the banks' addresses are computed in :data:`rtl.address.ADDRESS_LATENCY` = 2 register
-    stages, :func:`rtl.address.map_address`; the banks are read; the taps are picked from the
-    banks and registered).
+    stages, :func:`rtl.address.map_address`; the banks are read; the taps, and the part read of
+    each, are picked from the banks and registered).
     """
 
     latency = ADDRESS_LATENCY + 2
@@ -82,9 +102,9 @@ class WindowMemory(wiring.Component):
                 The largest map size: the window's centre (and its edge rows and columns, which
                 may lie outside the map) ranges over ``0 .. size + 1``.
             groups : int
-                The most channel groups of a map.
+                The most channel groups of a map, in words read.
             width : int
-                Bits per word.
+                Bits per word read.
 
             Members
             -------
@@ -121,9 +141,9 @@ class WindowMemory(wiring.Component):
             size : int
                 The largest map size.
             groups : int
-                The most channel groups of a map.
+                The most channel groups of a map, in words written.
             width : int
-                Bits per word.
+                Bits per word written.
 
             Members
             -------
@@ -151,37 +171,51 @@ class WindowMemory(wiring.Component):
     ReadPort.Signature.interface = ReadPort
     WritePort.Signature.interface = WritePort
 
-    def __init__(self, width, maps):
+    def __init__(self, width, maps, *, read_width=None, write_width=None):
         check_positive_int("WindowMemory", "width", width)
         maps = check_maps("WindowMemory", maps)
-        self.width = width
+        read_width = width if read_width is None else read_width
+        write_width = width if write_width is None else write_width
+        self.width, self.read_width, self.write_width = width, read_width, write_width
+        self.read_parts = _parts("WindowMemory", "read_width", width, read_width)
+        self.write_parts = _parts("WindowMemory", "write_width", width, write_width)
         size = max(size for size, _ in maps)
         groups = max(groups for _, groups in maps)
         self.row_length_max = -(-size // 3)
         self.depth = max(groups * (-(-size // 3)) ** 2 for size, groups in maps)
         super().__init__({
             "row_length": In(range(self.row_length_max + 1)),
-            "write": Out(self.WritePort.Signature(size=size, groups=groups, width=width)),
-            "read": Out(self.ReadPort.Signature(size=size, groups=groups, width=width)),
+            "write": Out(self.WritePort.Signature(size=size, groups=groups * self.write_parts,
+                                                  width=write_width)),
+            "read": Out(self.ReadPort.Signature(size=size, groups=groups * self.read_parts,
+                                                width=read_width)),
         })
 
     def elaborate(self, platform):
         m = Module()
         write, read = self.write, self.read
+        # A port's group is the word's group and the part in its low bits (the parts are a
+        # power of two).
+        write_part_bits, read_part_bits = (parts.bit_length() - 1
+                                           for parts in (self.write_parts, self.read_parts))
         # A write goes to the bank of its pixel, with the address of its quotients; it waits for
-        # the address, as reads do.
-        write_address = map_address(m, 1, write.group, write.y.quotient, write.x.quotient,
-                                    self.row_length, "write_address")
-        write_data = delay_line(m, write.data, ADDRESS_LATENCY, "write_data")[-1]
+        # the address, as reads do. Its data is repeated over the word's parts, and the part's
+        # write enable picks the one written.
+        write_address = map_address(m, 1, write.group >> write_part_bits, write.y.quotient,
+                                    write.x.quotient, self.row_length, "write_address")
+        write_data = delay_line(m, Cat(write.data for _ in range(self.write_parts)),
+                                ADDRESS_LATENCY, "write_data")[-1]
+        write_part = Cat(write.group[:write_part_bits] == part
+                         for part in range(self.write_parts))
         bank_data = []
         for bank in range(TAPS):
             bank_y, bank_x = divmod(bank, 3)
             mem = memory.Memory(shape=unsigned(self.width), depth=self.depth, init=[])
             m.submodules[f"bank{bank}"] = mem
-            write_port = mem.write_port()
-            write_en = delay_line(m, write.en & (write.y.remainder == bank_y)
-                                  & (write.x.remainder == bank_x), ADDRESS_LATENCY,
-                                  f"write_en{bank}")[-1]
+            write_port = mem.write_port(granularity=self.write_width)
+            write_en = delay_line(m, Mux(write.en & (write.y.remainder == bank_y)
+                                         & (write.x.remainder == bank_x), write_part, 0),
+                                  ADDRESS_LATENCY, f"write_en{bank}")[-1]
             m.d.comb += [
                 write_port.addr.eq(write_address),
                 write_port.data.eq(write_data),
@@ -191,28 +225,32 @@ class WindowMemory(wiring.Component):
             m.d.comb += [
                 read_port.en.eq(read.en),
                 read_port.addr.eq(map_address(
-                    m, read.en, read.group, self._window_quotient(read.y, bank_y),
-                    self._window_quotient(read.x, bank_x), self.row_length,
-                    f"read_address{bank}")),
+                    m, read.en, read.group >> read_part_bits,
+                    self._window_quotient(read.y, bank_y), self._window_quotient(read.x, bank_x),
+                    self.row_length, f"read_address{bank}")),
             ]
             bank_data.append(read_port.data)
 
-        # The bank of tap (ky, kx) depends on the centre's remainders; they travel with the read
-        # (past the address stages and the banks).
-        remainders = Signal(data.StructLayout({"y": range(3), "x": range(3)}))
-        m.d.comb += [remainders.y.eq(read.y.remainder), remainders.x.eq(read.x.remainder)]
+        # The bank of tap (ky, kx) depends on the centre's remainders, the bits of each tap's
+        # word on the part read; they travel with the read (past the address stages and the
+        # banks).
+        selects = Signal(data.StructLayout({"y": range(3), "x": range(3),
+                                            "part": range(self.read_parts)}))
+        m.d.comb += [selects.y.eq(read.y.remainder), selects.x.eq(read.x.remainder),
+                     selects.part.eq(read.group[:read_part_bits])]
         for stage in range(ADDRESS_LATENCY + 1):
-            later = Signal.like(remainders, name=f"remainders{stage + 1}")
+            later = Signal.like(selects, name=f"selects{stage + 1}")
             with m.If(read.en):
-                m.d.sync += later.eq(remainders)
-            remainders = later
+                m.d.sync += later.eq(selects)
+            selects = later
         banks = Array(bank_data)
         with m.If(read.en):
             for tap in range(TAPS):
                 ky, kx = divmod(tap, 3)
-                bank_y = self._bank_of(remainders.y, ky)
-                bank_x = self._bank_of(remainders.x, kx)
-                m.d.sync += read.data[tap].eq(banks[bank_y * 3 + bank_x])
+                bank_y = self._bank_of(selects.y, ky)
+                bank_x = self._bank_of(selects.x, kx)
+                word = banks[bank_y * 3 + bank_x]
+                m.d.sync += read.data[tap].eq(word.word_select(selects.part, self.read_width))
         return m
 
     @staticmethod

@@ -2,8 +2,10 @@
 """Run the whole accelerator in RTL simulation on a batch of images.
 
 ``python -m sim.accelerator --pixels in.npy --out out.npz [--waves] [--sim icarus]``: builds
-:class:`rtl.accelerator.FracBNNAccelerator` with the bundled model or ``--model FILE``
-(Verilator by default; the build is cached in ``build/sim/``), streams the images (uint8
+:class:`rtl.accelerator.FracBNNAccelerator` with the bundled model or ``--model FILE`` at the
+default configuration or the one ``--pe``, ``--simd-channels`` and
+``--decoder-symbols-per-cycle`` give (Verilator by default; the build is cached in
+``build/sim/``, per configuration), streams the images (uint8
 ``[N, 3, 32, 32]``, ``.npy`` or an ``.npz`` with ``pixels``) through it, writes ``logits``
 (int16 ``[N, 10]``), ``cycles`` (int64 ``[N]``: each image's latency, first pixel transfer to
 logits) and ``done_cycle`` (int64 ``[N]``: the cycle each image's logits became valid, counted
@@ -33,7 +35,7 @@ from fracbnn_golden.images import bundled_photos, load_image, load_pixels
 from fracbnn_golden.model import check_pixels
 from rtl.accelerator import FracBNNAccelerator
 from rtl.popcount import BehaviouralPopcount
-from rtl.schedule import AcceleratorConfig
+from rtl.schedule import CONFIG_KEYS, AcceleratorConfig, ConfigError
 
 from .harness import AcceleratorHarness
 from .runner import (
@@ -56,8 +58,10 @@ CLOCK_MHZ = 250
 # would write gigabytes per image.
 WAVE_BUILD_ARGS = ("--trace-depth", "1")
 TEST_MODULE = "sim.tb_accelerator"
-# Generous: an image takes far fewer cycles; the limit only turns a hang into a failure.
-CYCLE_LIMIT = 200_000
+# Cycles an image may take before a test gives up, in multiples of the cycle model's latency
+# (a configuration's latency ranges from 20,000 to 4.5 million cycles): generous, an image takes
+# one; the limit only turns a hang into a failure.
+CYCLE_LIMIT_LATENCIES = 10
 
 
 def _sources_digest():
@@ -94,7 +98,7 @@ def accelerator_params(component):
         layers.append({"trace": f"{block}.out{k}", "channels": plan.cout,
                        "size": plan.out_size})
     return {
-        "cycle_limit": CYCLE_LIMIT,
+        "cycle_limit": CYCLE_LIMIT_LATENCIES * component.core.estimate_cycles().total,
         "pe": component.config.pe,
         "writeback": {name: [field.offset, field.width] for name, field in layout},
         "results": {name: [field.offset, field.width] for name, field in results},
@@ -200,6 +204,10 @@ def main(argv=None):
     parser.add_argument("--sim", help="verilator (default) or icarus; overrides $SIM")
     parser.add_argument("--model", help="model file (.npz, e.g. from python -m fracbnn_train); "
                                         "default: the bundled CIFAR-10 model")
+    default = AcceleratorConfig()
+    for key in CONFIG_KEYS:
+        parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=getattr(default, key),
+                            help=f"the accelerator's {key} (default {getattr(default, key)})")
     args = parser.parse_args(argv)
     if args.pixels and not args.out:
         parser.error("--pixels needs --out")
@@ -209,6 +217,10 @@ def main(argv=None):
         simulator_name(args.sim)
     except ValueError as error:
         parser.error(f"--sim / $SIM: {error}")
+    try:
+        config = AcceleratorConfig(**{key: getattr(args, key) for key in CONFIG_KEYS})
+    except ConfigError as error:
+        parser.error(str(error))
     try:
         if args.out:
             check_output_file(args.out, "--out", suffix=".npz")
@@ -234,7 +246,7 @@ def main(argv=None):
     # waves (the same build).
     try:
         run = run_accelerator(pixels, simulator=args.sim, waves=args.waves and not args.photos,
-                              check=False, progress=True, net=net)
+                              config=config, check=False, progress=True, net=net)
     except SimulatorUnavailable as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -256,8 +268,8 @@ def main(argv=None):
     print(_table(names, run, golden, net.class_names))
     if args.waves and args.photos:
         print(f"simulating {names[0]} again with waves", flush=True)
-        result = run_accelerator(pixels[:1], simulator=args.sim, waves=True, check=False,
-                                 progress=True, net=net).result
+        result = run_accelerator(pixels[:1], simulator=args.sim, waves=True, config=config,
+                                 check=False, progress=True, net=net).result
     if result.waveform:
         print(f"waveform: {result.waveform}\nopen it with: gtkwave {result.waveform} "
               f"{result.gtkw}")

@@ -96,7 +96,8 @@ DESIGNS = [
     unit_design("head_l16", "head", **_LANES),
     # The feature-map memories at the accelerator's sizes (their address arithmetic in front
     # of the block RAMs), the 2-bit activations' and the FM codes'.
-    unit_design("activation_buffer", "activation_buffer", simd_channels=_DEFAULT.simd_channels),
+    unit_design("activation_buffer", "activation_buffer", pe=_DEFAULT.pe,
+                simd_channels=_DEFAULT.simd_channels),
     unit_design("feature_map_buffer", "feature_map_buffer", **_LANES),
     # The weight cache's Huffman decoder (the model's code tables), 1 and 4 symbols a cycle.
     unit_design("huffman_decoder_n1", "huffman_decoder", pe=_DEFAULT.pe,

@@ -2,16 +2,19 @@
 """The whole accelerator in Verilator against the golden model (sim/tb_accelerator.py).
 
 The first test builds the accelerator (a minute or two on two cores; cached in build/sim/),
-the others reuse the build.
+the others reuse the build; the other configurations build once each.
 """
 
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from amaranth.back import rtlil
 
+from benchmarks.sweep_config import DEFAULT_GRID
 from fracbnn_golden import FracBNN
 from rtl.accelerator import FracBNNAccelerator
+from rtl.interfaces import verilog_ports
 from rtl.schedule import AcceleratorConfig, ConfigError
 from sim.accelerator import AcceleratorRun, run_accelerator
 from sim.accelerator import main as accelerator_main
@@ -64,9 +67,50 @@ def test_bad_configurations(kwargs, words):
         AcceleratorConfig(**kwargs)
 
 
-def test_unsupported_configuration_is_refused_at_construction():
-    with pytest.raises(ConfigError, match="pe = simd_channels = 16"):
-        FracBNNAccelerator(FracBNN.default(), AcceleratorConfig(pe=8))
+# Configurations other than the default, one of each way pe and simd_channels can differ from
+# it: the arrays read a part of each activation word (pe > simd_channels, and the weight cache
+# makes the engine wait); the quantiser writes a part of it and the stem writes its 16 channels
+# as four groups (pe < simd_channels); both narrow, with sixteen times the default's beats.
+OTHER_CONFIGS = [AcceleratorConfig(pe=16, simd_channels=8, decoder_symbols_per_cycle=2),
+                 AcceleratorConfig(pe=4, simd_channels=16),
+                 AcceleratorConfig(pe=4, simd_channels=4)]
+
+
+@pytest.mark.parametrize("config", OTHER_CONFIGS, ids=lambda config: (
+    f"pe{config.pe}_simd{config.simd_channels}_n{config.decoder_symbols_per_cycle}"))
+def test_other_configurations_bit_exact_and_cycles_as_estimated(public_vectors, config):
+    rng = np.random.default_rng(config.lanes)
+    pixels = np.stack([public_vectors["pixels"][0],
+                       rng.integers(0, 256, size=(3, 32, 32), dtype=np.uint8)])
+    run = run_accelerator(pixels, config=config)
+    net = FracBNN.default()
+    np.testing.assert_array_equal(run.logits, net.logits(pixels))
+    estimate = FracBNNAccelerator(net, config).estimate_cycles()
+    assert run.cycles[0] == run.done_cycle[0] == estimate.total, (run.cycles, estimate.total)
+    assert run.done_cycle[1] - run.done_cycle[0] == estimate.interval, (run.done_cycle,
+                                                                        estimate.interval)
+
+
+SIMULATED_SIZES = {(config.pe, config.simd_channels)
+                   for config in (AcceleratorConfig(), *OTHER_CONFIGS)}
+
+
+@pytest.mark.parametrize("pe, simd_channels", [
+    (pe, simd) for pe in DEFAULT_GRID.pe for simd in DEFAULT_GRID.simd_channels
+    if (pe, simd) not in SIMULATED_SIZES])
+def test_every_other_array_size_of_the_sweep_builds(pe, simd_channels):
+    """The (pe, simd_channels) the sweep reports and the tests above do not simulate convert to
+    a netlist (the decoder's symbols per cycle change the weight cache's decoder alone)."""
+    accelerator = FracBNNAccelerator(FracBNN.default(), AcceleratorConfig(
+        pe=pe, simd_channels=simd_channels))
+    rtlil.convert(accelerator, ports=verilog_ports(accelerator))
+
+
+def test_cli_rejects_a_configuration_the_accelerator_does_not_take(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        accelerator_main(["--photos", "--pe", "3"])
+    assert exit_.value.code == 2
+    assert "pe=3 must divide the layer widths" in capsys.readouterr().err
 
 
 def test_cli_rejects_bad_pixels(tmp_path, capsys):

@@ -85,6 +85,50 @@ def test_window_memory_reads_a_window_after_its_latency():
     _simulate(dut, bench)
 
 
+def test_window_memory_writes_and_reads_parts_of_its_words():
+    """Words of 8 bits in two groups, written 2 bits and read 4 bits at a time: each read part
+    is the two written parts it holds, of its own word group."""
+    size, dut = 3, WindowMemory(8, [(3, 2)], read_width=4, write_width=2)
+    assert dut.write.signature.groups == 8 and dut.read.signature.groups == 4
+
+    def written(y, x, group):
+        return (y * size + x + group) % 4
+
+    async def bench(ctx):
+        ctx.set(dut.row_length, 1)
+        ctx.set(dut.write.en, 1)
+        for group in range(8):
+            for y in range(size):
+                for x in range(size):
+                    ctx.set(dut.write.y, _divmod3(y))
+                    ctx.set(dut.write.x, _divmod3(x))
+                    ctx.set(dut.write.group, group)
+                    ctx.set(dut.write.data, written(y, x, group))
+                    await ctx.tick()
+        ctx.set(dut.write.en, 0)
+        ctx.set(dut.read.en, 1)
+        ctx.set(dut.read.y, _divmod3(1))
+        ctx.set(dut.read.x, _divmod3(1))
+        for group in range(4):
+            ctx.set(dut.read.group, group)
+            for _ in range(WindowMemory.latency):
+                await ctx.tick()
+            assert [ctx.get(dut.read.data[tap]) for tap in range(9)] == [
+                written(ky, kx, 2 * group) | written(ky, kx, 2 * group + 1) << 2
+                for ky in range(3) for kx in range(3)], group
+
+    _simulate(dut, bench)
+
+
+@pytest.mark.parametrize("widths, words", [
+    ({"read_width": 5}, "read_width=5 must divide width=12 a power of two times"),
+    ({"write_width": 4}, "write_width=4 must divide width=12 a power of two times"),
+])
+def test_window_memory_refuses_parts_that_do_not_split_its_words(widths, words):
+    with pytest.raises(ValueError, match=words):
+        WindowMemory(12, [(3, 1)], **widths)
+
+
 def test_feature_map_memory_reads_a_block_after_its_latency():
     size, dut = 4, FeatureMapMemory(8, [(4, 1)])
 

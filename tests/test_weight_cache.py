@@ -118,7 +118,7 @@ LATENCIES = {"drain": 20, "layer": 15}
 
 def test_estimate_waits_only_for_slow_decoding():
     plans = plan_layers(CONFIG)
-    fast = estimate_cycles(plans, LATENCIES, 2, 3, [1] * len(plans))
+    fast = estimate_cycles(plans, CONFIG.stem_groups, LATENCIES, 2, 3, [1] * len(plans))
     assert not any(fast.weight_waits.values())
     assert fast.total == sum(fast.phases.values())
     # Decoding layer 5 starts once layer 3 has issued its last beat; it takes 1000 cycles more
@@ -126,7 +126,7 @@ def test_estimate_waits_only_for_slow_decoding():
     # layer 5 starts the cycle after its weights are visible.
     slow = [1] * len(plans)
     slow[5] = plans[4].beats + 1000
-    estimate = estimate_cycles(plans, LATENCIES, 2, 3, slow)
+    estimate = estimate_cycles(plans, CONFIG.stem_groups, LATENCIES, 2, 3, slow)
     waits = {name: wait for name, wait in estimate.weight_waits.items() if wait}
     assert list(waits) == [plans[5].name]
     assert waits[plans[5].name] == 1000 - 2 * (LATENCIES["drain"] + 1) + 1
@@ -138,4 +138,4 @@ def test_estimate_rejects_too_slow_first_layers():
     slow = [1] * len(plans)
     slow[0] = 10_000
     with pytest.raises(ValueError, match="first two layers"):
-        estimate_cycles(plans, LATENCIES, 2, 3, slow)
+        estimate_cycles(plans, CONFIG.stem_groups, LATENCIES, 2, 3, slow)
