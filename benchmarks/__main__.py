@@ -207,7 +207,13 @@ def _levels(levels):
                       if levels[key]) or "-"
 
 
-def _timing_section(synth, validation):
+def estimated_clock_mhz(fmax_mhz_nominal):
+    """The clock the throughput figures may claim: the target (250 MHz) or the whole
+    accelerator's nominal Fmax estimate, whichever is lower."""
+    return min(CLOCK_HZ / 1e6, fmax_mhz_nominal)
+
+
+def _timing_section(synth, validation, results):
     """The timing estimates of the synthesised designs (:mod:`synth.timing`)."""
     timed = [e for e in synth if e.get("fmax_mhz_nominal")]
     if not timed:
@@ -221,6 +227,15 @@ def _timing_section(synth, validation):
            "reports, in three scenarios. Logic levels and the worst path (start -> end) are the "
            "nominal scenario's; failing endpoints are the register inputs that miss "
            f"{target:g} MHz (nominal / slow).", ""]
+    if "clock_mhz_estimated" in results:
+        clock = results["clock_mhz_estimated"]
+        out += [f"The whole accelerator: {results['fmax_mhz_nominal']} MHz nominal, "
+                f"{results['fmax_mhz_slow']} MHz slow, {results['fmax_mhz_fast']} MHz fast. "
+                f"The clock the figures may claim (the lower of {target:g} MHz and the nominal "
+                f"estimate) is **{clock:g} MHz: "
+                f"{results['images_per_s_at_estimated_clock']:,.0f} images/s**, an estimate "
+                "until Vivado's routed timing confirms it (`python -m boards.ultra96 build` "
+                "reads it into its report where Vivado is installed).", ""]
     if validation:
         out += [f"Error bars: on {validation['paths']} routed Vivado netlists of the same part, "
                 f"routed / estimated period was {validation['nominal']['median']:.2f} "
@@ -300,7 +315,7 @@ def render(results):
                        [[e["name"], e["input_bits"] or "-", e["lut"], e["ff"], e["carry"],
                          e["dsp"], e["bram36"], e["lut_per_input_bit"] or "-"]
                         for e in synth]), ""]
-        out += _timing_section(synth, results.get("timing_validation"))
+        out += _timing_section(synth, results.get("timing_validation"), results)
     huffman = results.get("huffman")
     if huffman:
         rows = []
@@ -463,8 +478,11 @@ def main(argv=None):
         flat["critical_path"] = {key: whole[0]["critical_path"][key]
                                  for key in ("start", "end", "period_ns")}
         flat["failing_endpoints"] = whole[0]["failing_endpoints"]
+        flat["clock_mhz_estimated"] = estimated_clock_mhz(whole[0]["fmax_mhz_nominal"])
         if "accelerator" in results:
             acc = results["accelerator"]
+            flat["images_per_s_at_estimated_clock"] = round(
+                flat["clock_mhz_estimated"] * 1e6 / acc["cycles_per_image"], 1)
             flat["lut_per_bmac_lane"] = round(whole[0]["lut"] / acc["bmac_lanes"], 2)
             flat["per_lut_vs_paper"] = round(acc["images_per_s_at_250mhz"] / whole[0]["lut"]
                                              / (PAPER["images_per_s"] / PAPER["lut"]), 2)

@@ -73,3 +73,21 @@ def test_accelerator_section_shows_the_simulation_speed():
     del acc["accelerator_build_s"]                 # a run without the fresh build
     assert "### Simulation of the whole accelerator" not in bench.render(
         {"configuration": {}, "accelerator": acc})
+
+
+@pytest.mark.parametrize("fmax, clock", [(295.5, 250.0), (180.4, 180.4)])
+def test_timing_section_claims_the_lower_of_target_and_estimate(fmax, clock):
+    assert bench.estimated_clock_mhz(fmax) == clock
+    entry = {"name": "accelerator", "input_bits": 4608, "lut": 37818, "ff": 45454,
+             "carry": 1947, "dsp": 101, "bram36": 56.5, "lut_per_input_bit": 8.2,
+             "fmax_mhz_nominal": fmax, "fmax_mhz_fast": 338.1,
+             "fmax_mhz_slow": 203.9, "logic_levels": {"lut": 3, "carry": 0, "muxf": 0, "dsp": 0},
+             "critical_path": {"start": "a", "end": "b"},
+             "failing_endpoints": {"target_mhz": 250.0, "endpoints": 10, "nominal": 0,
+                                   "slow": 0}}
+    text = bench.render({"configuration": {}, "synthesis": [entry], "fmax_mhz_nominal": fmax,
+                         "fmax_mhz_slow": 203.9, "fmax_mhz_fast": 338.1,
+                         "clock_mhz_estimated": clock,
+                         "images_per_s_at_estimated_clock": clock * 1e6 / 19531})
+    section = text[text.index("### Timing estimates"):]
+    assert f"is **{clock:g} MHz: {clock * 1e6 / 19531:,.0f} images/s**" in section
