@@ -13,10 +13,11 @@ accelerator's published figures (docs/architecture.md §9.1) are the reference r
 
 Options: ``--skip-synth``, ``--skip-sim`` and ``--skip-sweep`` leave those sections out (for a
 quick look; without synthesis the sweep has cycles only); ``--config FILE`` gives the sweep's
-grid (TOML, see :mod:`benchmarks.sweep_config`); ``--validate-decoder N ...`` simulates the
-accelerator with those decoder symbols per cycle too, for the "analytical vs simulated" table
-next to the default configuration (default: 1 and 8, two more Verilator builds the first time;
-``--validate-decoder`` alone simulates none);
+grid (TOML, see :mod:`benchmarks.sweep_config`); ``--validate PE,SIMD,N ...`` simulates the
+accelerator at those configurations (output channels, input channels and decoder symbols per
+cycle) too, for the "analytical vs simulated" table next to the default configuration
+(default: :data:`VALIDATED_CONFIGS`, three more Verilator builds the first time;
+``--validate`` alone simulates none);
 ``--out DIR`` chooses where the two files and ``docs/`` go (default: the repository root).
 """
 
@@ -49,9 +50,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CLOCK_HZ = 250e6
 # Images streamed back to back for the steady-state interval (at least 8 for a median).
 INTERVAL_BATCH = 12
-# The analytical model is checked against simulation at the default configuration and with
-# these decoder speeds (the fastest and the slowest: the weight waits differ most).
-VALIDATED_DECODERS = (1, 8)
+# The analytical model is checked against simulation at the default configuration and at
+# these (pe, simd_channels, decoder_symbols_per_cycle): the slowest and the fastest decoder
+# (the weight waits differ most) and half the input channels per beat with a decoder of 2.
+VALIDATED_CONFIGS = ((16, 16, 1), (16, 16, 8), (16, 8, 2))
 # The plots go here, relative to BENCHMARKS.md (the README shows docs/pareto.png).
 PLOTS_DIR = "docs"
 BENCHMARKS_JSON, BENCHMARKS_MD = "benchmarks.json", "BENCHMARKS.md"
@@ -406,6 +408,14 @@ def render(results):
     return "\n".join(out)
 
 
+def config_triple(text):
+    """An argparse type: ``PE,SIMD,N`` as three positive integers."""
+    parts = text.split(",")
+    if len(parts) != 3 or not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not PE,SIMD,N (three positive integers)")
+    return tuple(int(part) for part in parts)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks",
                                      description=__doc__.split("\n")[0])
@@ -416,11 +426,13 @@ def main(argv=None):
                              "first time)")
     parser.add_argument("--config", type=Path, metavar="FILE",
                         help="TOML file with the sweep's grid (see benchmarks/sweep_config.py)")
-    parser.add_argument("--validate-decoder", type=int, nargs="*", default=list(VALIDATED_DECODERS),
-                        metavar="N",
-                        help="also simulate the accelerator with these decoder symbols per "
-                             "cycle, for the analytical-vs-simulated table (default: "
-                             f"{' '.join(map(str, VALIDATED_DECODERS))}; none when given alone)")
+    parser.add_argument("--validate", type=config_triple, nargs="*",
+                        default=list(VALIDATED_CONFIGS), metavar="PE,SIMD,N",
+                        help="also simulate the accelerator at these configurations (output "
+                             "channels per beat, input channels per beat, decoder symbols per "
+                             "cycle), for the analytical-vs-simulated table (default: "
+                             f"{' '.join(','.join(map(str, c)) for c in VALIDATED_CONFIGS)}; "
+                             "none when given alone)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT,
                         help="folder for BENCHMARKS.md, benchmarks.json and docs/")
     args = parser.parse_args(argv)
@@ -435,10 +447,11 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:
-        extra_configs = [AcceleratorConfig(decoder_symbols_per_cycle=symbols)
-                         for symbols in args.validate_decoder]
+        extra_configs = [AcceleratorConfig(pe=pe, simd_channels=simd,
+                                           decoder_symbols_per_cycle=symbols)
+                         for pe, simd, symbols in args.validate]
     except ConfigError as error:
-        print(f"error: --validate-decoder: {error}", file=sys.stderr)
+        print(f"error: --validate: {error}", file=sys.stderr)
         return 2
 
     results = {"configuration": vars(AcceleratorConfig()), "paper": PAPER}

@@ -145,5 +145,11 @@ def test_command_lines_exit_2_without_a_traceback(tmp_path, module):
 
 def test_bench_rejects_an_impossible_validation_point(tmp_path, capsys):
     from benchmarks.__main__ import main
-    assert main(["--validate-decoder", "3", "--out", str(tmp_path)]) == 2
+    assert main(["--validate", "16,16,3", "--out", str(tmp_path)]) == 2
     assert "decoder_symbols_per_cycle=3" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--validate", "16,16", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "--validate" in error and "'16,16' is not PE,SIMD,N" in error
+    assert not any(tmp_path.iterdir())
