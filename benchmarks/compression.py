@@ -118,15 +118,14 @@ def stored_stream_figures(net=None, config=None):
     decoder's lanes, each lane with its own offset), for ``net`` (default the bundled model)
     and an :class:`rtl.schedule.AcceleratorConfig` (default the default one). Its payload is the
     same as the plain stream's; the offsets are not."""
-    from rtl.huffman import lanes_for
-    from rtl.schedule import AcceleratorConfig, plan_layers
-    from rtl.tables import compressed_weights
+    from rtl.schedule import AcceleratorConfig
+    from rtl.tables import compressed_weights, pg_conv_kernels
 
     net = net if net is not None else FracBNN.default()
     config = config if config is not None else AcceleratorConfig()
-    layers = {plan.name: net.params[f"{plan.name}.weight"] for plan in plan_layers(config)}
-    figures = _totals(layers, compressed_weights(net, config))
-    figures["lanes"] = lanes_for(config.decoder_symbols_per_cycle)
+    compressed = compressed_weights(net, config)
+    figures = _totals(pg_conv_kernels(net, config), compressed)
+    figures["lanes"] = compressed.layers[0].lanes
     return figures
 
 

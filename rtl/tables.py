@@ -14,7 +14,7 @@ from .schedule import plan_layers
 
 __all__ = ["MERGE_KEYS", "THRESHOLD_KEY", "classifier", "compressed_weights",
            "gate_threshold_rows", "layer_columns", "layer_thresholds", "merge_columns",
-           "merge_param_rows", "stem_batch_norm", "stem_weight"]
+           "merge_param_rows", "pg_conv_kernels", "stem_batch_norm", "stem_weight"]
 
 
 def stem_weight(net):
@@ -32,13 +32,18 @@ def classifier(net):
     return net.params["linear.weight"], net.params["linear.bias"]
 
 
+def pg_conv_kernels(net, config):
+    """``{layer: 0/1 kernels [cout, cin, 3, 3]}`` of the PG convs, in execution order."""
+    return {plan.name: net.params[f"{plan.name}.weight"] for plan in plan_layers(config)}
+
+
 def compressed_weights(net, config):
     """The PG convs' kernels Huffman-compressed for :class:`rtl.weight_cache.WeightCache`: in
     execution order, each layer one block in the decoder's lanes (two per symbol per cycle,
     :func:`rtl.huffman.lanes_for`), code tables chosen by
     :func:`fracbnn_golden.huffman.compress_model` (``tables="auto"``)."""
     plans = plan_layers(config)
-    return compress_model({plan.name: net.params[f"{plan.name}.weight"] for plan in plans},
+    return compress_model(pg_conv_kernels(net, config),
                           block_channels=max(plan.cout for plan in plans),
                           lanes=lanes_for(config.decoder_symbols_per_cycle))
 
