@@ -34,6 +34,7 @@ import numpy as np
 from fracbnn_golden import FracBNN
 from fracbnn_golden.conv import TAPS
 from fracbnn_golden.files import OutputPathError, check_output_dir
+from fracbnn_golden.huffman import DEFAULT_BLOCK_CHANNELS
 from fracbnn_golden.images import bundled_photos, load_image
 from rtl.builder import UnitBuilder
 from rtl.schedule import CONFIG_KEYS, AcceleratorConfig, ConfigError
@@ -332,7 +333,8 @@ def render(results):
                 "the entropy of the histograms the chosen code tables are built from (one "
                 "shared table where own tables do not pay for themselves), which the payload "
                 "is compared with. `fracbnn_cifar10` and `bnn_pynq_cnv_w1a1` are the plain "
-                "streams (all convs, blocks of 16 output channels, one lane); "
+                f"streams (all convs, blocks of {DEFAULT_BLOCK_CHANNELS} output channels, one "
+                "lane); "
                 "`fracbnn_cifar10_stored` is what the weight cache holds: the binary convs "
                 "(not the stem), each one block in the decoder's "
                 f"{huffman.get('fracbnn_cifar10_stored', {}).get('lanes', '-')} lanes, "
