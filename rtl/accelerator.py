@@ -15,7 +15,7 @@ from .schedule import IMAGE_SIZE, PIXELS, AcceleratorConfig
 from .thermometer import COUNT_SHAPE
 from .window import divmod3_layout
 
-__all__ = ["FracBNNAccelerator", "Phase"]
+__all__ = ["FracBNNAccelerator", "Phase", "StemPhase"]
 
 # The residual's block is picked from the two input FM buffers' reads and registered before the
 # shortcut: the select drives every bit of both words (thousands of loads), and in the same
@@ -47,39 +47,38 @@ def _taps_inside(y, x, size):
 
 
 class _PhaseConstants:
-    """The sequencer's per-phase constants: :attr:`rows` ``[0]`` for the stem, ``[l + 1]`` for
-    PG layer ``l``, and a last row that repeats the last layer's (what ``upcoming`` holds in the
-    last layer), each a dict of :attr:`layout`'s fields. ``out_last`` is the last output row
+    """The layers' sequencer's per-layer constants: :attr:`rows` ``[l]`` for PG layer ``l`` and
+    a last row that repeats layer 0's (what ``upcoming`` holds in the last layer: the next
+    image's first), each a dict of :attr:`layout`'s fields. ``out_last`` is the last output row
     (and column), ``out_size - 1``: the scan compares with it, and a subtraction in front of
-    the compares lengthened the sequencer's path. ``groups_out`` of the stem is its output's
-    groups of ``pe`` channels (``stem_groups``), ``groups_residual`` a layer's input groups of
-    ``pe`` channels (the residual's groups). The map sizes give each buffer's row length
-    (``ceil(size / 3)``, :class:`rtl.window.WindowMemory`) and half width
-    (:class:`rtl.fm_memory.FeatureMapMemory`): the stem writes a 32x32 map into buffer 0,
-    layer ``l`` reads buffer ``l % 2`` and writes the other."""
+    the compares lengthened the sequencer's path. ``groups_residual`` is a layer's input groups
+    of ``pe`` channels (the residual's groups). The map sizes give buffer 0's and 1's row
+    length (``ceil(size / 3)``, :class:`rtl.window.WindowMemory`) and half width
+    (:class:`rtl.fm_memory.FeatureMapMemory`): layer ``l > 0`` reads buffer ``l % 2`` and
+    writes the other; layer 0 (``reads_stem``) reads the stem's buffer, whose map is always
+    32x32, and writes buffer 1."""
 
-    def __init__(self, plans, pe, stem_groups):
-        def row(plan, sizes, groups_out):
+    def __init__(self, plans, pe):
+        def row(plan):
+            sizes = [plan.in_size if plan.index % 2 == buffer else plan.out_size
+                     for buffer in range(2)]
             return {"in_size": plan.in_size, "out_last": plan.out_size - 1,
                     "stride2": plan.stride == 2, "groups_in": plan.groups_in,
-                    "groups_out": groups_out, "groups_residual": plan.cin // pe,
-                    "param_base": plan.param_row,
+                    "groups_out": plan.groups_out, "groups_residual": plan.cin // pe,
+                    "param_base": plan.param_row, "reads_stem": plan.index == 0,
                     "row_length": [-(-size // 3) for size in sizes],
                     "half_width": [size // 2 for size in sizes]}
 
-        self.rows = [row(plans[0], (IMAGE_SIZE, IMAGE_SIZE), stem_groups)]
-        for plan in plans:
-            self.rows.append(row(plan, [plan.in_size if plan.index % 2 == buffer
-                                        else plan.out_size for buffer in range(2)],
-                                 plan.groups_out))
-        self.rows.append(self.rows[-1])
+        self.rows = [row(plan) for plan in plans]
+        self.rows.append(self.rows[0])
 
         def field(key):
             return range(max(int(r[key]) for r in self.rows) + 1)
 
         self.layout = data.StructLayout({
             **{key: field(key) for key in ("in_size", "out_last", "stride2", "groups_in",
-                                           "groups_out", "groups_residual", "param_base")},
+                                           "groups_out", "groups_residual", "param_base",
+                                           "reads_stem")},
             "row_length": data.ArrayLayout(range(-(-IMAGE_SIZE // 3) + 1), 2),
             "half_width": data.ArrayLayout(range(IMAGE_SIZE // 2 + 1), 2),
         })
@@ -88,32 +87,41 @@ class _PhaseConstants:
         return self.layout.const(row)
 
 
-class Phase(enum.Enum, shape=3):
-    """The sequencer's phase (the ``phase`` observation port); LOAD: waiting for an image's
-    pixels (loading itself runs beside the sequencer)."""
-    LOAD = 0
-    STEM = 1
-    LAYER = 2
-    DRAIN = 3
-    HEAD = 4
+class Phase(enum.Enum, shape=2):
+    """The layers' sequencer's phase (the ``phase`` observation port); WAIT: no image ready for
+    layer 0 (its stem has not finished) or its weights not decoded yet."""
+    WAIT = 0
+    LAYER = 1
+    DRAIN = 2
+
+
+class StemPhase(enum.Enum, shape=2):
+    """The stem's sequencer's phase (the ``stem_phase`` observation port); IDLE: waiting for an
+    image's pixels (loading itself runs beside it), FULL: its output waits for layer 0."""
+    IDLE = 0
+    ISSUE = 1
+    DRAIN = 2
+    FULL = 3
 
 
 class FracBNNAccelerator(wiring.Component):
     """FracBNN CIFAR-10 inference, layer by layer on one conv engine, bit-exact.
 
     An image goes through LOAD (pixels to thermometer counts, one per cycle, into one of two
-    count buffers: the next image loads while the one before it is in its layers), STEM
-    (the prefix-sum thermometer conv and its BN, one output pixel per cycle for each of its
-    ``16 / pe`` output groups: the conv computes all 16 channels every cycle and the group's
-    ``pe`` are written, as a PG layer writes its output groups), the 18 PG layers
-    (:mod:`rtl.schedule`: one beat per cycle on the conv engine, MSB and LSB planes together)
-    and HEAD. Feature maps stay on chip: 2-bit activations in :class:`rtl.window.WindowMemory`
-    banks (a 3x3 window per cycle; written ``pe`` channels and read ``simd_channels`` at a
-    time), FM codes in :class:`rtl.fm_memory.FeatureMapMemory` banks (a 2x2 block per cycle for
-    the stride-2 shortcut), both double-buffered: layer ``l`` reads buffer ``l % 2`` and writes
-    the other. Weights are stored Huffman-compressed in the
-    :class:`rtl.weight_cache.WeightCache`, which decodes layer ``l + 1`` into one buffer while
-    layer ``l`` reads the other.
+    count buffers), STEM (the prefix-sum thermometer conv and its BN, one output pixel per
+    cycle for each of its ``16 / pe`` output groups: the conv computes all 16 channels every
+    cycle and the group's ``pe`` are written, as a PG layer writes its output groups), the 18
+    PG layers (:mod:`rtl.schedule`: one beat per cycle on the conv engine, MSB and LSB planes
+    together) and HEAD. Two sequencers run side by side: the stem's, into buffers of its own,
+    and the layers'; so on a stream of images the next image loads and goes through its stem
+    while the one before it is in its layers, and the head finishes an image while the next
+    one is in its first layers. Feature maps stay on chip: 2-bit activations in
+    :class:`rtl.window.WindowMemory` banks (a 3x3 window per cycle; written ``pe`` channels
+    and read ``simd_channels`` at a time), FM codes in :class:`rtl.fm_memory.FeatureMapMemory`
+    banks (a 2x2 block per cycle for the stride-2 shortcut), three of each: the stem writes its
+    own, which layer 0 reads; layer ``l > 0`` reads buffer ``l % 2`` and writes the other.
+    Weights are stored Huffman-compressed in the :class:`rtl.weight_cache.WeightCache`, which
+    decodes layer ``l + 1`` into one buffer while layer ``l`` reads the other.
 
     Parameters
     ----------
@@ -131,9 +139,9 @@ class FracBNNAccelerator(wiring.Component):
     logits : Out(stream.Signature(StructLayout({"logits": ArrayLayout(FM_SHAPE, 10)})))
         The 10 logits (FM codes, value = code / 128), one transfer per image.
     cycles : Out(32)
-        Cycles from an image's first pixel transfer to its logits becoming valid (counting
-        while the image is in the stem, layers and head; it includes any wait behind the image
-        before it).
+        Cycles from an image's first pixel transfer to its logits becoming valid (it includes
+        any wait behind the image before it): counting while the image is in its last layer
+        and the head, then held until the next image reaches its last layer.
     images : Out(32)
         Images finished.
     busy : Out(1)
@@ -141,24 +149,28 @@ class FracBNNAccelerator(wiring.Component):
     error : Out(1)
         The weight cache found an invalid code (sticky until reset; a corrupt memory image only).
     phase : Out(Phase)
-        Observation: the sequencer's phase.
+        Observation: the layers' sequencer's phase.
+    stem_phase : Out(StemPhase)
+        Observation: the stem's sequencer's phase.
     layer : Out(range(19))
-        Observation: the layer in progress, numbered as in ``writeback``.
+        Observation: the layer in progress (or the last one run), numbered as in ``writeback``.
     beat : Out(range(groups_in))
         Observation: the input-channel beat the conv engine issues in LAYER.
-    writeback : Out(stream.Signature(StructLayout({...}), always_ready=True))
-        Observation: every feature-map word the engine writes, one transfer per word; the
-        payload has ``layer`` (0 for the stem, ``l + 1`` for PG layer ``l``), the pixel ``y``,
-        ``x``, the output channel ``group`` and the ``pe`` FM codes ``fm``. Testbenches compare
-        it with the golden trace.
+    writeback, stem_writeback : Out(stream.Signature(StructLayout({...}), always_ready=True))
+        Observation: every feature-map word the layers (``writeback``) and the stem
+        (``stem_writeback``) write, one transfer per word; the payload has ``layer`` (0 for the
+        stem, ``l + 1`` for PG layer ``l``), the pixel ``y``, ``x``, the output channel
+        ``group`` and the ``pe`` FM codes ``fm``. Testbenches compare them with the golden
+        trace.
 
     Protocol
     --------
     ``pixels`` and ``logits`` are streams with back-pressure; ``pixels`` are taken whenever a
     count buffer is free, so an image's pixels may be sent while the one before it is still
-    being computed. ``writeback`` is always ready (an observer cannot stall the engine).
-    Inside a phase nothing stalls: each phase is a fixed-latency pipeline, and the next phase
-    starts when it has drained; a layer whose weights are not decoded yet waits.
+    being computed. The write-back streams are always ready (an observer cannot stall the
+    engine). Inside a phase nothing stalls: each phase is a fixed-latency pipeline, and the
+    next phase starts when it has drained; a layer whose weights are not decoded yet waits, and
+    so does the last layer while the head holds the previous image's logits.
 
     Latency
     -------
@@ -174,6 +186,10 @@ class FracBNNAccelerator(wiring.Component):
         self.units = UnitBuilder(net, config)
         self.plans = self.units.plans
         self.latencies = self.units.latencies()
+        writeback = stream.Signature(data.StructLayout({
+            "layer": range(len(self.plans) + 1), "y": range(IMAGE_SIZE),
+            "x": range(IMAGE_SIZE), "group": range(max(p.groups_out for p in self.plans)),
+            "fm": data.ArrayLayout(FM_SHAPE, config.pe)}), always_ready=True)
         super().__init__({
             "pixels": In(stream.Signature(data.StructLayout({
                 "rgb": data.ArrayLayout(unsigned(8), COLOURS)}))),
@@ -184,12 +200,11 @@ class FracBNNAccelerator(wiring.Component):
             "busy": Out(1),
             "error": Out(1),
             "phase": Out(Phase),
+            "stem_phase": Out(StemPhase),
             "layer": Out(range(len(self.plans) + 1)),
             "beat": Out(range(max(p.groups_in for p in self.plans))),
-            "writeback": Out(stream.Signature(data.StructLayout({
-                "layer": range(len(self.plans) + 1), "y": range(IMAGE_SIZE),
-                "x": range(IMAGE_SIZE), "group": range(max(p.groups_out for p in self.plans)),
-                "fm": data.ArrayLayout(FM_SHAPE, config.pe)}), always_ready=True)),
+            "writeback": Out(writeback),
+            "stem_writeback": Out(writeback),
         })
 
     def estimate_cycles(self):
@@ -203,18 +218,21 @@ class FracBNNAccelerator(wiring.Component):
         groups_max = max(plan.groups_out for plan in plans)
         beats_max = max(plan.groups_in for plan in plans)
         last_layer_index = len(plans) - 1
+        word_width = FM_SHAPE.width * pe
 
         # ---- storage ------------------------------------------------------------------------
         # Two count buffers: LOAD fills one while the stem reads the other, so an image's
-        # pixels are taken while the image before it is in its layers.
+        # pixels are taken while the image before it is in its stem.
         count_buffers = units.instances("count_memory")
         for index in range(2):
             m.submodules[f"counts{index}"] = count_buffers[index]
-        q_buffers = units.instances("activation_buffer")
-        fm_buffers = units.instances("feature_map_buffer")
+        # Buffers 0 and 1 for the layers, the last one the stem's.
+        *q_buffers, q_stem = units.instances("activation_buffer")
+        *fm_buffers, fm_stem = units.instances("feature_map_buffer")
         for index in range(2):
             m.submodules[f"q{index}"] = q_buffers[index]
             m.submodules[f"fm{index}"] = fm_buffers[index]
+        m.submodules.q_stem, m.submodules.fm_stem = q_stem, fm_stem
         m.submodules.weights = weights = units.weight_cache()
         m.d.comb += self.error.eq(weights.error)
 
@@ -227,17 +245,19 @@ class FracBNNAccelerator(wiring.Component):
         m.submodules.gate = gate = units.precision_gate()
         m.submodules.merge = merge = units.merge_unit()
         m.submodules.shortcut = shortcut = units.shortcut_pool()
-        m.submodules.quantizer = quantizer = units.activation_quantizer()
+        quantizer, stem_quantizer = units.instances("activation_quantizer")
+        m.submodules.quantizer, m.submodules.stem_quantizer = quantizer, stem_quantizer
         m.submodules.head = head = units.head()
         # Inside a phase nothing stalls: every unit's consumer is always ready.
-        for unit in (encoder, stem_conv, stem_bn, *arrays, gate, merge, shortcut, quantizer):
+        for unit in (encoder, stem_conv, stem_bn, *arrays, gate, merge, shortcut, quantizer,
+                     stem_quantizer):
             m.d.comb += unit.o.ready.eq(1)
         wiring.connect(m, head.o, wiring.flipped(self.logits))
 
         # ---- latencies (cycles after a beat's issue) -------------------------------------------
-        window_latency, stem_latency, gate_at, merge_at, layer_latency, drain = (
+        window_latency, stem_latency, gate_at, merge_at, layer_latency, drain, stem_drain = (
             self.latencies[key] for key in ("window", "stem", "gate_at", "merge_at", "layer",
-                                            "drain"))
+                                            "drain", "stem_drain"))
         # The residual's block is read from the input FM buffer so that it reaches the merge
         # with the gate's output: picked from the buffer read and registered
         # (RESIDUAL_SELECT_LATENCY), then through the shortcut (stride 2) or a delay line of its
@@ -248,18 +268,16 @@ class FracBNNAccelerator(wiring.Component):
 
         # ---- per-layer constants ------------------------------------------------------------
         # Registers, not lookups of ``layer``: the lookups would lie on the paths into the
-        # memories' addresses and the scan's compares. ``upcoming`` holds the next phase's
-        # (looked up while ``layer`` and ``stem_phase`` stand still) and becomes ``current``
-        # in the cycle the sequencer moves on.
-        layer = Signal(range(len(plans)))
-        stem_phase = Signal(init=1)       # the stem writes buffer 0; layer l writes (l + 1) % 2
-        read_buffer = layer[0]
-        write_buffer = Mux(stem_phase, 0, ~layer[0])
-        rows = _PhaseConstants(plans, pe, cfg.stem_groups)
+        # memories' addresses and the scan's compares. ``upcoming`` holds the next layer's
+        # (looked up while ``layer`` stands still) and becomes ``current`` in the cycle the
+        # sequencer moves on.
+        layer = Signal(range(len(plans)), init=last_layer_index)
+        read_buffer = layer[0]            # layer l > 0 reads buffer l % 2 and writes the other
+        write_buffer = ~layer[0]
+        rows = _PhaseConstants(plans, pe)
         constants_table = constant_table([rows.const(row).as_bits() for row in rows.rows])
         current, upcoming = Signal(rows.layout, init=rows.rows[0]), Signal(rows.layout)
-        # The row after the stem's is layer 0's (the stem's ``layer`` is 0 too).
-        m.d.sync += upcoming.eq(constants_table[Mux(stem_phase, 1, layer + 2)])
+        m.d.sync += upcoming.eq(constants_table[layer + 1])
         in_size, out_last, stride2 = current.in_size, current.out_last, current.stride2
         groups_in, groups_out, groups_residual, param_base = (
             current.groups_in, current.groups_out, current.groups_residual, current.param_base)
@@ -268,20 +286,14 @@ class FracBNNAccelerator(wiring.Component):
                 q_buffers[index].row_length.eq(current.row_length[index]),
                 fm_buffers[index].half_width.eq(current.half_width[index]),
             ]
+        m.d.comb += [q_stem.row_length.eq(-(-IMAGE_SIZE // 3)),
+                     fm_stem.half_width.eq(IMAGE_SIZE // 2)]
 
-        # ---- scan counters ------------------------------------------------------------------
-        coordinate = divmod3_layout(IMAGE_SIZE + 2)
-        i, j = Signal(range(IMAGE_SIZE)), Signal(range(IMAGE_SIZE))       # output pixel
-        i3, j3 = Signal(coordinate), Signal(coordinate)                     # the same, by 3
-        y3, x3 = Signal(coordinate), Signal(coordinate)                     # window centre, by 3
-        og, cb = Signal(range(groups_max)), Signal(range(beats_max))
-        issue_stem, issue_layer = Signal(), Signal()
-        clear_scan = [i.eq(0), j.eq(0), og.eq(0), cb.eq(0), *_clear(i3, j3, y3, x3)]
-
-        # ---- LOAD: pixels -> thermometer counts, independent of the sequencer ----------------
+        # ---- LOAD: pixels -> thermometer counts, independent of the sequencers ---------------
         # Pixels go to count buffer ``load_buffer`` whenever it is free; a buffer is ``full``
         # from its image's last count until the stem has read it. ``now`` stamps each image's
         # first pixel transfer (``started``) for its ``cycles``.
+        coordinate = divmod3_layout(IMAGE_SIZE + 2)
         load_buffer, stem_buffer = Signal(), Signal()
         full = [Signal(name=f"full{index}") for index in range(2)]
         loaded = Signal(range(PIXELS + 1))
@@ -332,15 +344,22 @@ class FracBNNAccelerator(wiring.Component):
         # The stem may start on the image in ``stem_buffer``: complete, or completing now.
         image_ready = Array(full)[stem_buffer] | (last_count & (load_buffer == stem_buffer))
 
-        # ---- STEM: count windows -> thermometer conv -> BN -------------------------------------
+        # ---- STEM: count windows -> thermometer conv -> BN -> the stem's buffers ---------------
+        # Its own scan: output group innermost, then column, row (``stem_i3``, ``stem_j3``: the
+        # same by 3, the count buffers' coordinates).
+        stem_i, stem_j = Signal(range(IMAGE_SIZE)), Signal(range(IMAGE_SIZE))
+        stem_i3, stem_j3 = Signal(coordinate), Signal(coordinate)
+        stem_og = Signal(range(cfg.stem_groups))
+        issue_stem = Signal()
         stem_window = self.latencies["stem_window"]
-        stem_inside = delay_line(m, _taps_inside(i, j, IMAGE_SIZE), stem_window, "stem_inside")
+        stem_inside = delay_line(m, _taps_inside(stem_i, stem_j, IMAGE_SIZE), stem_window,
+                                 "stem_inside")
         stem_valid = delay_line(m, issue_stem, stem_window, "stem_valid")
         for index in range(2):
             m.d.comb += [
                 count_buffers[index].read.en.eq(1),
-                count_buffers[index].read.y.eq(i3),
-                count_buffers[index].read.x.eq(j3),
+                count_buffers[index].read.y.eq(stem_i3),
+                count_buffers[index].read.x.eq(stem_j3),
             ]
         # The stem's buffer stays the same until its drain has ended, long after the window;
         # the window is registered behind the select (COUNT_SELECT_LATENCY).
@@ -359,18 +378,69 @@ class FracBNNAccelerator(wiring.Component):
                 start = (tap * COLOURS + colour) * width
                 m.d.comb += stem_conv.i.payload.count[tap][colour].eq(
                     counts[start:start + width])
+        # Where a stem output goes, travelling beside it.
+        stem_tag = Signal(data.StructLayout({
+            "valid": 1, "y": range(IMAGE_SIZE), "x": range(IMAGE_SIZE), "y3": coordinate,
+            "x3": coordinate, "group": range(cfg.stem_groups)}))
+        m.d.comb += [stem_tag.valid.eq(issue_stem), stem_tag.y.eq(stem_i),
+                     stem_tag.x.eq(stem_j), stem_tag.y3.eq(stem_i3), stem_tag.x3.eq(stem_j3),
+                     stem_tag.group.eq(stem_og)]
+        stem_out = delay_line(m, stem_tag, stem_latency, "stem_tag")[-1]
+        # The conv and the BN compute the 16 channels in every cycle; the tag's group picks the
+        # pe written.
+        stem_fm = stem_bn.o.payload.fm.as_value().word_select(stem_out.group, word_width)
+        m.d.comb += [
+            fm_stem.write.en.eq(stem_out.valid),
+            fm_stem.write.y.eq(stem_out.y),
+            fm_stem.write.x.eq(stem_out.x),
+            fm_stem.write.group.eq(stem_out.group),
+            fm_stem.write.data.eq(stem_fm),
+            stem_quantizer.i.valid.eq(stem_out.valid),
+            stem_quantizer.i.payload.fm.eq(stem_fm),
+            self.stem_writeback.valid.eq(stem_out.valid),
+            self.stem_writeback.payload.layer.eq(0),
+            self.stem_writeback.payload.y.eq(stem_out.y),
+            self.stem_writeback.payload.x.eq(stem_out.x),
+            self.stem_writeback.payload.group.eq(stem_out.group),
+            self.stem_writeback.payload.fm.eq(stem_fm),
+        ]
+        stem_q_tag = delay_line(m, stem_out, stem_quantizer.latency, "stem_q_tag")[-1]
+        m.d.comb += [
+            q_stem.write.en.eq(stem_quantizer.o.valid),
+            q_stem.write.y.eq(stem_q_tag.y3),
+            q_stem.write.x.eq(stem_q_tag.x3),
+            q_stem.write.group.eq(stem_q_tag.group),
+            q_stem.write.data.eq(Cat(stem_quantizer.o.payload.q)),
+        ]
 
         # ---- PG layers: windows and weights -> XNOR-popcount arrays -> gate -> merge ------------
+        i, j = Signal(range(IMAGE_SIZE)), Signal(range(IMAGE_SIZE))       # output pixel
+        i3, j3 = Signal(coordinate), Signal(coordinate)                     # the same, by 3
+        y3, x3 = Signal(coordinate), Signal(coordinate)                     # window centre, by 3
+        og, cb = Signal(range(groups_max)), Signal(range(beats_max))
+        issue_layer = Signal()
+        clear_scan = [i.eq(0), j.eq(0), og.eq(0), cb.eq(0), *_clear(i3, j3, y3, x3)]
         centre_y, centre_x = Mux(stride2, i << 1, i), Mux(stride2, j << 1, j)
         last_beat = cb == groups_in - 1
-        for index in range(2):
+        for buffer in (*q_buffers, q_stem):
             m.d.comb += [
-                q_buffers[index].read.en.eq(1),
-                q_buffers[index].read.y.eq(y3),
-                q_buffers[index].read.x.eq(x3),
-                q_buffers[index].read.group.eq(cb),
+                buffer.read.en.eq(1),
+                buffer.read.y.eq(y3),
+                buffer.read.x.eq(x3),
+                buffer.read.group.eq(cb),
             ]
-        m.d.comb += [weights.read.buffer.eq(layer[0]),
+        # The weight cache's buffer of the layer (``weight_buffer``) and of the next one: the
+        # cache fills its buffers in turn, layer after layer.
+        weight_buffers = weights.buffers
+        weight_buffer = Signal(range(weight_buffers), init=weight_buffers - 1)
+        next_weight_buffer = Signal(range(weight_buffers))
+
+        def advance_weight_buffer():
+            return [weight_buffer.eq(next_weight_buffer),
+                    next_weight_buffer.eq(Mux(next_weight_buffer == weight_buffers - 1, 0,
+                                              next_weight_buffer + 1))]
+
+        m.d.comb += [weights.read.buffer.eq(weight_buffer),
                      weights.read.row.eq(og * groups_in + cb)]
         # The row meets the window: registered for the cycles the window memory takes longer.
         weight_row = delay_line(m, weights.read.data, window_latency - weights.latency,
@@ -379,8 +449,14 @@ class FracBNNAccelerator(wiring.Component):
                                  "beat_inside")
         beat_valid = delay_line(m, issue_layer, window_latency, "beat_valid")
         beat_last = delay_line(m, last_beat, window_latency, "beat_last")
-        taps = Mux(read_buffer, q_buffers[1].read.data.as_value(),
-                   q_buffers[0].read.data.as_value())
+        reads_stem = current.reads_stem
+
+        def input_buffer(ports):
+            """The read data of the layer's input buffer among the stem's and buffers 0, 1."""
+            return Mux(reads_stem, ports[2].as_value(),
+                       Mux(read_buffer, ports[1].as_value(), ports[0].as_value()))
+
+        taps = input_buffer([buffer.read.data for buffer in (*q_buffers, q_stem)])
         for plane, array in enumerate(arrays):          # plane 0: MSB (bit 1 of q), 1: LSB
             bit = 1 - plane
             m.d.comb += [
@@ -421,19 +497,18 @@ class FracBNNAccelerator(wiring.Component):
             gate.i.payload.row.eq(at_gate.row),
         ]
         # Residual: the input map at the output pixel, or its 2x2 block pooled (stride 2).
-        fm_in = [buffer.read.data for buffer in fm_buffers]
-        for index in range(2):
+        for buffer in (*fm_buffers, fm_stem):
             m.d.comb += [
-                fm_buffers[index].read.en.eq(1),
-                fm_buffers[index].read.block_y.eq(Mux(at_residual.stride2, at_residual.y,
-                                                      at_residual.y >> 1)),
-                fm_buffers[index].read.block_x.eq(Mux(at_residual.stride2, at_residual.x,
-                                                      at_residual.x >> 1)),
-                fm_buffers[index].read.group.eq(at_residual.residual_group),
+                buffer.read.en.eq(1),
+                buffer.read.block_y.eq(Mux(at_residual.stride2, at_residual.y,
+                                           at_residual.y >> 1)),
+                buffer.read.block_x.eq(Mux(at_residual.stride2, at_residual.x,
+                                           at_residual.x >> 1)),
+                buffer.read.group.eq(at_residual.residual_group),
             ]
-        block = Signal(len(fm_in[0].as_value()), name="residual_block")
-        m.d.sync += block.eq(Mux(read_buffer, fm_in[1].as_value(), fm_in[0].as_value()))
-        word_width = FM_SHAPE.width * pe
+        block = Signal(len(fm_stem.read.data.as_value()), name="residual_block")
+        m.d.sync += block.eq(input_buffer([buffer.read.data
+                                           for buffer in (*fm_buffers, fm_stem)]))
         at_block = tags[block_at - 1]                           # the beat of ``block``
         pixel = Array(block[k * word_width:(k + 1) * word_width] for k in range(4))[
             Cat(at_block.x[0], at_block.y[0])]
@@ -455,17 +530,7 @@ class FracBNNAccelerator(wiring.Component):
         ]
 
         # ---- write-back: FM codes, their 2-bit activations, and the head ------------------------
-        stem_tag = Signal.like(tag)
-        m.d.comb += [stem_tag.valid.eq(issue_stem), stem_tag.y.eq(i), stem_tag.x.eq(j),
-                     stem_tag.y3.eq(i3), stem_tag.x3.eq(j3), stem_tag.group.eq(og)]
-        stem_tags = delay_line(m, stem_tag, stem_latency, "stem_tag")
-        out_tag = Mux(stem_phase, stem_tags[-1].as_value(), tags[-1].as_value())
-        out_tag = data.View(tag.shape(), out_tag)
-        # The stem computes its 16 channels in every cycle; the tag's group picks the pe written
-        # (by the group's low bits: the field is as wide as the layers' groups).
-        stem_group = stem_tags[-1].group[:(cfg.stem_groups - 1).bit_length()]
-        stem_fm = stem_bn.o.payload.fm.as_value().word_select(stem_group, word_width)
-        out_fm = Mux(stem_phase, stem_fm, merge.o.payload.fm.as_value())
+        out_tag, out_fm = tags[-1], merge.o.payload.fm.as_value()
         for index in range(2):
             m.d.comb += [
                 fm_buffers[index].write.en.eq(out_tag.valid & (write_buffer == index)),
@@ -476,14 +541,14 @@ class FracBNNAccelerator(wiring.Component):
             ]
         m.d.comb += [
             self.writeback.valid.eq(out_tag.valid),
-            self.writeback.payload.layer.eq(Mux(stem_phase, 0, layer + 1)),
+            self.writeback.payload.layer.eq(layer + 1),
             self.writeback.payload.y.eq(out_tag.y),
             self.writeback.payload.x.eq(out_tag.x),
             self.writeback.payload.group.eq(out_tag.group),
             self.writeback.payload.fm.eq(out_fm),
             quantizer.i.valid.eq(out_tag.valid),
             quantizer.i.payload.fm.eq(out_fm),
-            head.i.valid.eq(out_tag.valid & out_tag.head & ~stem_phase),
+            head.i.valid.eq(out_tag.valid & out_tag.head),
             head.i.payload.fm.eq(out_fm),
         ]
         q_tag = delay_line(m, out_tag, quantizer.latency, "q_tag")[-1]
@@ -497,40 +562,69 @@ class FracBNNAccelerator(wiring.Component):
                 q_buffers[index].write.data.eq(Cat(quantizer.o.payload.q)),
             ]
 
-        # ---- the phase sequencer --------------------------------------------------------------
-        wait = Signal(range(drain + 1))
-        # The image in the stem, the layers or the head, and its first pixel's ``now``.
-        computing = Signal()
-        image_started = Signal.like(self.cycles)
-        with m.If(computing & ~self.logits.valid):
-            m.d.sync += self.cycles.eq(now + 1 - image_started)
-        loading = (loaded != 0) | full[0] | full[1]
-        m.d.comb += self.busy.eq(computing | self.logits.valid | loading)
-        start_stem = [*clear_scan, stem_phase.eq(1), layer.eq(0), computing.eq(1),
-                      image_started.eq(started[stem_buffer])]
-        # Outside the stem and the layers nothing reads ``current``: LOAD and HEAD hold the
-        # stem's row in it every cycle, so that starting the stem (after the logits' transfer
-        # and ``image_ready``) does not enable its bits.
-        hold_stem_row = current.eq(rows.const(rows.rows[0]))
-
-        with m.FSM(name="phase") as fsm:
-            with m.State("LOAD"):                     # waiting for an image's pixels
-                m.d.sync += hold_stem_row
+        # ---- the stem's sequencer ---------------------------------------------------------------
+        # Its buffer is ``FULL`` from the stem's drain until layer 0 of that image has drained
+        # (``release_stem``); then the next image's stem may start.
+        stem_wait = Signal(range(stem_drain + 1))
+        release_stem = Signal()
+        stem_started = Signal.like(self.cycles)     # the first pixel's ``now`` of the stem's image
+        with m.FSM(name="stem_phase") as stem_fsm:
+            with m.State("IDLE"):
                 with m.If(image_ready):
-                    m.d.sync += start_stem
-                    m.next = "STEM"
-            with m.State("STEM"):
-                # Loops, innermost first: output group og, column j, row i.
+                    m.d.sync += stem_started.eq(started[stem_buffer])
+                    m.next = "ISSUE"
+            with m.State("ISSUE"):
                 m.d.comb += issue_stem.eq(1)
-                m.d.sync += og.eq(og + 1)
-                with m.If(og == groups_out - 1):
-                    m.d.sync += [og.eq(0), j.eq(j + 1), *_step(j3, 1)]
-                    with m.If(j == IMAGE_SIZE - 1):
-                        m.d.sync += [j.eq(0), *_clear(j3), i.eq(i + 1), *_step(i3, 1)]
-                        with m.If(i == IMAGE_SIZE - 1):
-                            m.d.sync += [*clear_scan, wait.eq(drain)]
+                m.d.sync += stem_og.eq(stem_og + 1)
+                with m.If(stem_og == cfg.stem_groups - 1):
+                    m.d.sync += [stem_og.eq(0), stem_j.eq(stem_j + 1), *_step(stem_j3, 1)]
+                    with m.If(stem_j == IMAGE_SIZE - 1):
+                        m.d.sync += [stem_j.eq(0), *_clear(stem_j3), stem_i.eq(stem_i + 1),
+                                     *_step(stem_i3, 1)]
+                        with m.If(stem_i == IMAGE_SIZE - 1):
+                            m.d.sync += [stem_i.eq(0), *_clear(stem_i3), stem_wait.eq(stem_drain)]
                             m.next = "DRAIN"
+            with m.State("DRAIN"):
+                m.d.sync += stem_wait.eq(stem_wait - 1)
+                with m.If(stem_wait == 0):
+                    # The stem has read its count buffer: LOAD may fill it again.
+                    m.d.comb += release_counts.eq(1)
+                    m.d.sync += stem_buffer.eq(~stem_buffer)
+                    m.next = "FULL"
+            with m.State("FULL"):
+                with m.If(release_stem):
+                    m.next = "IDLE"
+        stem_full = stem_fsm.ongoing("FULL")
+        for phase in StemPhase:
+            with m.If(stem_fsm.ongoing(phase.name)):
+                m.d.comb += self.stem_phase.eq(phase)
+
+        # ---- the layers' sequencer --------------------------------------------------------------
+        wait = Signal(range(drain + 1))
+        # The first pixel's ``now`` of the image in the layers and of the image in the last layer
+        # and the head: ``cycles`` counts for the latter until its logits are valid.
+        layers_started, head_started = Signal.like(self.cycles), Signal.like(self.cycles)
+        # An image is in the last layer or the head, its logits not handed over yet.
+        in_head = Signal()
+        with m.If(in_head & ~self.logits.valid):
+            m.d.sync += self.cycles.eq(now + 1 - head_started)
+        with m.If(self.logits.valid & self.logits.ready):
+            m.d.sync += [self.images.eq(self.images + 1), in_head.eq(0)]
+        # The next layer's weights are decoded; layer 0 of the next image also needs its stem
+        # to have drained into the stem's buffer.
+        next_weights = weights.filled.bit_select(next_weight_buffer, 1)
+        next_image = stem_full & next_weights
+        start_image = [layer.eq(0), layers_started.eq(stem_started), *advance_weight_buffer()]
+        with m.FSM(name="phase") as fsm:
+            with m.State("WAIT"):
+                # Nothing reads ``current`` here: it holds layer 0's row every cycle, so that
+                # starting layer 0 (after ``next_image``) does not enable its bits.
+                m.d.sync += current.eq(rows.const(rows.rows[0]))
+                with m.If(next_image):
+                    m.d.sync += start_image
+                    m.next = "LAYER"
             with m.State("LAYER"):
+                # Loops, innermost first: input group cb, output group og, column j, row i.
                 m.d.comb += issue_layer.eq(1)
                 m.d.sync += cb.eq(cb + 1)
                 with m.If(last_beat):
@@ -543,39 +637,38 @@ class FracBNNAccelerator(wiring.Component):
                                          *_step(y3, Mux(stride2, 2, 1))]
                             with m.If(i == out_last):
                                 # The layer's weight rows have been read: free their buffer.
-                                m.d.comb += weights.release.eq(1 << layer[0])
+                                m.d.comb += weights.release.eq(1 << weight_buffer)
                                 m.d.sync += [*clear_scan, wait.eq(drain)]
                                 m.next = "DRAIN"
             with m.State("DRAIN"):
                 with m.If(wait != 0):
                     m.d.sync += wait.eq(wait - 1)
-                with m.Else():
-                    # The next layer also waits for the weight cache to have decoded it.
-                    with m.If(stem_phase):
-                        with m.If(weights.filled[0]):
-                            # The stem has read its count buffer: LOAD may fill it again.
-                            m.d.sync += [stem_phase.eq(0), stem_buffer.eq(~stem_buffer),
-                                         current.eq(upcoming)]
-                            m.d.comb += release_counts.eq(1)
-                            m.next = "LAYER"
-                    with m.Elif(layer == last_layer_index):
-                        m.next = "HEAD"
-                    with m.Elif(weights.filled.bit_select(~layer[0], 1)):
-                        m.d.sync += [layer.eq(layer + 1), current.eq(upcoming)]
+                    # Layer 0 has read the stem's buffer for the last time and written its
+                    # last word: the next image's stem may overwrite it.
+                    with m.If((wait == 1) & reads_stem):
+                        m.d.comb += release_stem.eq(1)
+                with m.Elif(layer == last_layer_index):
+                    with m.If(next_image):
+                        m.d.sync += [start_image, current.eq(upcoming)]
                         m.next = "LAYER"
-            with m.State("HEAD"):
-                m.d.sync += hold_stem_row
-                with m.If(self.logits.valid & self.logits.ready):
-                    m.d.sync += self.images.eq(self.images + 1)
-                    # The next image's stem starts at once if its pixels are in.
-                    with m.If(image_ready):
-                        m.d.sync += start_stem
-                        m.next = "STEM"
                     with m.Else():
-                        m.d.sync += [computing.eq(0), stem_phase.eq(1)]
-                        m.next = "LOAD"
+                        m.next = "WAIT"
+                # The next layer waits for the weight cache to have decoded it, and the last
+                # layer also for the head to have handed over the previous image's logits.
+                with m.Elif(next_weights & ((layer != last_layer_index - 1) | head.i.ready)):
+                    m.d.sync += [layer.eq(layer + 1), current.eq(upcoming),
+                                 *advance_weight_buffer()]
+                    with m.If(layer == last_layer_index - 1):
+                        m.d.sync += [head_started.eq(layers_started), in_head.eq(1)]
+                    m.next = "LAYER"
         for phase in Phase:
             with m.If(fsm.ongoing(phase.name)):
                 m.d.comb += self.phase.eq(phase)
-        m.d.comb += [self.layer.eq(Mux(stem_phase, 0, layer + 1)), self.beat.eq(cb)]
+        loading = (loaded != 0) | full[0] | full[1]
+        m.d.comb += [
+            self.busy.eq(~fsm.ongoing("WAIT") | ~stem_fsm.ongoing("IDLE") | ~head.i.ready
+                         | self.logits.valid | loading),
+            self.layer.eq(layer + 1),
+            self.beat.eq(cb),
+        ]
         return m

@@ -34,15 +34,17 @@ from .tables import (
     stem_weight,
 )
 from .thermometer import COUNT_SHAPE, InputBatchNorm, ThermometerConv, ThermometerEncoder
-from .weight_cache import WeightCache, decoder_for, layer_decode_cycles
+from .weight_cache import WEIGHT_BUFFERS, WeightCache, decoder_for, layer_decode_cycles
 from .window import WindowMemory
 from .xnor_popcount import XnorPopcountArray, array_latency
 
 __all__ = ["BUFFERS", "UNITS", "UnitBuilder", "UnitSpec", "pipeline_latencies",
            "unit_config"]
 
-# Feature maps are double-buffered: layer ``l`` reads buffer ``l % 2`` and writes the other.
-BUFFERS = 2
+# Feature-map buffers: two the PG layers alternate between (layer ``l > 0`` reads buffer
+# ``l % 2`` and writes the other) and the stem's own, which layer 0 reads: the stem of the next
+# image runs while the layers of the one before it use the other two.
+BUFFERS = 3
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,11 @@ UNITS = {
     "precision_gate": UnitSpec(1, ("pe",)),
     "merge_unit": UnitSpec(1, ("pe",)),
     "shortcut_pool": UnitSpec(1, ("pe",)),
-    "activation_quantizer": UnitSpec(1, ("pe",)),
+    # The layers' write-back has one quantiser, the stem's write-back the other.
+    "activation_quantizer": UnitSpec(2, ("pe",)),
     "head": UnitSpec(1, ("pe",)),
-    # The double-buffered maps: 2-bit activations written pe and read simd_channels at a time,
-    # FM codes written pe at a time.
+    # The maps (BUFFERS): 2-bit activations written pe and read simd_channels at a time, FM
+    # codes written pe at a time.
     "activation_buffer": UnitSpec(BUFFERS, ("pe", "simd_channels")),
     "feature_map_buffer": UnitSpec(BUFFERS, ("pe",)),
     # Rows of pe x 9 x simd_channels weights, decoded N kernels per cycle; its Huffman decoder
@@ -75,7 +78,7 @@ UNITS = {
     "huffman_decoder": UnitSpec(0, ("pe", "decoder_symbols_per_cycle")),
     # The stem: the pixels' thermometer counts (double-buffered: an image loads while the one
     # before it is in its layers), the thermometer conv and its BN.
-    "count_memory": UnitSpec(BUFFERS, ()),
+    "count_memory": UnitSpec(2, ()),
     "thermometer_encoder": UnitSpec(1, ()),
     "thermometer_conv": UnitSpec(1, ()),
     "input_batch_norm": UnitSpec(1, ()),
@@ -106,18 +109,19 @@ COUNT_SELECT_LATENCY = 1
 
 def pipeline_latencies(array_latency):
     """Cycles from a beat's issue to each point of the engine's pipeline, for arrays of
-    ``array_latency``, and the drain between phases (until the last write of a phase has
-    reached the memories the next phase reads). ``stem_window``: the stem's window of counts
-    at the thermometer conv's input."""
+    ``array_latency``, and the drains (until the last write of a layer, ``drain``, or of the
+    stem, ``stem_drain``, has reached the memories the next layer reads). ``stem_window``: the
+    stem's window of counts at the thermometer conv's input."""
     window = WindowMemory.latency
     stem_window = window + COUNT_SELECT_LATENCY
     stem = stem_window + ThermometerConv.latency + InputBatchNorm.latency
     gate_at = window + array_latency
     merge_at = gate_at + PrecisionGate.latency
     layer = merge_at + MergeUnit.latency
-    drain = max(stem, layer) + ActivationQuantizer.latency + 1
+    drain = layer + ActivationQuantizer.latency + 1
+    stem_drain = stem + ActivationQuantizer.latency + 1
     return {"window": window, "stem_window": stem_window, "stem": stem, "gate_at": gate_at,
-            "merge_at": merge_at, "layer": layer, "drain": drain}
+            "merge_at": merge_at, "layer": layer, "drain": drain, "stem_drain": stem_drain}
 
 
 class UnitBuilder:
@@ -245,4 +249,5 @@ class UnitBuilder:
         weight, _ = classifier(self.net)
         return estimate_cycles(self.plans, self.config.stem_groups, self.latencies(),
                                ThermometerEncoder.latency,
-                               head_latency(weight.shape[1]), self.decode_cycles())
+                               head_latency(weight.shape[1]), self.decode_cycles(),
+                               WEIGHT_BUFFERS)

@@ -12,17 +12,16 @@ from dataclasses import dataclass, fields
 from fracbnn_golden.conv import TAPS
 from fracbnn_golden.model import IMAGE_SIZE, PG_CONVS, PIXELS, STEM_CHANNELS
 
-__all__ = ["CONFIG_KEYS", "HANDOVER_CYCLES", "IMAGE_SIZE", "PIXELS", "PLANES",
+__all__ = ["CONFIG_KEYS", "IMAGE_SIZE", "PIXELS", "PLANES", "STEM_HANDOVER_CYCLES",
            "AcceleratorConfig", "ConfigError", "CycleEstimate", "LayerPlan", "estimate_cycles",
            "plan_layers"]
 
 # The bit planes of the 2-bit activations (MSB and LSB), computed side by side.
 PLANES = 2
-# On a stream of back-to-back images the next image's pixels are taken while the one before
-# is in its layers (the count memory is double-buffered), and the sequencer starts its stem in
-# the cycle after it hands the logits over: an image's LOAD is then off the interval, and this
-# cycle on it.
-HANDOVER_CYCLES = 1
+# Cycles between the stem's last write reaching its buffer (its drain counted out) and layer 0's
+# first beat: the stem's sequencer marks its buffer full in the next cycle, and the layers'
+# sequencer, which sees that flag registered, issues in the one after.
+STEM_HANDOVER_CYCLES = 2
 
 
 class ConfigError(ValueError):
@@ -112,69 +111,96 @@ class CycleEstimate:
     is the latency of an image that finds the accelerator idle: the count from its first
     pixel transfer to its logits becoming valid, which the accelerator's ``cycles`` port
     reports. ``interval`` is the steady-state distance between two images' logits when images
-    are streamed back to back: each image's LOAD overlaps the image before it, so the interval
-    is the stem, the layers and the head (and the waits) plus :data:`HANDOVER_CYCLES`.
+    are streamed back to back: an image's LOAD and stem overlap the layers of the image before
+    it, and its head the layers of the one after, so the interval is the PG layers, each with
+    its drain, and their waits in the steady state (``steady_waits``, by layer name).
     """
     phases: dict
     weight_waits: dict
+    interval: int
+    steady_waits: dict
 
     @property
     def total(self):
         return sum(self.phases.values()) + sum(self.weight_waits.values())
 
-    @property
-    def interval(self):
-        return self.total - self.phases["load"] + HANDOVER_CYCLES
+
+def _layer_chain(plans, pause, decode_cycles, buffers, images):
+    """Start cycles and weight waits of ``images`` images' PG layers run back to back, counted
+    from the first image's layer 0: the weight cache decodes layer after layer (image after
+    image), each into the buffer the layer ``buffers`` before it frees
+    (:class:`rtl.weight_cache.WeightCache`); the first image's first ``buffers`` layers are
+    decoded before it starts."""
+    starts, waits, last, filled = [], [], [], []
+    start = 0
+    for index in range(images * len(plans)):
+        plan = plans[index % len(plans)]
+        if index >= buffers:
+            begin = max(last[index - buffers] + 1, filled[index - 1] + 1)
+            filled.append(begin + decode_cycles[plan.index])
+            # The sequencer sees ``filled`` in its last DRAIN cycle and issues the next one.
+            ready = max(filled[index] + 1, start)
+            waits.append(ready - start)
+            start = ready
+        else:
+            filled.append(-1)
+            waits.append(0)
+        starts.append(start)
+        last.append(start + plan.beats - 1)
+        start = last[-1] + 1 + pause
+    return starts, waits
 
 
-def estimate_cycles(plans, stem_groups, latencies, encoder_latency, head_latency, decode_cycles):
+def estimate_cycles(plans, stem_groups, latencies, encoder_latency, head_latency, decode_cycles,
+                    buffers):
     """The analytical cycle model of :class:`rtl.accelerator.FracBNNAccelerator`.
 
     LOAD takes a pixel per cycle and ends when the encoder has written the last one; the stem
     issues each pixel once per output group of ``pe`` channels (``stem_groups``,
-    :attr:`AcceleratorConfig.stem_groups`) and every PG layer one beat per cycle; each is
-    followed by a drain of ``latencies["drain"] + 1`` cycles, except the last layer, whose
-    results flow into the head (the pipeline latency plus the head's) instead.
+    :attr:`AcceleratorConfig.stem_groups`), followed by its drain of ``latencies["stem_drain"]``
+    cycles and :data:`STEM_HANDOVER_CYCLES`; every PG layer issues one beat per cycle and is
+    followed by a drain of ``latencies["drain"] + 1`` cycles, except, for the latency, the last
+    layer, whose results flow into the head (the pipeline latency plus the head's) instead.
 
-    A layer also waits until its weights are decoded (:class:`rtl.weight_cache.WeightCache`):
-    decoding layer ``l`` takes ``decode_cycles[l]`` cycles and starts the cycle after layer
-    ``l - 2`` issued its last beat (which frees the buffer) or the cycle after layer ``l - 1``'s
-    decoding finished, whichever is later; a layer that waits starts the cycle after its weights
-    became visible. Layers 0 and 1 are decoded during the previous
-    image's last layers and this image's stem; the model checks that they are.
+    A layer also waits until its weights are decoded (:class:`rtl.weight_cache.WeightCache`,
+    ``buffers`` buffers of rows): decoding layer ``l`` takes ``decode_cycles[l]`` cycles and
+    starts the cycle after layer ``l - buffers`` issued its last beat (which frees the buffer)
+    or the cycle after layer ``l - 1``'s decoding finished, whichever is later (counting across
+    images: layer 0 of an image follows layer 17 of the one before); a layer that waits starts
+    the cycle after its weights became visible.
+
+    On a stream the next image's stem runs while the image before it is in its layers 1 to 17
+    (its buffer is free once layer 0 has drained), so its layers follow at once; the model
+    checks that the stem is done in time, and that the first image's first ``buffers`` layers,
+    which the cache decodes from reset on, are decoded before that image's stem has ended.
     """
     pause = latencies["drain"] + 1
-    phases = {"load": PIXELS + encoder_latency, "stem": PIXELS * stem_groups + pause}
+    stem = PIXELS * stem_groups + latencies["stem_drain"] + STEM_HANDOVER_CYCLES
+    phases = {"load": PIXELS + encoder_latency, "stem": stem}
     for plan in plans[:-1]:
         phases[plan.name] = plan.beats + pause
     phases[plans[-1].name] = plans[-1].beats
     phases["head"] = latencies["layer"] + head_latency - 1
     if len(decode_cycles) != len(plans):
         raise ValueError(f"decode_cycles has {len(decode_cycles)} entries for {len(plans)} layers")
-    # Cycle numbers relative to the start of layer 0; ``last[l]``: layer l's last issue cycle,
-    # ``filled[l]``: the first cycle its weights are visible.
-    waits, start = {}, 0
-    last, filled = [], []
-    for index, plan in enumerate(plans):
-        if index >= 2:
-            begin = max(last[index - 2] + 1, filled[index - 1] + 1)
-            filled.append(begin + decode_cycles[index])
-            # The sequencer sees ``filled`` in its last DRAIN cycle and issues the next one.
-            ready = max(filled[index] + 1, start)
-            waits[plan.name] = ready - start
-            start = ready
-        else:
-            filled.append(-1)
-            waits[plan.name] = 0
-        last.append(start + plan.beats - 1)
-        start = last[-1] + 1 + pause
-    # Layers 0 and 1 of the next image: decoding starts once layers l - 2 (16 and 17) issued
-    # their last beats; they must be in before the next image's layer 0 and layer 1 can start,
-    # which is at least the head and the stem later (its LOAD overlapped this image).
-    begin = max(last[-2] + 1, filled[-1] + 1)
-    ready = max(begin + decode_cycles[0] + 1, last[-1] + 1) + decode_cycles[1]
-    earliest = last[-1] + 1 + phases["head"] + HANDOVER_CYCLES + phases["stem"]
-    if ready > earliest:
-        raise ValueError("the first two layers' weights would not be decoded in time; "
+    if sum(decode_cycles[:buffers]) > phases["load"] + phases["stem"]:
+        raise ValueError("the first layers' weights would not be decoded in time; "
                          "the cycle model does not cover this configuration")
-    return CycleEstimate(phases, waits)
+    # Four images: the waits repeat from the second image on (the decoding of an image's first
+    # layers depends on the image before it only).
+    starts, waits = _layer_chain(plans, pause, decode_cycles, buffers, 4)
+    layers = len(plans)
+    # An image's logits follow its last layer's start by the same cycles in every image.
+    intervals = {starts[(k + 1) * layers - 1] - starts[k * layers - 1] for k in (2, 3)}
+    steady = waits[2 * layers:3 * layers]
+    if len(intervals) != 1 or steady != waits[3 * layers:]:
+        raise ValueError("the weight waits do not settle from image to image; the cycle model "
+                         "does not cover this configuration")
+    interval = intervals.pop()
+    # The next image's stem starts once layer 0 has drained and must end before the image
+    # before it has gone through its layers.
+    if plans[0].beats + pause + stem > interval:
+        raise ValueError("the stem would hold up the layers; the cycle model does not cover "
+                         "this configuration")
+    return CycleEstimate(phases, dict(zip((p.name for p in plans), waits[:layers])), interval,
+                         dict(zip((p.name for p in plans), steady)))

@@ -11,7 +11,13 @@ from .huffman import FIRST_WINDOW_WORDS, HuffmanDecoder, block_words, decode_cyc
 from .interfaces import PortSignature
 from .lookup import constant_table
 
-__all__ = ["WeightCache", "decoder_for", "first_word_cycles", "layer_decode_cycles"]
+__all__ = ["WEIGHT_BUFFERS", "WeightCache", "decoder_for", "first_word_cycles",
+           "layer_decode_cycles"]
+
+# Buffers of decoded rows: the engine reads one layer while the cache decodes the next two, so
+# that a layer of slow decoding (stage 3's: a kernel per cycle and lane) can start before the
+# layer in front of it has finished.
+WEIGHT_BUFFERS = 3
 
 
 def _word_bits(symbols_per_cycle):
@@ -92,7 +98,8 @@ class WeightCache(wiring.Component):
 
     The payload sits in a word memory (64-bit words, wider for ``symbols_per_cycle > 5``), the
     code tables in a :class:`rtl.huffman.HuffmanDecoder` (:func:`decoder_for`); decoded rows go
-    into two buffers, so that the engine reads one layer while the next is decoded.
+    into ``buffers`` buffers (a block RAM), so that the engine reads one layer while the
+    following ones are decoded.
 
     Parameters
     ----------
@@ -106,14 +113,16 @@ class WeightCache(wiring.Component):
         Output and input channels of a row.
     symbols_per_cycle : int
         Kernels the decoder emits per cycle; a divisor of ``simd_channels``.
+    buffers : int
+        Buffers of rows (at least 2; :data:`WEIGHT_BUFFERS` in the accelerator).
 
     Members
     -------
     read : Out(WeightCache.ReadPort.Signature(rows=..., row_bits=...))
         The engine's read port: ``read.buffer`` and ``read.row`` in, the row on ``read.data``.
-    filled : Out(2)
+    filled : Out(buffers)
         Bit ``b``: buffer ``b`` holds its next layer's rows.
-    release : In(2)
+    release : In(buffers)
         A pulse on bit ``b`` frees buffer ``b``.
     error : Out(1)
         The decoder found an invalid code (only a corrupt memory image can cause it); sticky
@@ -121,18 +130,19 @@ class WeightCache(wiring.Component):
 
     Protocol
     --------
-    Rows: layer ``l`` is read from buffer ``l % 2`` as ``groups_out * groups_in`` rows; row
+    Rows: the ``k``-th layer decoded (counting across images) is read from buffer
+    ``k % buffers`` as ``groups_out * groups_in`` rows; row
     ``og * groups_in + cb`` holds the kernels of output channels ``og * pe + p`` and input
     channels ``cb * simd + c``: on ``read.data``, bit ``(p * 9 + tap) * simd + c`` is the weight
     of tap ``tap`` (the engine's layout).
 
     The cache decodes the layers in order 0, 1, ..., the last, 0, 1, ... (one image after
-    another), layer ``l`` into buffer ``l % 2`` once that buffer is free: one decoder command
+    another), each into the next buffer in turn once that buffer is free: one decoder command
     per layer, and each lane's payload words fetched in turn (lane ``l`` in the cycles
     ``1 + l + k * L`` after the command, when it has room), so that no lane waits for a word.
     ``filled`` bit ``b`` says buffer ``b`` holds its next layer's rows; the engine reads them
     (``read``, one row per cycle) and then pulses ``release`` bit ``b``, which frees the buffer
-    for the layer after next.
+    for the layer ``buffers`` later.
 
     Latency
     -------
@@ -159,10 +169,12 @@ class WeightCache(wiring.Component):
                 Rows per buffer.
             row_bits : int
                 Bits per row.
+            buffers : int
+                Buffers.
 
             Members
             -------
-            buffer : In(1)
+            buffer : In(range(buffers))
                 The buffer read.
             row : In(range(rows))
                 The row read.
@@ -170,17 +182,18 @@ class WeightCache(wiring.Component):
                 The row, :attr:`WeightCache.latency` cycles after its read.
             """
 
-            def __init__(self, *, rows, row_bits):
+            def __init__(self, *, rows, row_bits, buffers):
                 super().__init__({
-                    "buffer": In(1),
+                    "buffer": In(range(buffers)),
                     "row": In(range(rows)),
                     "data": Out(row_bits),
-                }, rows=rows, row_bits=row_bits)
+                }, rows=rows, row_bits=row_bits, buffers=buffers)
 
     # What the signature's ``create`` makes (the class exists only once its body ends).
     ReadPort.Signature.interface = ReadPort
 
-    def __init__(self, compressed, plans, *, pe, simd_channels, symbols_per_cycle=4):
+    def __init__(self, compressed, plans, *, pe, simd_channels, symbols_per_cycle=4,
+                 buffers=WEIGHT_BUFFERS):
         if not isinstance(compressed, CompressedModel):
             raise TypeError(f"compressed must be a CompressedModel, not {compressed!r}")
         if len(compressed.layers) != len(plans):
@@ -190,6 +203,8 @@ class WeightCache(wiring.Component):
                 or simd_channels % symbols_per_cycle:
             raise ValueError(f"symbols_per_cycle must be a positive divisor of simd_channels="
                              f"{simd_channels}, not {symbols_per_cycle!r}")
+        if not isinstance(buffers, int) or isinstance(buffers, bool) or buffers < 2:
+            raise ValueError(f"buffers must be an integer of at least 2, not {buffers!r}")
         lanes = lanes_for(symbols_per_cycle)
         for layer, plan in zip(compressed.layers, plans):
             if layer.name != plan.name or tuple(layer.shape) != (plan.cout, plan.cin, 3, 3) \
@@ -203,15 +218,16 @@ class WeightCache(wiring.Component):
                                  f"cycle, not {layer.n_blocks} blocks of {layer.lanes} lanes")
         self.compressed, self.plans = compressed, plans
         self.pe, self.simd, self.symbols_per_cycle = pe, simd_channels, symbols_per_cycle
-        self.lanes = lanes
+        self.lanes, self.buffers = lanes, buffers
         self.rows = max(plan.groups_in * plan.groups_out for plan in plans)
         self.row_bits = pe * KERNEL_BITS * simd_channels
         self.word_bits = _word_bits(symbols_per_cycle)
         self._decode_cycles = layer_decode_cycles(compressed, plans, symbols_per_cycle)
         super().__init__({
-            "read": Out(self.ReadPort.Signature(rows=self.rows, row_bits=self.row_bits)),
-            "filled": Out(2),
-            "release": In(2),
+            "read": Out(self.ReadPort.Signature(rows=self.rows, row_bits=self.row_bits,
+                                                buffers=buffers)),
+            "filled": Out(buffers),
+            "release": In(buffers),
             "error": Out(1),
         })
 
@@ -227,13 +243,13 @@ class WeightCache(wiring.Component):
         with m.If(decoder.error):
             m.d.sync += self.error.eq(1)
 
-        # ---- the job: decode ``layer`` into buffer ``layer % 2`` --------------------------------
+        # ---- the job: decode ``layer`` into ``buffer`` -----------------------------------------
         layer = Signal(range(len(plans)))
+        buffer = Signal(range(self.buffers))
         busy = Signal()
-        filled = Signal(2)
+        filled = Signal(self.buffers)
         m.d.comb += self.filled.eq(filled)
         m.d.sync += filled.eq(filled & ~self.release)
-        buffer = layer[0]
 
         # The layer's constants, looked up from ``layer`` into registers (initialised to layer
         # 0's): ``layer`` changes when a job ends and the next job starts two cycles later at
@@ -314,8 +330,12 @@ class WeightCache(wiring.Component):
 
         # ---- decoded kernels -> rows of the buffer ----------------------------------------------
         kernels_per_row = pe * simd
+        # Block RAM: the rows are 2,304 bits wide at the default (32 block RAMs side by side,
+        # which hold 512 rows); Yosys would otherwise make them LUT RAM, a LUT per 7 bits of
+        # row at 64 rows.
         m.submodules.rows = rows = memory.Memory(
-            shape=kernels_per_row * KERNEL_BITS, depth=2 * self.rows, init=[])
+            shape=kernels_per_row * KERNEL_BITS, depth=self.buffers * self.rows, init=[],
+            attrs={"ram_style": "block"})
         write = rows.write_port(granularity=KERNEL_BITS)
         o = Signal(range(pe))                          # output channel within the group
         c = Signal(range(max(p.cin for p in plans)))   # input channel
@@ -342,7 +362,8 @@ class WeightCache(wiring.Component):
         with m.If(busy & sent & (og == groups_out) & words_done):
             m.d.sync += [og.eq(0), busy.eq(0), sent.eq(0),
                          filled.eq((filled & ~self.release) | (1 << buffer)),
-                         layer.eq(Mux(layer == len(plans) - 1, 0, layer + 1))]
+                         layer.eq(Mux(layer == len(plans) - 1, 0, layer + 1)),
+                         buffer.eq(Mux(buffer == self.buffers - 1, 0, buffer + 1))]
 
         # ---- the engine's reads -----------------------------------------------------------------
         read = rows.read_port()

@@ -22,8 +22,8 @@ ROWS = IMAGE_SHAPE[1]
 # status, the results, the feature-map writes, the rows.
 # ``done_cycle`` counts a whole batch (2**32 cycles: over 200,000 images).
 DONE_CYCLE_BITS = 32
-WAVE_ORDER = ("phase", "layer", "beat", "busy", "cycles", "images", "error", "results",
-              "writeback", "rows", "bulk")
+WAVE_ORDER = ("phase", "stem_phase", "layer", "beat", "busy", "cycles", "images", "error",
+              "results", "writeback", "stem_writeback", "rows", "bulk")
 
 
 class AcceleratorHarness(wiring.Component):
@@ -53,7 +53,8 @@ class AcceleratorHarness(wiring.Component):
         latency) and ``done_cycle``, the cycle in which the core gave them, counted from the
         batch's first pixel transfer (cycle 0). Successive ``done_cycle`` differences are the
         interval between images.
-    pixels, logits, cycles, images, busy, error, phase, layer, beat, writeback
+    pixels, logits, cycles, images, busy, error, phase, stem_phase, layer, beat, writeback, \
+    stem_writeback
         The core's members (``pixels`` and ``logits`` only used while ``bulk`` is 0).
 
     Protocol
@@ -75,7 +76,8 @@ class AcceleratorHarness(wiring.Component):
         self.plans, self.config = core.plans, core.config
         self.images_ahead, self.results_ahead = images_ahead, results_ahead
         layers = {0: "stem", **{index + 1: plan.name for index, plan in enumerate(core.plans)}}
-        self.wave_names = {"layer": layers, "writeback.layer": layers}
+        self.wave_names = {"layer": layers, "writeback.layer": layers,
+                           "stem_writeback.layer": layers}
         members = core.signature.members
         pixel = members["pixels"].signature.members["payload"].shape
         logits = members["logits"].signature.members["payload"].shape

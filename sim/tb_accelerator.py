@@ -93,47 +93,62 @@ async def reset(dut, cycles=3):
 
 class WritebackMonitor:
     """Collects every feature-map word the accelerator writes (each transfer on its always-ready
-    ``writeback`` stream) into per-layer arrays ``maps[layer]`` (``[channels, size, size]``
-    int16, -32768 where nothing was written)."""
+    ``writeback`` and ``stem_writeback`` streams) into per-layer arrays, image by image: the
+    stem writes the next image while the layers compute the one before it, so a write belongs
+    to the image whose map of its layer it falls into (every map is written exactly once per
+    image). :meth:`take` returns the oldest image's maps (``[channels, size, size]`` int16 per
+    layer, -32768 where nothing was written)."""
+
+    STREAMS = ("writeback", "stem_writeback")
 
     def __init__(self, dut, params):
-        self._valid, self._payload = dut.writeback__valid, dut.writeback__payload
         self._fields = {name: tuple(field) for name, field in params["writeback"].items()}
         self._layers = params["layers"]
         self._pe = params["pe"]
-        self.maps = self._empty()
-        self.writes = 0
-        self._task = cocotb.start_soon(self._watch(dut.clk))
+        self._words = [layer["channels"] // self._pe * layer["size"] ** 2
+                       for layer in self._layers]
+        self._written = [0] * len(self._layers)          # words per layer, over all images
+        self._images, self._taken = [], 0
+        self._tasks = [cocotb.start_soon(self._watch(dut.clk, getattr(dut, f"{name}__valid"),
+                                                     getattr(dut, f"{name}__payload")))
+                       for name in self.STREAMS]
 
     def _empty(self):
         return [np.full((layer["channels"], layer["size"], layer["size"]), -32768, np.int16)
                 for layer in self._layers]
 
     def take(self):
-        """The maps written since the last call."""
-        maps, self.maps = self.maps, self._empty()
+        """The maps of the next image not taken yet."""
+        while len(self._images) <= self._taken:
+            self._images.append(self._empty())
+        maps, self._images[self._taken] = self._images[self._taken], None
+        self._taken += 1
         return maps
 
     def stop(self):
-        self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
 
     def _field(self, word, name):
         offset, width = self._fields[name]
         return (word >> offset) & ((1 << width) - 1)
 
-    async def _watch(self, clock):
+    async def _watch(self, clock, valid, payload):
         while True:
             await RisingEdge(clock)
             await ReadOnly()
-            if not self._valid.value:
+            if not valid.value:
                 continue
-            word = int(self._payload.value)
-            self.writes += 1
+            word = int(payload.value)
             layer, y, x = (self._field(word, name) for name in ("layer", "y", "x"))
             group, fm = self._field(word, "group"), self._field(word, "fm")
+            image = self._written[layer] // self._words[layer]
+            self._written[layer] += 1
+            while len(self._images) <= image:
+                self._images.append(self._empty())
             for lane in range(self._pe):
                 code = _signed((fm >> (FM_BITS * lane)) & FM_MASK, FM_BITS)
-                self.maps[layer][group * self._pe + lane, y, x] = code
+                self._images[image][layer][group * self._pe + lane, y, x] = code
 
 
 async def classify(dut, images, *, pixel_idle=0.0, logit_stall=0.0, seed=0, monitor=None,

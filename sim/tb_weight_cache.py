@@ -4,12 +4,13 @@ The testbench plays the conv engine: it waits for a layer's buffer to be filled,
 row (checking it against ``weight_rows`` of ``tests/test_weight_cache.py``, the uncompressed
 weights in the engine's layout), then releases the buffer, layer after layer over two images.
 Parameters (:func:`sim.runner.testbench_params`): ``rows`` (per layer, the expected rows as hex
-strings), ``decode_cycles`` (per layer, :meth:`WeightCache.decode_cycles`), ``buffer_rows``
-(rows per buffer).
+strings), ``decode_cycles`` (per layer, :meth:`WeightCache.decode_cycles`), ``buffers`` (the
+cache's buffers: the ``k``-th layer decoded, counting across images, goes into buffer
+``k % buffers``).
 
-Timing contract checked exactly: decoding layer ``l >= 2`` starts the cycle after the release of
-layer ``l - 2``'s buffer or the cycle after layer ``l - 1``'s buffer was filled, whichever is
-later, and fills its buffer ``decode_cycles[l]`` cycles after that.
+Timing contract checked exactly: decoding the ``k``-th layer (``k >= buffers``) starts the cycle
+after the release of layer ``k - buffers``'s buffer or the cycle after layer ``k - 1``'s buffer
+was filled, whichever is later, and fills its buffer ``decode_cycles[l]`` cycles after that.
 """
 
 import random
@@ -31,8 +32,9 @@ class Engine:
         self.dut, self.rng, self.max_delay = dut, rng, max_delay
         self.rows = [[int(row, 16) for row in layer] for layer in params["rows"]]
         self.decode_cycles = params["decode_cycles"]
+        self.buffers = params["buffers"]
         self.cycle = 0
-        self.rises = ([], [])
+        self.rises = tuple([] for _ in range(self.buffers))
         self._task = cocotb.start_soon(self._monitor())
 
     def stop(self):
@@ -45,7 +47,7 @@ class Engine:
             self.cycle += 1
             await ReadOnly()
             filled = int(self.dut.filled.value)
-            for buffer in range(2):
+            for buffer in range(self.buffers):
                 if (filled >> buffer) & 1 and not (previous >> buffer) & 1:
                     self.rises[buffer].append(self.cycle)
             previous = filled
@@ -59,9 +61,8 @@ class Engine:
             await RisingEdge(self.dut.clk)
         raise AssertionError(f"buffer {buffer} not filled within {limit} cycles")
 
-    async def read_layer(self, layer):
-        """Read every row of ``layer`` from its buffer and compare."""
-        buffer = layer % 2
+    async def read_layer(self, layer, buffer):
+        """Read every row of ``layer`` from ``buffer`` and compare."""
         for row, expected in enumerate(self.rows[layer]):
             await RisingEdge(self.dut.clk)
             self.dut.read__buffer.value = buffer
@@ -72,10 +73,10 @@ class Engine:
             assert got == expected, (f"layer {layer} row {row}: the cache gives {got:#x}, "
                                      f"expected {expected:#x}")
 
-    async def release(self, layer):
-        """Pulse ``release`` for one cycle; returns that cycle's number."""
+    async def release(self, buffer):
+        """Pulse ``release`` of ``buffer`` for one cycle; returns that cycle's number."""
         await RisingEdge(self.dut.clk)
-        self.dut.release.value = 1 << (layer % 2)
+        self.dut.release.value = 1 << buffer
         await ReadOnly()
         cycle = self.cycle
         await RisingEdge(self.dut.clk)
@@ -85,20 +86,20 @@ class Engine:
     async def run(self, images):
         """Every layer of ``images`` images in order; checks the rows and, for layers 2 and
         later, the exact cycle their buffer is filled."""
-        layers = len(self.rows)
+        layers, buffers = len(self.rows), self.buffers
         released, filled = {}, {}
         for step in range(images * layers):
-            layer = step % layers
-            filled[step] = await self.wait_filled(layer % 2, step // 2)
-            if step >= 2:
-                begin = max(released[step - 2] + 1, filled[step - 1] + 1)
+            layer, buffer = step % layers, step % buffers
+            filled[step] = await self.wait_filled(buffer, step // buffers)
+            if step >= buffers:
+                begin = max(released[step - buffers] + 1, filled[step - 1] + 1)
                 expected = begin + self.decode_cycles[layer]
                 assert filled[step] == expected, (
                     f"layer {layer}: buffer filled in cycle {filled[step]}, expected "
                     f"{expected} ({self.decode_cycles[layer]} cycles after {begin})")
-            await self.read_layer(layer)
+            await self.read_layer(layer, buffer)
             await ClockCycles(self.dut.clk, self.rng.randrange(self.max_delay + 1))
-            released[step] = await self.release(layer)
+            released[step] = await self.release(buffer)
         assert int(self.dut.error.value) == 0, "the error flag is set"
         self.stop()
 
@@ -131,9 +132,10 @@ async def reset_while_decoding(dut):
     await start(dut)
     engine = Engine(dut, params, random.Random(3), 0)
     big = max(range(len(params["decode_cycles"])), key=lambda layer: params["decode_cycles"][layer])
+    buffers = params["buffers"]
     for layer in range(big - 1):
-        await engine.wait_filled(layer % 2, layer // 2)
-        await engine.release(layer)
+        await engine.wait_filled(layer % buffers, layer // buffers)
+        await engine.release(layer % buffers)
     engine.stop()
     await ClockCycles(dut.clk, params["decode_cycles"][big] // 2)
     await pulse_reset(dut.clk, dut.rst, 2)

@@ -108,19 +108,21 @@ def test_every_testbench_view_covers_each_payload_bit_once(case):
 
 
 def test_accelerator_view(net):
-    from rtl.accelerator import FracBNNAccelerator, Phase
+    from rtl.accelerator import FracBNNAccelerator, Phase, StemPhase
     from sim.harness import AcceleratorHarness
 
     harness = AcceleratorHarness(FracBNNAccelerator(net))
     view = gtkw.wave_view(harness)
     names = [item.alias if isinstance(item, gtkw.Trace) else item.name for item in view]
-    assert names[:9] == ["clk", "rst", "phase", "layer", "beat", "busy", "cycles", "images",
-                         "error"]
+    assert names[:10] == ["clk", "rst", "phase", "stem_phase", "layer", "beat", "busy",
+                          "cycles", "images", "error"]
     traces = {trace.alias: trace for trace in _flat(view)}
     assert dict(traces["phase"].names) == {phase.value: phase.name for phase in Phase}
+    assert dict(traces["stem_phase"].names) == {phase.value: phase.name for phase in StemPhase}
     layers = dict(traces["layer"].names)
     assert layers[0] == "stem" and layers[18] == "layer3_2.conv2"
     assert traces["writeback.layer"].names == traces["layer"].names
+    assert traces["stem_writeback.layer"].names == traces["layer"].names
     assert traces["cycles"].radix == "dec" and traces["results.cycles"].radix == "dec"
     assert traces["results.done_cycle"].radix == "dec"
     assert [traces[f"results.logits.logits[{k}]"].radix for k in range(10)] == ["signed"] * 10
@@ -318,7 +320,7 @@ def test_unit_view_in_gtkwave(simulator):
 @needs_gtkwave
 def test_accelerator_view_in_gtkwave(net):
     from fracbnn_golden.images import bundled_photos, load_image
-    from rtl.accelerator import FracBNNAccelerator, Phase
+    from rtl.accelerator import FracBNNAccelerator, Phase, StemPhase
     from sim.accelerator import run_accelerator
 
     pixels = load_image(bundled_photos()[0])[None]
@@ -340,7 +342,8 @@ def test_accelerator_view_in_gtkwave(net):
     assert view.find("phase")[0].value in {phase.name for phase in Phase}
     assert view.find("phase")[0].has("translated")
     layer = view.find("layer")[0]
-    assert layer.has("translated") and (layer.value == "stem" or ".conv" in layer.value)
+    assert layer.has("translated") and ".conv" in layer.value
+    assert view.find("stem_phase")[0].value in {phase.name for phase in StemPhase}
     assert values["images"] == "1" and values["error"] == "0"
     for name in ("beat", "busy", "valid", "fm[15]"):
         assert view.find(name), name

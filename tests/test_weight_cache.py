@@ -68,7 +68,7 @@ def test_cache_rtl(net):
         count = plan.groups_in * plan.groups_out
         per_layer.append([f"{pack_row(row):x}" for row in rows[first:first + count]])
         first += count
-    params = {"rows": per_layer,
+    params = {"rows": per_layer, "buffers": cache.buffers,
               "decode_cycles": [cache.decode_cycles(index) for index in range(len(plans))]}
     result = run(cache, "sim.tb_weight_cache", params, name="weight_cache")
     assert sorted(test.name for test in result.tests) == [
@@ -88,6 +88,7 @@ def test_decode_cycles_grow_with_kernels_and_shrink_with_symbols_per_cycle(net):
 
 
 @pytest.mark.parametrize("kwargs, message", [
+    ({"buffers": 1}, "buffers must be an integer of at least 2, not 1"),
     ({"symbols_per_cycle": 3}, "symbols_per_cycle"),
     ({"symbols_per_cycle": 0}, "symbols_per_cycle"),
     ({"pe": 8}, "does not match plan"),
@@ -113,12 +114,12 @@ def test_config_checks_decoder_symbols_per_cycle():
         AcceleratorConfig(decoder_symbols_per_cycle=0)
 
 
-LATENCIES = {"drain": 20, "layer": 15}
+LATENCIES = {"drain": 20, "stem_drain": 10, "layer": 15}
 
 
 def test_estimate_waits_only_for_slow_decoding():
     plans = plan_layers(CONFIG)
-    fast = estimate_cycles(plans, CONFIG.stem_groups, LATENCIES, 2, 3, [1] * len(plans))
+    fast = estimate_cycles(plans, CONFIG.stem_groups, LATENCIES, 2, 3, [1] * len(plans), 2)
     assert not any(fast.weight_waits.values())
     assert fast.total == sum(fast.phases.values())
     # Decoding layer 5 starts once layer 3 has issued its last beat; it takes 1000 cycles more
@@ -126,16 +127,34 @@ def test_estimate_waits_only_for_slow_decoding():
     # layer 5 starts the cycle after its weights are visible.
     slow = [1] * len(plans)
     slow[5] = plans[4].beats + 1000
-    estimate = estimate_cycles(plans, CONFIG.stem_groups, LATENCIES, 2, 3, slow)
+    estimate = estimate_cycles(plans, CONFIG.stem_groups, LATENCIES, 2, 3, slow, 2)
     waits = {name: wait for name, wait in estimate.weight_waits.items() if wait}
     assert list(waits) == [plans[5].name]
     assert waits[plans[5].name] == 1000 - 2 * (LATENCIES["drain"] + 1) + 1
     assert estimate.total == fast.total + waits[plans[5].name]
+    # Every image waits the same: the interval is the layers, their drains and that wait.
+    assert estimate.steady_waits == estimate.weight_waits
+    assert estimate.interval == sum(plan.beats + LATENCIES["drain"] + 1 for plan in plans) \
+        + waits[plans[5].name]
+
+
+def test_estimate_with_a_third_buffer_decodes_a_layer_earlier():
+    plans = plan_layers(CONFIG)
+    # With three buffers decoding layer 5 starts once layer 2 has issued its last beat: the
+    # same decoding that made it wait with two now fits in layer 3's beats and three drains.
+    slow = [1] * len(plans)
+    slow[5] = plans[4].beats + 1000
+    assert not any(estimate_cycles(plans, CONFIG.stem_groups, LATENCIES, 2, 3, slow,
+                                   3).weight_waits.values())
+    slow[5] = plans[3].beats + plans[4].beats + 1000
+    estimate = estimate_cycles(plans, CONFIG.stem_groups, LATENCIES, 2, 3, slow, 3)
+    assert {name: wait for name, wait in estimate.weight_waits.items() if wait} == {
+        plans[5].name: 1000 - 3 * (LATENCIES["drain"] + 1) + 1}
 
 
 def test_estimate_rejects_too_slow_first_layers():
     plans = plan_layers(CONFIG)
     slow = [1] * len(plans)
     slow[0] = 10_000
-    with pytest.raises(ValueError, match="first two layers"):
-        estimate_cycles(plans, CONFIG.stem_groups, LATENCIES, 2, 3, slow)
+    with pytest.raises(ValueError, match="first layers"):
+        estimate_cycles(plans, CONFIG.stem_groups, LATENCIES, 2, 3, slow, 3)
