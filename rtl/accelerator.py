@@ -88,11 +88,13 @@ class _PhaseConstants:
 
 
 class Phase(enum.Enum, shape=2):
-    """The layers' sequencer's phase (the ``phase`` observation port); WAIT: no image ready for
-    layer 0 (its stem has not finished) or its weights not decoded yet."""
+    """The layers' sequencer's phase (the ``phase`` observation port); WAIT: the next layer's
+    weights are not decoded yet, or (before layer 0) no image has come out of the stem, or
+    (before the last layer) the head still holds the previous image's logits. Two bits for two
+    phases: GTKWave shows a single bit as a bit, not by its name (its translate filters apply
+    to vectors)."""
     WAIT = 0
     LAYER = 1
-    DRAIN = 2
 
 
 class StemPhase(enum.Enum, shape=2):
@@ -255,9 +257,9 @@ class FracBNNAccelerator(wiring.Component):
         wiring.connect(m, head.o, wiring.flipped(self.logits))
 
         # ---- latencies (cycles after a beat's issue) -------------------------------------------
-        window_latency, stem_latency, gate_at, merge_at, layer_latency, drain, stem_drain = (
+        window_latency, stem_latency, gate_at, merge_at, layer_latency, stem_drain = (
             self.latencies[key] for key in ("window", "stem", "gate_at", "merge_at", "layer",
-                                            "drain", "stem_drain"))
+                                            "stem_drain"))
         # The residual's block is read from the input FM buffer so that it reaches the merge
         # with the gate's output: picked from the buffer read and registered
         # (RESIDUAL_SELECT_LATENCY), then through the shortcut (stride 2) or a delay line of its
@@ -265,6 +267,15 @@ class FracBNNAccelerator(wiring.Component):
         fm_latency = fm_buffers[0].latency
         block_at = merge_at - shortcut.latency
         residual_read_at = block_at - RESIDUAL_SELECT_LATENCY - fm_latency
+        # Layers follow each other without a gap, so a layer's last beats are still in the
+        # pipeline while the next one issues: everything after the issue takes its layer from
+        # the beat's tag, not from ``layer`` or ``current``. The exception is a FM buffer's half
+        # width, which the residual reads use ``residual_read_at`` cycles after the issue (it
+        # is delayed by as much; the writes, later still, write the buffer the next layer reads,
+        # whose map, and so half width, both layers share). The one hazard left is between
+        # images: the stem's buffers are freed at layer 0's last issue, and the next stem's
+        # first write reaches them after layer 0's last read.
+        assert 2 + stem_latency > residual_read_at + fm_latency
 
         # ---- per-layer constants ------------------------------------------------------------
         # Registers, not lookups of ``layer``: the lookups would lie on the paths into the
@@ -273,7 +284,6 @@ class FracBNNAccelerator(wiring.Component):
         # sequencer moves on.
         layer = Signal(range(len(plans)), init=last_layer_index)
         read_buffer = layer[0]            # layer l > 0 reads buffer l % 2 and writes the other
-        write_buffer = ~layer[0]
         rows = _PhaseConstants(plans, pe)
         constants_table = constant_table([rows.const(row).as_bits() for row in rows.rows])
         current, upcoming = Signal(rows.layout, init=rows.rows[0]), Signal(rows.layout)
@@ -282,9 +292,11 @@ class FracBNNAccelerator(wiring.Component):
         groups_in, groups_out, groups_residual, param_base = (
             current.groups_in, current.groups_out, current.groups_residual, current.param_base)
         for index in range(2):
+            half_width = delay_line(m, current.half_width[index], residual_read_at,
+                                    f"half_width{index}")[-1]
             m.d.comb += [
                 q_buffers[index].row_length.eq(current.row_length[index]),
-                fm_buffers[index].half_width.eq(current.half_width[index]),
+                fm_buffers[index].half_width.eq(half_width),
             ]
         m.d.comb += [q_stem.row_length.eq(-(-IMAGE_SIZE // 3)),
                      fm_stem.half_width.eq(IMAGE_SIZE // 2)]
@@ -451,12 +463,32 @@ class FracBNNAccelerator(wiring.Component):
         beat_last = delay_line(m, last_beat, window_latency, "beat_last")
         reads_stem = current.reads_stem
 
-        def input_buffer(ports):
-            """The read data of the layer's input buffer among the stem's and buffers 0, 1."""
-            return Mux(reads_stem, ports[2].as_value(),
-                       Mux(read_buffer, ports[1].as_value(), ports[0].as_value()))
+        def input_buffer(ports, beat):
+            """The read data of the input buffer of ``beat``'s layer (a tag) among buffers 0, 1
+            and the stem's."""
+            return Mux(beat.reads_stem, ports[2].as_value(),
+                       Mux(beat.read_buffer, ports[1].as_value(), ports[0].as_value()))
 
-        taps = input_buffer([buffer.read.data for buffer in (*q_buffers, q_stem)])
+        # Where an output (pixel, channel group) goes, travelling beside its beats.
+        tag = Signal(data.StructLayout({
+            "valid": 1, "y": range(IMAGE_SIZE), "x": range(IMAGE_SIZE), "y3": coordinate,
+            "x3": coordinate, "group": range(groups_max), "residual_group": range(groups_max),
+            "row": range(len(merge.params)), "stride2": 1, "head": 1,
+            "layer": range(len(plans)), "read_buffer": 1, "reads_stem": 1}))
+        m.d.comb += [
+            tag.valid.eq(issue_layer & last_beat),
+            tag.layer.eq(layer), tag.read_buffer.eq(read_buffer), tag.reads_stem.eq(reads_stem),
+            tag.y.eq(i), tag.x.eq(j), tag.y3.eq(i3), tag.x3.eq(j3), tag.group.eq(og),
+            # A stride-2 layer duplicates its input channels: group og reads og mod
+            # groups_residual.
+            tag.residual_group.eq(Mux(og >= groups_residual, og - groups_residual, og)),
+            tag.row.eq(param_base + og),
+            tag.stride2.eq(stride2),
+            tag.head.eq(layer == last_layer_index),
+        ]
+        tags = delay_line(m, tag, layer_latency, "tag")
+        taps = input_buffer([buffer.read.data for buffer in (*q_buffers, q_stem)],
+                            tags[window_latency - 1])
         for plane, array in enumerate(arrays):          # plane 0: MSB (bit 1 of q), 1: LSB
             bit = 1 - plane
             m.d.comb += [
@@ -472,22 +504,6 @@ class FracBNNAccelerator(wiring.Component):
             for tap in range(TAPS):
                 m.d.comb += array.i.payload.count[tap].eq(Mux(beat_inside[-1][tap], simd, 0))
 
-        # Where an output (pixel, channel group) goes, travelling beside its beats.
-        tag = Signal(data.StructLayout({
-            "valid": 1, "y": range(IMAGE_SIZE), "x": range(IMAGE_SIZE), "y3": coordinate,
-            "x3": coordinate, "group": range(groups_max), "residual_group": range(groups_max),
-            "row": range(len(merge.params)), "stride2": 1, "head": 1}))
-        m.d.comb += [
-            tag.valid.eq(issue_layer & last_beat),
-            tag.y.eq(i), tag.x.eq(j), tag.y3.eq(i3), tag.x3.eq(j3), tag.group.eq(og),
-            # A stride-2 layer duplicates its input channels: group og reads og mod
-            # groups_residual.
-            tag.residual_group.eq(Mux(og >= groups_residual, og - groups_residual, og)),
-            tag.row.eq(param_base + og),
-            tag.stride2.eq(stride2),
-            tag.head.eq(layer == last_layer_index),
-        ]
-        tags = delay_line(m, tag, layer_latency, "tag")
         at_gate, at_residual, at_merge = tags[gate_at - 1], tags[residual_read_at - 1], \
             tags[merge_at - 1]
         lsb_sums = delay_line(m, arrays[1].o.payload, gate.latency, "lsb_sums")
@@ -507,8 +523,8 @@ class FracBNNAccelerator(wiring.Component):
                 buffer.read.group.eq(at_residual.residual_group),
             ]
         block = Signal(len(fm_stem.read.data.as_value()), name="residual_block")
-        m.d.sync += block.eq(input_buffer([buffer.read.data
-                                           for buffer in (*fm_buffers, fm_stem)]))
+        m.d.sync += block.eq(input_buffer([buffer.read.data for buffer in (*fm_buffers, fm_stem)],
+                                          tags[residual_read_at + fm_latency - 1]))
         at_block = tags[block_at - 1]                           # the beat of ``block``
         pixel = Array(block[k * word_width:(k + 1) * word_width] for k in range(4))[
             Cat(at_block.x[0], at_block.y[0])]
@@ -531,6 +547,7 @@ class FracBNNAccelerator(wiring.Component):
 
         # ---- write-back: FM codes, their 2-bit activations, and the head ------------------------
         out_tag, out_fm = tags[-1], merge.o.payload.fm.as_value()
+        write_buffer = ~out_tag.read_buffer
         for index in range(2):
             m.d.comb += [
                 fm_buffers[index].write.en.eq(out_tag.valid & (write_buffer == index)),
@@ -541,7 +558,7 @@ class FracBNNAccelerator(wiring.Component):
             ]
         m.d.comb += [
             self.writeback.valid.eq(out_tag.valid),
-            self.writeback.payload.layer.eq(layer + 1),
+            self.writeback.payload.layer.eq(out_tag.layer + 1),
             self.writeback.payload.y.eq(out_tag.y),
             self.writeback.payload.x.eq(out_tag.x),
             self.writeback.payload.group.eq(out_tag.group),
@@ -600,7 +617,6 @@ class FracBNNAccelerator(wiring.Component):
                 m.d.comb += self.stem_phase.eq(phase)
 
         # ---- the layers' sequencer --------------------------------------------------------------
-        wait = Signal(range(drain + 1))
         # The first pixel's ``now`` of the image in the layers and of the image in the last layer
         # and the head: ``cycles`` counts for the latter until its logits are valid.
         layers_started, head_started = Signal.like(self.cycles), Signal.like(self.cycles)
@@ -610,18 +626,31 @@ class FracBNNAccelerator(wiring.Component):
             m.d.sync += self.cycles.eq(now + 1 - head_started)
         with m.If(self.logits.valid & self.logits.ready):
             m.d.sync += [self.images.eq(self.images + 1), in_head.eq(0)]
-        # The next layer's weights are decoded; layer 0 of the next image also needs its stem
-        # to have drained into the stem's buffer.
+        # The next layer may start: its weights are decoded; layer 0 of the next image also
+        # needs the stem to have drained it into the stem's buffers, the last layer the head
+        # to have handed over the previous image's logits.
         next_weights = weights.filled.bit_select(next_weight_buffer, 1)
-        next_image = stem_full & next_weights
-        start_image = [layer.eq(0), layers_started.eq(stem_started), *advance_weight_buffer()]
+        next_ready = next_weights & Mux(layer == last_layer_index, stem_full,
+                                        (layer != last_layer_index - 1) | head.i.ready)
+
+        def start_next():
+            """The next layer or image: ``current`` becomes its constants (``upcoming``, looked
+            up from ``layer``), the weight buffers move on."""
+            m.d.sync += [current.eq(upcoming), *advance_weight_buffer()]
+            with m.If(layer == last_layer_index):
+                m.d.sync += [layer.eq(0), layers_started.eq(stem_started)]
+            with m.Else():
+                m.d.sync += layer.eq(layer + 1)
+                with m.If(layer == last_layer_index - 1):
+                    m.d.sync += [head_started.eq(layers_started), in_head.eq(1)]
+
         with m.FSM(name="phase") as fsm:
             with m.State("WAIT"):
-                # Nothing reads ``current`` here: it holds layer 0's row every cycle, so that
-                # starting layer 0 (after ``next_image``) does not enable its bits.
-                m.d.sync += current.eq(rows.const(rows.rows[0]))
-                with m.If(next_image):
-                    m.d.sync += start_image
+                # Nothing issues: ``current`` takes the next layer's constants every cycle, so
+                # that starting it (after ``next_ready``) enables none of their bits.
+                m.d.sync += current.eq(upcoming)
+                with m.If(next_ready):
+                    start_next()
                     m.next = "LAYER"
             with m.State("LAYER"):
                 # Loops, innermost first: input group cb, output group og, column j, row i.
@@ -636,31 +665,15 @@ class FracBNNAccelerator(wiring.Component):
                             m.d.sync += [j.eq(0), *_clear(j3, x3), i.eq(i + 1), *_step(i3, 1),
                                          *_step(y3, Mux(stride2, 2, 1))]
                             with m.If(i == out_last):
-                                # The layer's weight rows have been read: free their buffer.
-                                m.d.comb += weights.release.eq(1 << weight_buffer)
-                                m.d.sync += [*clear_scan, wait.eq(drain)]
-                                m.next = "DRAIN"
-            with m.State("DRAIN"):
-                with m.If(wait != 0):
-                    m.d.sync += wait.eq(wait - 1)
-                    # Layer 0 has read the stem's buffer for the last time and written its
-                    # last word: the next image's stem may overwrite it.
-                    with m.If((wait == 1) & reads_stem):
-                        m.d.comb += release_stem.eq(1)
-                with m.Elif(layer == last_layer_index):
-                    with m.If(next_image):
-                        m.d.sync += [start_image, current.eq(upcoming)]
-                        m.next = "LAYER"
-                    with m.Else():
-                        m.next = "WAIT"
-                # The next layer waits for the weight cache to have decoded it, and the last
-                # layer also for the head to have handed over the previous image's logits.
-                with m.Elif(next_weights & ((layer != last_layer_index - 1) | head.i.ready)):
-                    m.d.sync += [layer.eq(layer + 1), current.eq(upcoming),
-                                 *advance_weight_buffer()]
-                    with m.If(layer == last_layer_index - 1):
-                        m.d.sync += [head_started.eq(layers_started), in_head.eq(1)]
-                    m.next = "LAYER"
+                                # The layer's weight rows have been read: free their buffer;
+                                # layer 0 has read the stem's buffers too.
+                                m.d.comb += [weights.release.eq(1 << weight_buffer),
+                                             release_stem.eq(reads_stem)]
+                                m.d.sync += clear_scan
+                                with m.If(next_ready):
+                                    start_next()
+                                with m.Else():
+                                    m.next = "WAIT"
         for phase in Phase:
             with m.If(fsm.ongoing(phase.name)):
                 m.d.comb += self.phase.eq(phase)

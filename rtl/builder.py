@@ -109,19 +109,18 @@ COUNT_SELECT_LATENCY = 1
 
 def pipeline_latencies(array_latency):
     """Cycles from a beat's issue to each point of the engine's pipeline, for arrays of
-    ``array_latency``, and the drains (until the last write of a layer, ``drain``, or of the
-    stem, ``stem_drain``, has reached the memories the next layer reads). ``stem_window``: the
-    stem's window of counts at the thermometer conv's input."""
+    ``array_latency``, and the stem's drain (``stem_drain``: until its last write has reached
+    the memories layer 0 reads; the layers follow each other without one). ``stem_window``:
+    the stem's window of counts at the thermometer conv's input."""
     window = WindowMemory.latency
     stem_window = window + COUNT_SELECT_LATENCY
     stem = stem_window + ThermometerConv.latency + InputBatchNorm.latency
     gate_at = window + array_latency
     merge_at = gate_at + PrecisionGate.latency
     layer = merge_at + MergeUnit.latency
-    drain = layer + ActivationQuantizer.latency + 1
     stem_drain = stem + ActivationQuantizer.latency + 1
     return {"window": window, "stem_window": stem_window, "stem": stem, "gate_at": gate_at,
-            "merge_at": merge_at, "layer": layer, "drain": drain, "stem_drain": stem_drain}
+            "merge_at": merge_at, "layer": layer, "stem_drain": stem_drain}
 
 
 class UnitBuilder:

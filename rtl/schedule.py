@@ -112,8 +112,8 @@ class CycleEstimate:
     pixel transfer to its logits becoming valid, which the accelerator's ``cycles`` port
     reports. ``interval`` is the steady-state distance between two images' logits when images
     are streamed back to back: an image's LOAD and stem overlap the layers of the image before
-    it, and its head the layers of the one after, so the interval is the PG layers, each with
-    its drain, and their waits in the steady state (``steady_waits``, by layer name).
+    it, and its head the layers of the one after, so the interval is the PG layers' beats and
+    their waits in the steady state (``steady_waits``, by layer name).
     """
     phases: dict
     weight_waits: dict
@@ -125,7 +125,7 @@ class CycleEstimate:
         return sum(self.phases.values()) + sum(self.weight_waits.values())
 
 
-def _layer_chain(plans, pause, decode_cycles, buffers, images):
+def _layer_chain(plans, decode_cycles, buffers, images):
     """Start cycles and weight waits of ``images`` images' PG layers run back to back, counted
     from the first image's layer 0: the weight cache decodes layer after layer (image after
     image), each into the buffer the layer ``buffers`` before it frees
@@ -138,7 +138,7 @@ def _layer_chain(plans, pause, decode_cycles, buffers, images):
         if index >= buffers:
             begin = max(last[index - buffers] + 1, filled[index - 1] + 1)
             filled.append(begin + decode_cycles[plan.index])
-            # The sequencer sees ``filled`` in its last DRAIN cycle and issues the next one.
+            # The sequencer sees ``filled`` (in the last beat or in WAIT) and issues the next.
             ready = max(filled[index] + 1, start)
             waits.append(ready - start)
             start = ready
@@ -147,7 +147,7 @@ def _layer_chain(plans, pause, decode_cycles, buffers, images):
             waits.append(0)
         starts.append(start)
         last.append(start + plan.beats - 1)
-        start = last[-1] + 1 + pause
+        start = last[-1] + 1
     return starts, waits
 
 
@@ -158,9 +158,10 @@ def estimate_cycles(plans, stem_groups, latencies, encoder_latency, head_latency
     LOAD takes a pixel per cycle and ends when the encoder has written the last one; the stem
     issues each pixel once per output group of ``pe`` channels (``stem_groups``,
     :attr:`AcceleratorConfig.stem_groups`), followed by its drain of ``latencies["stem_drain"]``
-    cycles and :data:`STEM_HANDOVER_CYCLES`; every PG layer issues one beat per cycle and is
-    followed by a drain of ``latencies["drain"] + 1`` cycles, except, for the latency, the last
-    layer, whose results flow into the head (the pipeline latency plus the head's) instead.
+    cycles and :data:`STEM_HANDOVER_CYCLES`; every PG layer issues one beat per cycle, and the
+    next layer's first beat follows its last at once (the layers share no memory word within a
+    pipeline's length, and the beats carry their layer in their tags); the last layer's results
+    flow into the head (the pipeline latency plus the head's).
 
     A layer also waits until its weights are decoded (:class:`rtl.weight_cache.WeightCache`,
     ``buffers`` buffers of rows): decoding layer ``l`` takes ``decode_cycles[l]`` cycles and
@@ -174,12 +175,10 @@ def estimate_cycles(plans, stem_groups, latencies, encoder_latency, head_latency
     checks that the stem is done in time, and that the first image's first ``buffers`` layers,
     which the cache decodes from reset on, are decoded before that image's stem has ended.
     """
-    pause = latencies["drain"] + 1
     stem = PIXELS * stem_groups + latencies["stem_drain"] + STEM_HANDOVER_CYCLES
     phases = {"load": PIXELS + encoder_latency, "stem": stem}
-    for plan in plans[:-1]:
-        phases[plan.name] = plan.beats + pause
-    phases[plans[-1].name] = plans[-1].beats
+    for plan in plans:
+        phases[plan.name] = plan.beats
     phases["head"] = latencies["layer"] + head_latency - 1
     if len(decode_cycles) != len(plans):
         raise ValueError(f"decode_cycles has {len(decode_cycles)} entries for {len(plans)} layers")
@@ -188,7 +187,7 @@ def estimate_cycles(plans, stem_groups, latencies, encoder_latency, head_latency
                          "the cycle model does not cover this configuration")
     # Four images: the waits repeat from the second image on (the decoding of an image's first
     # layers depends on the image before it only).
-    starts, waits = _layer_chain(plans, pause, decode_cycles, buffers, 4)
+    starts, waits = _layer_chain(plans, decode_cycles, buffers, 4)
     layers = len(plans)
     # An image's logits follow its last layer's start by the same cycles in every image.
     intervals = {starts[(k + 1) * layers - 1] - starts[k * layers - 1] for k in (2, 3)}
@@ -199,7 +198,7 @@ def estimate_cycles(plans, stem_groups, latencies, encoder_latency, head_latency
     interval = intervals.pop()
     # The next image's stem starts once layer 0 has drained and must end before the image
     # before it has gone through its layers.
-    if plans[0].beats + pause + stem > interval:
+    if plans[0].beats + stem > interval:
         raise ValueError("the stem would hold up the layers; the cycle model does not cover "
                          "this configuration")
     return CycleEstimate(phases, dict(zip((p.name for p in plans), waits[:layers])), interval,

@@ -114,7 +114,7 @@ def test_config_checks_decoder_symbols_per_cycle():
         AcceleratorConfig(decoder_symbols_per_cycle=0)
 
 
-LATENCIES = {"drain": 20, "stem_drain": 10, "layer": 15}
+LATENCIES = {"stem_drain": 10, "layer": 15}
 
 
 def test_estimate_waits_only_for_slow_decoding():
@@ -123,25 +123,23 @@ def test_estimate_waits_only_for_slow_decoding():
     assert not any(fast.weight_waits.values())
     assert fast.total == sum(fast.phases.values())
     # Decoding layer 5 starts once layer 3 has issued its last beat; it takes 1000 cycles more
-    # than layer 4's beats, of which the two drains (after layers 3 and 4) hide some, and
-    # layer 5 starts the cycle after its weights are visible.
+    # than layer 4's beats, and layer 5 starts the cycle after its weights are visible.
     slow = [1] * len(plans)
     slow[5] = plans[4].beats + 1000
     estimate = estimate_cycles(plans, CONFIG.stem_groups, LATENCIES, 2, 3, slow, 2)
     waits = {name: wait for name, wait in estimate.weight_waits.items() if wait}
     assert list(waits) == [plans[5].name]
-    assert waits[plans[5].name] == 1000 - 2 * (LATENCIES["drain"] + 1) + 1
+    assert waits[plans[5].name] == 1000 + 1
     assert estimate.total == fast.total + waits[plans[5].name]
-    # Every image waits the same: the interval is the layers, their drains and that wait.
+    # Every image waits the same: the interval is the layers' beats and that wait.
     assert estimate.steady_waits == estimate.weight_waits
-    assert estimate.interval == sum(plan.beats + LATENCIES["drain"] + 1 for plan in plans) \
-        + waits[plans[5].name]
+    assert estimate.interval == sum(plan.beats for plan in plans) + waits[plans[5].name]
 
 
 def test_estimate_with_a_third_buffer_decodes_a_layer_earlier():
     plans = plan_layers(CONFIG)
     # With three buffers decoding layer 5 starts once layer 2 has issued its last beat: the
-    # same decoding that made it wait with two now fits in layer 3's beats and three drains.
+    # same decoding that made it wait with two now fits in layer 3's beats.
     slow = [1] * len(plans)
     slow[5] = plans[4].beats + 1000
     assert not any(estimate_cycles(plans, CONFIG.stem_groups, LATENCIES, 2, 3, slow,
@@ -149,7 +147,7 @@ def test_estimate_with_a_third_buffer_decodes_a_layer_earlier():
     slow[5] = plans[3].beats + plans[4].beats + 1000
     estimate = estimate_cycles(plans, CONFIG.stem_groups, LATENCIES, 2, 3, slow, 3)
     assert {name: wait for name, wait in estimate.weight_waits.items() if wait} == {
-        plans[5].name: 1000 - 3 * (LATENCIES["drain"] + 1) + 1}
+        plans[5].name: 1000 + 1}
 
 
 def test_estimate_rejects_too_slow_first_layers():
