@@ -99,7 +99,8 @@ def render_markdown(results, plots=None, heading="##"):
             + ", ".join(f"{name} {phases[name]:,}" for name in OTHER_PHASES)
             + f", the {len(phases) - len(OTHER_PHASES)} PG layers {layers:,}, waits for "
             f"weights {sum(breakdown['weight_waits'].values()):,} (on a stream the next "
-            f"image's load overlaps the current one's layers).", ""]
+            f"image's load and stem and the previous image's head overlap the current one's "
+            f"layers: one image every {breakdown['interval']:,} cycles).", ""]
     if plots and "cycle_breakdown" in plots:
         out += [f"![cycles per phase]({plots['cycle_breakdown']})", ""]
     out += [f"{heading}# Analytical vs simulated", "",
