@@ -86,7 +86,8 @@ def cycle_breakdown_plot(phases, weight_waits, interval, path, *, title=""):
     axes.set_ylabel("cycles")
     total = sum(busy) + sum(waits)
     axes.set_title(f"Cycles per phase: latency {total:,}, one image every {interval:,} on a "
-                   f"stream (load, stem and head overlap the layers)" + (f"\n{title}" if title else ""))
+                   f"stream (load, stem and head overlap the layers)"
+                   + (f"\n{title}" if title else ""))
     axes.grid(True, axis="y", alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()
