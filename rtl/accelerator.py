@@ -56,7 +56,8 @@ class _PhaseConstants:
     length (``ceil(size / 3)``, :class:`rtl.window.WindowMemory`) and half width
     (:class:`rtl.fm_memory.FeatureMapMemory`): layer ``l > 0`` reads buffer ``l % 2`` and
     writes the other; layer 0 (``reads_stem``) reads the stem's buffer, whose map is always
-    32x32, and writes buffer 1."""
+    32x32, and writes buffer 1. ``last`` marks the last layer, ``beats`` counts the layer's
+    beats (its end is a counter's, not the scan's compares)."""
 
     def __init__(self, plans, pe):
         def row(plan):
@@ -66,6 +67,7 @@ class _PhaseConstants:
                     "stride2": plan.stride == 2, "groups_in": plan.groups_in,
                     "groups_out": plan.groups_out, "groups_residual": plan.cin // pe,
                     "param_base": plan.param_row, "reads_stem": plan.index == 0,
+                    "last": plan.index == len(plans) - 1, "beats": plan.beats,
                     "row_length": [-(-size // 3) for size in sizes],
                     "half_width": [size // 2 for size in sizes]}
 
@@ -78,7 +80,7 @@ class _PhaseConstants:
         self.layout = data.StructLayout({
             **{key: field(key) for key in ("in_size", "out_last", "stride2", "groups_in",
                                            "groups_out", "groups_residual", "param_base",
-                                           "reads_stem")},
+                                           "reads_stem", "last", "beats")},
             "row_length": data.ArrayLayout(range(-(-IMAGE_SIZE // 3) + 1), 2),
             "half_width": data.ArrayLayout(range(IMAGE_SIZE // 2 + 1), 2),
         })
@@ -484,7 +486,7 @@ class FracBNNAccelerator(wiring.Component):
             tag.residual_group.eq(Mux(og >= groups_residual, og - groups_residual, og)),
             tag.row.eq(param_base + og),
             tag.stride2.eq(stride2),
-            tag.head.eq(layer == last_layer_index),
+            tag.head.eq(current.last),
         ]
         tags = delay_line(m, tag, layer_latency, "tag")
         taps = input_buffer([buffer.read.data for buffer in (*q_buffers, q_stem)],
@@ -626,23 +628,32 @@ class FracBNNAccelerator(wiring.Component):
             m.d.sync += self.cycles.eq(now + 1 - head_started)
         with m.If(self.logits.valid & self.logits.ready):
             m.d.sync += [self.images.eq(self.images + 1), in_head.eq(0)]
-        # The next layer may start: its weights are decoded; layer 0 of the next image also
-        # needs the stem to have drained it into the stem's buffers, the last layer the head
-        # to have handed over the previous image's logits.
+        # The next layer (``upcoming``) may start: its weights are decoded; layer 0 of the next
+        # image also needs the stem to have drained it into the stem's buffers, the last layer
+        # the head to have handed over the previous image's logits. All from registers.
         next_weights = weights.filled.bit_select(next_weight_buffer, 1)
-        next_ready = next_weights & Mux(layer == last_layer_index, stem_full,
-                                        (layer != last_layer_index - 1) | head.i.ready)
+        next_ready = next_weights & Mux(upcoming.reads_stem, stem_full,
+                                        ~upcoming.last | head.i.ready)
+        # The layer's beats still to issue after this one, and a register that marks its last
+        # beat (set in the cycle before): the end of the layer is one register, not the scan's
+        # four compares in series, on the paths into everything the next layer starts with.
+        beats_left = Signal(range(max(plan.beats for plan in plans)))
+        layer_end = Signal()
+        m.d.sync += layer_end.eq(issue_layer & (beats_left == 1))
+        with m.If(issue_layer):
+            m.d.sync += beats_left.eq(beats_left - 1)
 
         def start_next():
             """The next layer or image: ``current`` becomes its constants (``upcoming``, looked
             up from ``layer``), the weight buffers move on."""
-            m.d.sync += [current.eq(upcoming), *advance_weight_buffer()]
-            with m.If(layer == last_layer_index):
+            m.d.sync += [current.eq(upcoming), beats_left.eq(upcoming.beats - 1),
+                         *advance_weight_buffer()]
+            with m.If(upcoming.reads_stem):
                 m.d.sync += [layer.eq(0), layers_started.eq(stem_started)]
             with m.Else():
                 m.d.sync += layer.eq(layer + 1)
-                with m.If(layer == last_layer_index - 1):
-                    m.d.sync += [head_started.eq(layers_started), in_head.eq(1)]
+            with m.If(upcoming.last):
+                m.d.sync += [head_started.eq(layers_started), in_head.eq(1)]
 
         with m.FSM(name="phase") as fsm:
             with m.State("WAIT"):
@@ -664,16 +675,16 @@ class FracBNNAccelerator(wiring.Component):
                         with m.If(j == out_last):
                             m.d.sync += [j.eq(0), *_clear(j3, x3), i.eq(i + 1), *_step(i3, 1),
                                          *_step(y3, Mux(stride2, 2, 1))]
-                            with m.If(i == out_last):
-                                # The layer's weight rows have been read: free their buffer;
-                                # layer 0 has read the stem's buffers too.
-                                m.d.comb += [weights.release.eq(1 << weight_buffer),
-                                             release_stem.eq(reads_stem)]
-                                m.d.sync += clear_scan
-                                with m.If(next_ready):
-                                    start_next()
-                                with m.Else():
-                                    m.next = "WAIT"
+                with m.If(layer_end):
+                    # The layer's weight rows have been read: free their buffer; layer 0 has
+                    # read the stem's buffers too.
+                    m.d.comb += [weights.release.eq(1 << weight_buffer),
+                                 release_stem.eq(reads_stem)]
+                    m.d.sync += clear_scan
+                    with m.If(next_ready):
+                        start_next()
+                    with m.Else():
+                        m.next = "WAIT"
         for phase in Phase:
             with m.If(fsm.ongoing(phase.name)):
                 m.d.comb += self.phase.eq(phase)

@@ -342,14 +342,26 @@ class WeightCache(wiring.Component):
         og = Signal(range(max(p.groups_out for p in plans) + 1))   # output group being written
         beat = decoder.symbols
         slot = o * simd + c % simd                     # first kernel of the beat in its row
+        # The write is registered in front of the block RAM (its write enables' setup is
+        # long): it reaches the row in the cycle after the beat, still before ``filled``
+        # (``fill_latency``) lets the engine read it.
+        write_addr = Signal.like(write.addr)
+        write_symbols = Signal(n * KERNEL_BITS)
+        write_en = Signal.like(write.en)
         m.d.comb += [
             beat.ready.eq(1),
-            write.addr.eq(buffer * self.rows + og * groups_in + c // simd),
-            write.data.eq(Cat(beat.payload.symbol[k % n] for k in range(kernels_per_row))),
+            write.addr.eq(write_addr),
+            write.data.eq(Cat(write_symbols.word_select(k % n, KERNEL_BITS)
+                              for k in range(kernels_per_row))),
+            write.en.eq(write_en),
+        ]
+        m.d.sync += [
+            write_addr.eq(buffer * self.rows + og * groups_in + c // simd),
+            write_symbols.eq(Cat(beat.payload.symbol)),
+            write_en.eq(Mux(beat.valid, Cat(k // n == slot // n
+                                            for k in range(kernels_per_row)), 0)),
         ]
         with m.If(beat.valid):
-            for k in range(kernels_per_row):
-                m.d.comb += write.en[k].eq(k // n == slot // n)
             m.d.sync += c.eq(c + n)
             with m.If(c + n == cin):
                 m.d.sync += [c.eq(0), o.eq(o + 1)]
