@@ -40,10 +40,12 @@ def test_memory_ports_are_their_signature_classes(memory, ports):
 
 
 def test_weight_cache_read_port_signature():
-    signature = WeightCache.ReadPort.Signature(rows=8, row_bits=144)
+    signature = WeightCache.ReadPort.Signature(rows=8, row_bits=144, buffers=3)
     assert [(name, member.flow) for name, member in signature.members.items()] == [
         ("buffer", In), ("row", In), ("data", Out)]
-    assert signature == WeightCache.ReadPort.Signature(rows=8, row_bits=144)
+    assert signature.members["buffer"].shape == range(3)
+    assert signature == WeightCache.ReadPort.Signature(rows=8, row_bits=144, buffers=3)
+    assert signature != WeightCache.ReadPort.Signature(rows=8, row_bits=144, buffers=2)
     assert isinstance(signature.create(), WeightCache.ReadPort)
     assert WeightCache.latency == 1
 
