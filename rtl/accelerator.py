@@ -172,9 +172,10 @@ class FracBNNAccelerator(wiring.Component):
     ``pixels`` and ``logits`` are streams with back-pressure; ``pixels`` are taken whenever a
     count buffer is free, so an image's pixels may be sent while the one before it is still
     being computed. The write-back streams are always ready (an observer cannot stall the
-    engine). Inside a phase nothing stalls: each phase is a fixed-latency pipeline, and the
-    next phase starts when it has drained; a layer whose weights are not decoded yet waits, and
-    so does the last layer while the head holds the previous image's logits.
+    engine). Inside a phase nothing stalls: each phase is a fixed-latency pipeline; layer 0
+    starts when the stem has drained, and each layer follows the one before it at once, unless
+    its weights are not decoded yet, or (the last layer) the head still holds the previous
+    image's logits.
 
     Latency
     -------
@@ -582,8 +583,8 @@ class FracBNNAccelerator(wiring.Component):
             ]
 
         # ---- the stem's sequencer ---------------------------------------------------------------
-        # Its buffer is ``FULL`` from the stem's drain until layer 0 of that image has drained
-        # (``release_stem``); then the next image's stem may start.
+        # Its buffer is ``FULL`` from the stem's drain until layer 0 of that image has issued its
+        # last beat (``release_stem``); then the next image's stem may start.
         stem_wait = Signal(range(stem_drain + 1))
         release_stem = Signal()
         stem_started = Signal.like(self.cycles)     # the first pixel's ``now`` of the stem's image

@@ -171,9 +171,10 @@ def estimate_cycles(plans, stem_groups, latencies, encoder_latency, head_latency
     the cycle after its weights became visible.
 
     On a stream the next image's stem runs while the image before it is in its layers 1 to 17
-    (its buffer is free once layer 0 has drained), so its layers follow at once; the model
-    checks that the stem is done in time, and that the first image's first ``buffers`` layers,
-    which the cache decodes from reset on, are decoded before that image's stem has ended.
+    (its buffer is free once layer 0 has issued its last beat), so its layers follow at once;
+    the model checks that the stem is done in time, and that the first image's first
+    ``buffers`` layers, which the cache decodes from reset on, are decoded before that image's
+    stem has ended.
     """
     stem = PIXELS * stem_groups + latencies["stem_drain"] + STEM_HANDOVER_CYCLES
     phases = {"load": PIXELS + encoder_latency, "stem": stem}
@@ -196,8 +197,8 @@ def estimate_cycles(plans, stem_groups, latencies, encoder_latency, head_latency
         raise ValueError("the weight waits do not settle from image to image; the cycle model "
                          "does not cover this configuration")
     interval = intervals.pop()
-    # The next image's stem starts once layer 0 has drained and must end before the image
-    # before it has gone through its layers.
+    # The next image's stem starts once layer 0 has issued its last beat and must end before
+    # the image before it has gone through its layers.
     if plans[0].beats + stem > interval:
         raise ValueError("the stem would hold up the layers; the cycle model does not cover "
                          "this configuration")
