@@ -200,11 +200,12 @@ def activation_case(lanes=4):
                        {"quantizer": {"lanes": lanes}, "shortcut": {"lanes": lanes}})
 
 
-def thermometer_case(model_channels=(0, 9), sum_width=STEM_SUM_SHAPE.width):
+def thermometer_case(model_channels=tuple(range(16)), sum_width=STEM_SUM_SHAPE.width):
     """The input layer's units under ``sim/tb_thermometer.py``: the encoder (3 colours);
     :class:`rtl.thermometer.ThermometerConv` with conv1's kernels of ``model_channels``, then an
-    all-ones and an all-zeros kernel (the largest sums of either sign); and
-    :class:`rtl.thermometer.InputBatchNorm` with bn1's channels ``model_channels``, then two
+    all-ones and an all-zeros kernel (the largest sums of either sign; by default 18 channels,
+    so its tables span full and partial memory words, :data:`rtl.thermometer.PORT_CHANNELS`);
+    and :class:`rtl.thermometer.InputBatchNorm` with bn1's channels ``model_channels``, then two
     lanes with extreme scale and bias."""
     net = _model()
     channels = list(model_channels)
