@@ -27,10 +27,11 @@ class Head(wiring.Component):
     """Global average pool of the last feature map and the linear classifier.
 
     Each input value is added to its channel's 32-bit accumulator (22 fraction bits),
-    saturating after each addition, in arrival order. After the last transfer the head
-    computes, one channel per cycle, the pooled FM value ``Q(trunc(acc / positions))`` and
-    ``y = Q(y + x[c] * w[c])`` for all classes at once (``y`` starts at the bias; weights and
-    bias re-rounded to FM), then offers the logits.
+    saturating after each addition, in arrival order (within a transfer position by position:
+    an accumulator adds the transfer's ``pixels`` values in one cycle). After the last transfer
+    the head computes, one channel per cycle, the pooled FM value ``Q(trunc(acc / positions))``
+    and ``y = Q(y + x[c] * w[c])`` for all classes at once (``y`` starts at the bias; weights
+    and bias re-rounded to FM), then offers the logits.
 
     Parameters
     ----------
@@ -41,14 +42,18 @@ class Head(wiring.Component):
     lanes : int
         Channels per input transfer; a divisor of ``channels``.
     positions : int
-        Pixels of the feature map; a power of two (the division is a shift).
+        Pixels of the feature map; a power of two (the division is a shift) and a multiple of
+        ``pixels``.
+    pixels : int
+        Positions per input transfer.
 
     Members
     -------
-    i : In(stream.Signature(StructLayout({"fm": ArrayLayout(FM_SHAPE, lanes)})))
-        The feature map as ``positions * channels / lanes`` transfers of ``lanes`` FM codes,
-        position-major (for each position in row-major order, the channel groups in order:
-        lane ``k`` of group ``g`` is channel ``g * lanes + k``).
+    i : In(stream.Signature(StructLayout({"fm": ArrayLayout(FM_SHAPE, pixels * lanes)})))
+        The feature map as ``positions * channels / (lanes * pixels)`` transfers of
+        ``pixels * lanes`` FM codes, position-major (for each run of ``pixels`` positions in
+        row-major order, the channel groups in order: lane ``p * lanes + k`` of group ``g`` is
+        channel ``g * lanes + k`` of the run's position ``p``).
     o : Out(stream.Signature(StructLayout({"logits": ArrayLayout(FM_SHAPE, classes)})))
         The logits (FM codes), one transfer per feature map.
 
@@ -65,7 +70,7 @@ class Head(wiring.Component):
     and one to offer the logits.
     """
 
-    def __init__(self, weight, bias, lanes=16, positions=64):
+    def __init__(self, weight, bias, lanes=16, positions=64, pixels=1):
         weight, bias = np.asarray(weight), np.asarray(bias)
         if weight.ndim != 2 or bias.shape != weight.shape[:1] or weight.size == 0:
             raise ValueError(f"Head weight must be [classes, channels] and bias [classes], not "
@@ -74,19 +79,22 @@ class Head(wiring.Component):
         check_wt_codes("Head", "bias", bias)
         check_positive_int("Head", "lanes", lanes)
         check_positive_int("Head", "positions", positions)
+        check_positive_int("Head", "pixels", pixels)
         self.classes, self.channels = weight.shape
         if self.channels % lanes:
             raise ValueError(f"Head lanes={lanes} must divide the {self.channels} channels")
         if positions & (positions - 1):
             raise ValueError(f"Head positions={positions} must be a power of two")
-        self.lanes, self.positions = lanes, positions
+        if positions % pixels:
+            raise ValueError(f"Head pixels={pixels} must divide the {positions} positions")
+        self.lanes, self.positions, self.pixels = lanes, positions, pixels
         self.latency = head_latency(self.channels)
         # The linear layer works in FM: parameters re-rounded from 8 to 7 fraction bits.
         self.weight_fm = golden_to_fm(weight.astype(np.int64), WT_FRAC)
         self.bias_fm = golden_to_fm(bias.astype(np.int64), WT_FRAC)
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
-                "fm": data.ArrayLayout(FM_SHAPE, lanes)}))),
+                "fm": data.ArrayLayout(FM_SHAPE, pixels * lanes)}))),
             "o": Out(stream.Signature(data.StructLayout({
                 "logits": data.ArrayLayout(FM_SHAPE, self.classes)}))),
         })
@@ -96,13 +104,15 @@ class Head(wiring.Component):
         groups = self.channels // self.lanes
         accumulators = [Signal(signed(POOL_BITS), name=f"acc{c}") for c in range(self.channels)]
         group = Signal(range(groups))
-        transfers = Signal(range(self.positions * groups))
+        image_transfers = self.positions // self.pixels * groups
+        transfers = Signal(range(image_transfers))
         channel = Signal(range(self.channels + 3))
         linear = Signal()
         products, products_valid = self._pool_and_multiply(m, accumulators, channel, linear,
                                                             platform)
 
-        # Accumulate: lane k of the current group adds into channel group * lanes + k.
+        # Accumulate: lane p * lanes + k of the current group adds into channel
+        # group * lanes + k, position by position (saturating after each, as one at a time).
         with m.FSM() as fsm:
             with m.State("ACCUMULATE"):
                 with m.If(self.i.valid):
@@ -110,11 +120,15 @@ class Head(wiring.Component):
                         with m.If(group == g):
                             for k in range(self.lanes):
                                 acc = accumulators[g * self.lanes + k]
-                                value = self.i.payload.fm[k] << (POOL_FRAC - FM_FRAC)
-                                m.d.sync += acc.eq(saturate(acc + value, POOL_BITS))
+                                total = acc
+                                for p in range(self.pixels):
+                                    value = (self.i.payload.fm[p * self.lanes + k]
+                                             << (POOL_FRAC - FM_FRAC))
+                                    total = saturate(total + value, POOL_BITS)
+                                m.d.sync += acc.eq(total)
                     m.d.sync += group.eq(Mux(group == groups - 1, 0, group + 1))
                     m.d.sync += transfers.eq(transfers + 1)
-                    with m.If(transfers == self.positions * groups - 1):
+                    with m.If(transfers == image_transfers - 1):
                         m.d.sync += transfers.eq(0)
                         m.next = "LINEAR"
             with m.State("LINEAR"):

@@ -1,15 +1,21 @@
 # amaranth: UnusedElaboratable=no
 """The components' interfaces: the memories' and the weight cache's port signatures, their
-documented latencies (simulated), and the top-level conversion of always-ready streams."""
+documented latencies (simulated), the datapath units' payloads with several pixels per
+transfer, and the top-level conversion of always-ready streams."""
 
+import numpy as np
 import pytest
 from amaranth.hdl import Module, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
+from rtl.fixedpoint import FM_SHAPE
 from rtl.fm_memory import FeatureMapMemory
+from rtl.gate import PrecisionGate
+from rtl.head import Head
 from rtl.interfaces import to_verilog, verilog_ports
+from rtl.merge import MergeUnit
 from rtl.weight_cache import WeightCache
 from rtl.window import WindowMemory
 from sim import gtkw
@@ -48,6 +54,31 @@ def test_weight_cache_read_port_signature():
     assert signature != WeightCache.ReadPort.Signature(rows=8, row_bits=144, buffers=2)
     assert isinstance(signature.create(), WeightCache.ReadPort)
     assert WeightCache.latency == 1
+
+
+@pytest.mark.parametrize("pixels", [1, 2, 4])
+def test_pixels_widen_a_units_lanes_not_its_parameter_row(pixels):
+    """``pixels`` pixels of the same channels per transfer: every per-lane field has
+    ``pixels * lanes`` elements, the parameter row stays one."""
+    lanes, rows = 2, 3
+    wide = pixels * lanes
+
+    def payloads(unit):
+        return [unit.signature.members[port].signature.members["payload"].shape
+                for port in ("i", "o")]
+
+    sums = data.ArrayLayout(signed(9), wide)
+    assert payloads(PrecisionGate(lanes, np.zeros((rows, lanes), int), 9, pixels=pixels)) == [
+        data.StructLayout({"msb": sums, "row": range(rows)}),
+        data.StructLayout({"msb": sums, "gate": wide})]
+    assert payloads(MergeUnit(lanes, np.zeros((rows, lanes, 7), int), 9, pixels=pixels)) == [
+        data.StructLayout({"msb": sums, "lsb": sums, "gate": wide,
+                           "residual": data.ArrayLayout(FM_SHAPE, wide), "row": range(rows)}),
+        data.StructLayout({"fm": data.ArrayLayout(FM_SHAPE, wide)})]
+    head = Head(np.zeros((3, 4), int), np.zeros(3, int), lanes=lanes, positions=4 * pixels,
+                pixels=pixels)
+    assert payloads(head) == [data.StructLayout({"fm": data.ArrayLayout(FM_SHAPE, wide)}),
+                              data.StructLayout({"logits": data.ArrayLayout(FM_SHAPE, 3)})]
 
 
 def _simulate(dut, bench):
