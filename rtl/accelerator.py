@@ -120,16 +120,17 @@ class FracBNNAccelerator(wiring.Component):
     cycle for each of its ``16 / pe`` output groups: the conv computes all 16 channels every
     cycle and the group's ``pe`` are written, as a PG layer writes its output groups), the 18
     PG layers (:mod:`rtl.schedule`: one beat per cycle on the conv engine, MSB and LSB planes
-    together) and HEAD. Two sequencers run side by side: the stem's, into buffers of its own,
-    and the layers'; so on a stream of images the next image loads and goes through its stem
-    while the one before it is in its layers, and the head finishes an image while the next
-    one is in its first layers. Feature maps stay on chip: 2-bit activations in
-    :class:`rtl.window.WindowMemory` banks (a 3x3 window per cycle; written ``pe`` channels
-    and read ``simd_channels`` at a time), FM codes in :class:`rtl.fm_memory.FeatureMapMemory`
-    banks (a 2x2 block per cycle for the stride-2 shortcut), three of each: the stem writes its
-    own, which layer 0 reads; layer ``l > 0`` reads buffer ``l % 2`` and writes the other.
-    Weights are stored Huffman-compressed in the :class:`rtl.weight_cache.WeightCache`, which
-    decodes layer ``l + 1`` into one buffer while layer ``l`` reads the other.
+    together, for ``pixels_per_beat`` output pixels of a row in the stride-1 layers) and HEAD.
+    Two sequencers run side by side: the stem's, into buffers of its own, and the layers'; so
+    on a stream of images the next image loads and goes through its stem while the one before
+    it is in its layers, and the head finishes an image while the next one is in its first
+    layers. Feature maps stay on chip: 2-bit activations in :class:`rtl.window.WindowMemory`
+    banks (a beat's 3x3 windows per cycle; written ``pe`` channels and read ``simd_channels``
+    at a time), FM codes in :class:`rtl.fm_memory.FeatureMapMemory` banks (a 2x2 block per
+    cycle: a pair's residuals, or the stride-2 shortcut's window), three of each: the stem
+    writes its own, which layer 0 reads; layer ``l > 0`` reads buffer ``l % 2`` and writes the
+    other. Weights are stored Huffman-compressed in the :class:`rtl.weight_cache.WeightCache`,
+    which decodes the next layers into its other buffers while a layer reads one.
 
     Parameters
     ----------
@@ -166,10 +167,11 @@ class FracBNNAccelerator(wiring.Component):
         Observation: the input-channel beat the conv engine issues in LAYER.
     writeback, stem_writeback : Out(stream.Signature(StructLayout({...}), always_ready=True))
         Observation: every feature-map word the layers (``writeback``) and the stem
-        (``stem_writeback``) write, one transfer per word; the payload has ``layer`` (0 for the
-        stem, ``l + 1`` for PG layer ``l``), the pixel ``y``, ``x``, the output channel
-        ``group`` and the ``pe`` FM codes ``fm``. Testbenches compare them with the golden
-        trace.
+        (``stem_writeback``) write, one transfer per beat's words; the payload has ``layer``
+        (0 for the stem, ``l + 1`` for PG layer ``l``), the (first) pixel ``y``, ``x``, the
+        output channel ``group``, the ``pixels`` written (1, or 2: ``(y, x)`` and
+        ``(y, x + 1)``) and their FM codes ``fm``, ``pe`` per pixel. Testbenches compare them
+        with the golden trace.
 
     Protocol
     --------
