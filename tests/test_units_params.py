@@ -1,15 +1,18 @@
 # amaranth: UnusedElaboratable=no
-"""The datapath units reject bad parameters at construction with clear errors (pure Python)."""
+"""The datapath units and the feature-map memories reject bad parameters at construction with
+clear errors (pure Python)."""
 
 import numpy as np
 import pytest
 
+from rtl.fm_memory import FeatureMapMemory
 from rtl.gate import PrecisionGate
 from rtl.head import Head
 from rtl.merge import MergeUnit
 from rtl.quantizer import ActivationQuantizer
 from rtl.shortcut import ShortcutPool
 from rtl.thermometer import InputBatchNorm, ThermometerConv, ThermometerEncoder
+from rtl.window import WindowMemory
 
 GATE_OK = [[0, 1], [-2048, 2047]]
 MERGE_OK = np.zeros((2, 2, 7), dtype=np.int16)
@@ -96,6 +99,19 @@ HEAD_W, HEAD_B = np.zeros((3, 8), dtype=np.int16), np.zeros(3, dtype=np.int16)
      "pixels=3 must divide the 4 positions"),
     (lambda: Head(HEAD_W, HEAD_B, lanes=4, positions=2, pixels=4), ValueError,
      "pixels=4 must divide the 2 positions"),
+    # Memories: pixels per write (and windows per read) a positive integer; the feature-map
+    # memory's two pixels at most fill a 2x2 block's row.
+    (lambda: WindowMemory(8, [(6, 1)], pixels=0), ValueError,
+     "WindowMemory parameter pixels must be at least 1, not 0"),
+    (lambda: WindowMemory(8, [(6, 1)], pixels=2.0), TypeError,
+     "WindowMemory parameter pixels must be an integer"),
+    (lambda: WindowMemory(8, [(6, 1)], pixels=True), TypeError, "pixels must be an integer"),
+    (lambda: FeatureMapMemory(8, [(4, 1)], pixels=3), ValueError,
+     "FeatureMapMemory parameter pixels must be 1 or 2, not 3"),
+    (lambda: FeatureMapMemory(8, [(4, 1)], pixels=0), ValueError,
+     "FeatureMapMemory parameter pixels must be at least 1, not 0"),
+    (lambda: FeatureMapMemory(8, [(4, 1)], pixels="2"), TypeError,
+     "FeatureMapMemory parameter pixels must be an integer"),
 ])
 def test_bad_parameters_raise(build, error, words):
     with pytest.raises(error, match=words):
@@ -121,3 +137,7 @@ def test_good_parameters_build():
     assert PrecisionGate(2, GATE_OK, pixels=3).latency == 2
     assert MergeUnit(2, MERGE_OK, pixels=3).latency == 14
     assert Head(HEAD_W, HEAD_B, lanes=8, positions=2, pixels=2).latency == 12
+    # Any number of windows per read; the memories' latencies do not depend on it.
+    window = WindowMemory(8, [(3, 1)], pixels=3)
+    assert (window.latency, window.read.data.shape().length, len(window.write.en)) == (4, 3, 3)
+    assert FeatureMapMemory(8, [(2, 1)], pixels=2).latency == 4
