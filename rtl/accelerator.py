@@ -422,13 +422,16 @@ class FracBNNAccelerator(wiring.Component):
         # The conv and the BN compute the 16 channels in every cycle; the tag's group picks the
         # pe written.
         stem_fm = stem_bn.o.payload.fm.as_value().word_select(stem_out.group, word_width)
-        # The stem writes a pixel per cycle: the first of the buffers' write ports' pixels.
+        # The stem writes a pixel per cycle: into the FM buffer as the pixel of its column's
+        # parity (its write port takes a pixel pair from an even column), into the activation
+        # buffer as the first pixel (its write port takes any column).
+        fm_stem_pixel = stem_out.x[0] if pixels == 2 else 0
         m.d.comb += [
-            fm_stem.write.en.eq(stem_out.valid),
+            fm_stem.write.en.eq(stem_out.valid << fm_stem_pixel),
             fm_stem.write.y.eq(stem_out.y),
             fm_stem.write.x.eq(stem_out.x),
             fm_stem.write.group.eq(stem_out.group),
-            fm_stem.write.data[0].eq(stem_fm),
+            fm_stem.write.data.eq(Cat(stem_fm for _ in range(pixels))),
             stem_quantizer.i.valid.eq(stem_out.valid),
             stem_quantizer.i.payload.fm.eq(stem_fm),
             self.stem_writeback.valid.eq(stem_out.valid),
@@ -584,15 +587,22 @@ class FracBNNAccelerator(wiring.Component):
         # ---- write-back: FM codes, their 2-bit activations, and the head ------------------------
         out_tag, out_fm = tags[-1], merge.o.payload.fm.as_value()
         write_buffer = ~out_tag.read_buffer
-        # The pixels written: the first, and the second with ``pair``.
+        # The pixels written: the first, and the second with ``pair``. The FM buffers' write
+        # ports take a pair from an even column: a beat of one pixel (a stride-2 layer's) writes
+        # the pixel of its column's parity.
         out_pixels = Cat(out_tag.valid, out_tag.valid & out_tag.pair)[:pixels]
+        if pixels == 2:
+            fm_pixels = Mux(out_tag.pair, out_pixels, out_tag.valid << out_tag.x[0])
+            fm_words = Mux(out_tag.pair, out_fm, Cat(out_fm[:word_width], out_fm[:word_width]))
+        else:
+            fm_pixels, fm_words = out_pixels, out_fm
         for index in range(2):
             m.d.comb += [
-                fm_buffers[index].write.en.eq(Mux(write_buffer == index, out_pixels, 0)),
+                fm_buffers[index].write.en.eq(Mux(write_buffer == index, fm_pixels, 0)),
                 fm_buffers[index].write.y.eq(out_tag.y),
                 fm_buffers[index].write.x.eq(out_tag.x),
                 fm_buffers[index].write.group.eq(out_tag.group),
-                fm_buffers[index].write.data.eq(out_fm),
+                fm_buffers[index].write.data.eq(fm_words),
             ]
         m.d.comb += [
             self.writeback.valid.eq(out_tag.valid),

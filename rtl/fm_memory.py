@@ -45,8 +45,9 @@ class FeatureMapMemory(wiring.Component):
     Protocol
     --------
     Write: ``write.data[p]`` goes to pixel ``(write.y, write.x + p)``, group ``write.group``,
-    for each ``p`` with ``write.en[p]`` high; with two pixels ``write.x`` is even (its lowest
-    bit is not read).
+    for each ``p`` with ``write.en[p]`` high; with two pixels the lowest bit of ``write.x`` is
+    not read (pixel ``p`` goes to column ``2 * (write.x // 2) + p``), so a single pixel in an
+    odd column is written as the second (``write.en`` = 0b10, ``write.data[1]``).
 
     Read: a four-stage pipeline that moves on cycles with ``read.en`` high. ``read.block_y``,
     ``read.block_x`` name the block (pixel coordinates halved) and ``read.group`` the group;

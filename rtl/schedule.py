@@ -46,7 +46,7 @@ class AcceleratorConfig:
     pe: int = 16
     simd_channels: int = 16
     decoder_symbols_per_cycle: int = 4
-    pixels_per_beat: int = 1
+    pixels_per_beat: int = 2
 
     def __post_init__(self):
         for name in CONFIG_KEYS:

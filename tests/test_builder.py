@@ -47,9 +47,10 @@ def test_every_unit_is_built_and_depends_on_configuration_keys(net):
 
 def test_unit_config_fills_the_keys_a_unit_does_not_depend_on():
     assert unit_config("precision_gate", pe=4) == AcceleratorConfig(
-        pe=4, simd_channels=16, decoder_symbols_per_cycle=1)
+        pe=4, simd_channels=16, decoder_symbols_per_cycle=1, pixels_per_beat=1)
     assert unit_config("huffman_decoder", pe=2, decoder_symbols_per_cycle=8) == \
-        AcceleratorConfig(pe=2, simd_channels=16, decoder_symbols_per_cycle=8)
+        AcceleratorConfig(pe=2, simd_channels=16, decoder_symbols_per_cycle=8, pixels_per_beat=1)
+    assert unit_config("merge_unit", pixels_per_beat=2).pixels_per_beat == 2
     with pytest.raises(ValueError, match="unknown configuration key"):
         unit_config("head", lanes=4)
     with pytest.raises(ValueError, match="unknown unit"):

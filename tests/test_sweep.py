@@ -42,7 +42,7 @@ def by_config(points):
 def test_default_point_is_the_accelerators_own_estimate(points, net):
     from rtl.accelerator import FracBNNAccelerator
 
-    default = by_config(points)[(16, 16, AcceleratorConfig().decoder_symbols_per_cycle)]
+    default = by_config(points)[tuple(getattr(AcceleratorConfig(), key) for key in CONFIG_KEYS)]
     estimate = FracBNNAccelerator(net).estimate_cycles()
     assert default["cycles_per_image"] == estimate.interval
     assert default["latency_cycles"] == estimate.total
@@ -55,7 +55,8 @@ def test_every_configuration_of_the_grid_has_a_point(points):
     assert len(by_config(points)) == len(points)
 
 
-@pytest.mark.parametrize("key", ["pe", "simd_channels", "decoder_symbols_per_cycle"])
+@pytest.mark.parametrize("key", ["pe", "simd_channels", "decoder_symbols_per_cycle",
+                                 "pixels_per_beat"])
 def test_more_parallelism_never_costs_cycles(points, key):
     table = by_config(points)
     compared = 0
@@ -76,9 +77,17 @@ def test_array_width_divides_the_layer_beats(points, key):
     # Doubling a width halves every PG layer's beats, which dominate the smallest arrays'
     # cycles (the fixed phases, LOAD and the head, are a small part of them).
     table = by_config(points)
-    small = table[(1, 1, 1)]["cycles_per_image"]
-    doubled = table[(2, 1, 1) if key == "pe" else (1, 2, 1)]["cycles_per_image"]
+    small = table[(1, 1, 1, 1)]["cycles_per_image"]
+    doubled = table[(2, 1, 1, 1) if key == "pe" else (1, 2, 1, 1)]["cycles_per_image"]
     assert doubled < 0.55 * small
+
+
+def test_two_pixels_per_beat_halve_the_stride_1_layers(points):
+    # Every layer but the two stride-2 ones takes half the beats; the smallest arrays' cycles
+    # are nearly all beats.
+    table = by_config(points)
+    one, two = (table[(1, 1, 1, pixels)]["cycles_per_image"] for pixels in (1, 2))
+    assert 0.5 * one < two < 0.56 * one
 
 
 def test_cycles_scale_with_the_images_per_second(points):
@@ -128,8 +137,9 @@ def test_unit_designs_cover_every_point_once():
     designs = lut_model.unit_designs(configs)
     names = [design.name for design in designs]
     assert len(names) == len(set(names))
-    # A unit that depends on pe alone is one design per pe value.
-    assert sum(name.startswith("sweep_precision_gate_") for name in names) == len(DEFAULT_GRID.pe)
+    # A unit that depends on pe and the pixels per beat alone is one design per pair.
+    assert sum(name.startswith("sweep_precision_gate_") for name in names) == \
+        len(DEFAULT_GRID.pe) * len(DEFAULT_GRID.pixels_per_beat)
     # The decoder at N = 1, subtracted from the weight cache, is the decoder unit's N = 1 design.
     assert sum(name.startswith("sweep_huffman_decoder_") for name in names) == \
         len(DEFAULT_GRID.pe) * len(DEFAULT_GRID.decoder_symbols_per_cycle)
