@@ -255,8 +255,9 @@ def pg_case(lanes=4, layers=TRACE_LAYERS, random_rows=2, seed=2021, pixels=1):
 def head_case(lanes=16, small_lanes=4, small_positions=4, seed=96, pixels=1):
     """Two :class:`rtl.head.Head` under ``sim/tb_head.py``: ``head`` with the model's classifier
     (64 channels, 8x8 positions, ``lanes`` per transfer); ``small_head`` with 4 classes, 8
-    channels, ``small_positions`` positions and extreme (classes 0, 1) or random parameters,
-    where the linear layer saturates easily. Both take ``pixels`` positions per transfer."""
+    channels, ``small_lanes`` per transfer, ``small_positions`` positions and extreme (classes
+    0, 1) or random parameters, where the linear layer saturates easily. Both take ``pixels``
+    positions per transfer."""
     model_weight, model_bias = classifier(_model())
     rng = np.random.default_rng(seed)
     weight = rng.integers(WT_MIN, WT_MAX + 1, (4, 8))
@@ -278,8 +279,10 @@ def _pixels_suffix(pixels):
 UNIT_CASES = [
     activation_case(),
     thermometer_case(),
-    # The PG units and the head with one and with two output pixels per transfer.
-    *(case(pixels=pixels) for case in (pg_case, head_case) for pixels in (1, 2)),
+    # The PG units and the head with one and with two output pixels per transfer; at two, the
+    # small head is one channel group, so that its linear layer waits for the last transfer's
+    # second position (Head.latency one more).
+    pg_case(), pg_case(pixels=2), head_case(), head_case(pixels=2, small_lanes=8),
 ]
 
 REGRESSION = [

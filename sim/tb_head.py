@@ -185,9 +185,9 @@ async def small_head_corners(dut):
 
 
 async def timing(bench):
-    """Without stalls: every input transfer of an image in consecutive cycles, the logits
-    ``latency`` cycles after the last, and the next image's first transfer right after the
-    logits are taken."""
+    """Without stalls: the input transfers of an image one every ``pixels`` cycles (the head
+    adds a position per cycle), the logits ``latency`` cycles after the last, and the next
+    image's first transfer right after the logits are taken."""
     model = bench.model
     for kind in ("random", "large", "random"):
         queue_item(bench, model.item(random_image(bench, model, kind)))
@@ -196,8 +196,9 @@ async def timing(bench):
     assert len(ins) == 3 * model.transfers and len(outs) == 3
     for image in range(3):
         cycles = ins[image * model.transfers:(image + 1) * model.transfers]
-        assert cycles == list(range(cycles[0], cycles[0] + model.transfers)), (
-            f"image {image}: input not one transfer per cycle")
+        assert cycles == list(range(cycles[0], cycles[0] + model.transfers * model.pixels,
+                                    model.pixels)), (
+            f"image {image}: input not one transfer every {model.pixels} cycles")
         assert outs[image] - cycles[-1] == model.latency, (
             f"logits {outs[image] - cycles[-1]} cycles after the last input, "
             f"documented {model.latency}")

@@ -7,7 +7,7 @@ import pytest
 
 from rtl.fm_memory import FeatureMapMemory
 from rtl.gate import PrecisionGate
-from rtl.head import Head
+from rtl.head import Head, head_latency
 from rtl.merge import MergeUnit
 from rtl.quantizer import ActivationQuantizer
 from rtl.shortcut import ShortcutPool
@@ -136,8 +136,19 @@ def test_good_parameters_build():
     # Several pixels per transfer: the same latencies.
     assert PrecisionGate(2, GATE_OK, pixels=3).latency == 2
     assert MergeUnit(2, MERGE_OK, pixels=3).latency == 14
-    assert Head(HEAD_W, HEAD_B, lanes=8, positions=2, pixels=2).latency == 12
     # Any number of windows per read; the memories' latencies do not depend on it.
     window = WindowMemory(8, [(3, 1)], pixels=3)
     assert (window.latency, window.read.data.shape().length, len(window.write.en)) == (4, 3, 3)
     assert FeatureMapMemory(8, [(2, 1)], pixels=2).latency == 4
+
+
+@pytest.mark.parametrize("lanes, positions, pixels, latency", [
+    (8, 1, 1, 12), (4, 4, 1, 12), (2, 16, 2, 12),
+    # The last transfer's later positions are added while channels 0 .. channels - lanes - 1
+    # are read; past those the linear layer starts later.
+    (4, 4, 4, 12), (2, 16, 8, 13), (4, 8, 8, 15), (8, 2, 2, 13), (8, 8, 8, 19)])
+def test_head_latency(lanes, positions, pixels, latency):
+    """The head's latency (8 channels): ``channels + 4``, more only where the positions a
+    transfer holds beyond its first outnumber the channels before the last group."""
+    head = Head(HEAD_W, HEAD_B, lanes=lanes, positions=positions, pixels=pixels)
+    assert head.latency == head_latency(8, pixels, lanes) == latency
