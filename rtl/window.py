@@ -314,13 +314,14 @@ class WindowMemory(wiring.Component):
         The ``divisor`` rows from ``c - 1`` have every remainder once; for the first centre's
         ``(q, r)``, the row with remainder ``b`` is ``c - 1`` with quotient ``q - 1`` if
         ``r == 0`` and ``b == divisor - 1``, in the next quotient ``q + 1`` if it wraps past
-        ``b == divisor - 1`` (``r > b + 1``), and else has quotient ``q``.
+        ``b == divisor - 1`` (``r`` one of ``b + 2 .. divisor - 1``), and else has quotient
+        ``q``.
         """
         q, r = first.quotient, first.remainder
         if bank_remainder == divisor - 1:
             return Mux(r == 0, q - 1, q)
         if bank_remainder < divisor - 2:
-            return Mux(r > bank_remainder + 1, q + 1, q)
+            return Mux(r.matches(*range(bank_remainder + 2, divisor)), q + 1, q)
         return q
 
     @staticmethod
