@@ -280,7 +280,9 @@ class WindowMemory(wiring.Component):
 
         # The bank of each word of the 3 x C region the windows cover depends on the first
         # centre's remainders, the bits of each word on the part read; they travel with the read
-        # (past the address stages and the banks). The windows share the region's words.
+        # (past the address stages and the banks). The windows share the region's words. Each
+        # word picks its bank row, then its bank column: two small multiplexers (3 and C words)
+        # instead of one of 3 * C words.
         selects = Signal(data.StructLayout({"y": range(3), "x": range(columns),
                                             "part": range(self.read_parts)}))
         m.d.comb += [selects.y.eq(read.y.remainder), selects.x.eq(read.x.remainder),
@@ -290,14 +292,14 @@ class WindowMemory(wiring.Component):
             with m.If(read.en):
                 m.d.sync += later.eq(selects)
             selects = later
-        banks = Array(bank_data)
         region = Signal(data.ArrayLayout(data.ArrayLayout(self.read_width, columns), 3))
         with m.If(read.en):
             for row in range(3):
+                bank_y = self._bank_of(selects.y, row, 3)
+                row_words = Array(Array(bank_data[y * columns + x] for y in range(3))[bank_y]
+                                  for x in range(columns))
                 for column in range(columns):
-                    bank_y = self._bank_of(selects.y, row, 3)
-                    bank_x = self._bank_of(selects.x, column, columns)
-                    word = banks[bank_y * columns + bank_x]
+                    word = row_words[self._bank_of(selects.x, column, columns)]
                     m.d.sync += region[row][column].eq(
                         word.word_select(selects.part, self.read_width))
         for pixel in range(self.pixels):
@@ -314,13 +316,14 @@ class WindowMemory(wiring.Component):
         The ``divisor`` rows from ``c - 1`` have every remainder once; for the first centre's
         ``(q, r)``, the row with remainder ``b`` is ``c - 1`` with quotient ``q - 1`` if
         ``r == 0`` and ``b == divisor - 1``, in the next quotient ``q + 1`` if it wraps past
-        ``b == divisor - 1`` (``r > b + 1``), and else has quotient ``q``.
+        ``b == divisor - 1`` (``r`` one of ``b + 2 .. divisor - 1``), and else has quotient
+        ``q``.
         """
         q, r = first.quotient, first.remainder
         if bank_remainder == divisor - 1:
             return Mux(r == 0, q - 1, q)
         if bank_remainder < divisor - 2:
-            return Mux(r > bank_remainder + 1, q + 1, q)
+            return Mux(r.matches(*range(bank_remainder + 2, divisor)), q + 1, q)
         return q
 
     @staticmethod
