@@ -282,5 +282,7 @@ class UnitBuilder:
         weight, _ = classifier(self.net)
         return estimate_cycles(self.plans, self.config.stem_groups, self.latencies(),
                                ThermometerEncoder.latency,
-                               head_latency(weight.shape[1]), self.decode_cycles(),
+                               head_latency(weight.shape[1], self.plans[-1].pixels,
+                                            self.config.pe),
+                               self.decode_cycles(),
                                self.weight_buffers())
