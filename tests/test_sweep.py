@@ -149,7 +149,12 @@ def test_unit_designs_cover_every_point_once():
     luts = {name: 100 for name in names}
     points = [{key: getattr(config, key) for key in CONFIG_KEYS} for config in configs]
     lut_model.add_modelled_luts(points, 30_000, luts)
-    assert all(point["lut"] == 30_000 for point in points)
+    # Equal units: a point differs from the default by its units' copies alone (the arrays,
+    # one pair per pixel of a beat).
+    default = AcceleratorConfig()
+    for config, point in zip(configs, points):
+        assert point["lut"] == 30_000 + 100 * sum(unit.count(config) - unit.count(default)
+                                                  for unit in lut_model.SWEPT_UNITS)
 
 
 # ---- the LUT model ----------------------------------------------------------------------------
@@ -172,6 +177,9 @@ def test_lut_model_arithmetic():
     assert lut_model.lut_model(40_000, default, default, instances) == 40_000
     assert lut_model.lut_model(40_000, default, {"array": 400, "gate": 130}, instances) == \
         40_000 - 2 * 600 + 30
+    # Twice the arrays (two pixels per beat) at a configuration.
+    assert lut_model.lut_model(40_000, default, {"array": 400, "gate": 130}, instances,
+                               {"array": 4, "gate": 1}) == 40_000 - 2 * 1000 + 4 * 400 + 30
     with pytest.raises(ValueError, match="instances"):
         lut_model.lut_model(40_000, default, {"array": 1}, instances)
 
@@ -182,17 +190,20 @@ def test_modelled_luts_at_the_default_are_the_measured_accelerator():
     points = [{key: getattr(config, key) for key in CONFIG_KEYS} for config in configs]
     lut_model.add_modelled_luts(points, 37_974, luts)
     table = by_config(points)
-    assert table[(16, 16, AcceleratorConfig().decoder_symbols_per_cycle)]["lut"] == 37_974
+    default = AcceleratorConfig()
+    assert table[tuple(getattr(default, key) for key in CONFIG_KEYS)]["lut"] == 37_974
     # Each point differs from the default by its units' differences, instances counted (the
     # N = 1 decoder is subtracted).
-    config = AcceleratorConfig(pe=4, simd_channels=8, decoder_symbols_per_cycle=2)
-    expected = 37_974 + sum(
-        unit.instances * (luts[unit.design(config).name]
-                          - luts[unit.design(AcceleratorConfig()).name])
-        for unit in lut_model.SWEPT_UNITS)
-    assert table[(4, 8, 2)]["lut"] == expected
+    for pixels in (1, 2):
+        config = AcceleratorConfig(pe=4, simd_channels=8, decoder_symbols_per_cycle=2,
+                                   pixels_per_beat=pixels)
+        expected = 37_974 + sum(
+            unit.count(config) * luts[unit.design(config).name]
+            - unit.count(default) * luts[unit.design(default).name]
+            for unit in lut_model.SWEPT_UNITS)
+        assert table[(4, 8, 2, pixels)]["lut"] == expected
     # Stand-in units that grow with the parameters make smaller arrays smaller designs.
-    assert table[(4, 4, 1)]["lut"] < table[(16, 16, 8)]["lut"]
+    assert table[(4, 4, 1, 1)]["lut"] < table[(16, 16, 8, 2)]["lut"]
 
 
 # ---- the Pareto front -------------------------------------------------------------------------
