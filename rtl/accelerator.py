@@ -82,9 +82,8 @@ class _PhaseConstants:
 
         self.layout = data.StructLayout({
             **{key: field(key) for key in ("in_size", "last_column", "pair", "stride2",
-                                           "groups_in",
-                                           "groups_out", "groups_residual", "param_base",
-                                           "reads_stem", "last", "beats")},
+                                           "groups_in", "groups_out", "groups_residual",
+                                           "param_base", "reads_stem", "last", "beats")},
             "row_length": data.ArrayLayout(range(-(-IMAGE_SIZE // 3) + 1), 2),
             "half_width": data.ArrayLayout(range(IMAGE_SIZE // 2 + 1), 2),
         })
