@@ -13,9 +13,10 @@ accelerator's published figures (docs/architecture.md §9.1) are the reference r
 
 Options: ``--skip-synth``, ``--skip-sim`` and ``--skip-sweep`` leave those sections out (for a
 quick look; without synthesis the sweep has cycles only); ``--config FILE`` gives the sweep's
-grid (TOML, see :mod:`benchmarks.sweep_config`); ``--validate PE,SIMD,N ...`` simulates the
-accelerator at those configurations (output channels, input channels and decoder symbols per
-cycle) too, for the "analytical vs simulated" table next to the default configuration
+grid (TOML, see :mod:`benchmarks.sweep_config`); ``--validate PE,SIMD,N[,P] ...`` simulates the
+accelerator at those configurations (output channels, input channels, decoder symbols per
+cycle and pixels per beat, default 1) too, for the "analytical vs simulated" table next to the
+default configuration
 (default: :data:`VALIDATED_CONFIGS`, three more Verilator builds the first time;
 ``--validate`` alone simulates none);
 ``--out DIR`` chooses where the two files and ``docs/`` go (default: the repository root).
@@ -54,7 +55,7 @@ INTERVAL_BATCH = 12
 # The analytical model is checked against simulation at the default configuration and at
 # these (pe, simd_channels, decoder_symbols_per_cycle): the slowest and the fastest decoder
 # (the weight waits differ most) and half the input channels per beat with a decoder of 2.
-VALIDATED_CONFIGS = ((16, 16, 1), (16, 16, 8), (16, 8, 2))
+VALIDATED_CONFIGS = ((16, 16, 4, 1), (16, 16, 8, 2), (16, 8, 2, 2))
 # The plots go here, relative to BENCHMARKS.md (the README shows docs/pareto.png).
 PLOTS_DIR = "docs"
 BENCHMARKS_JSON, BENCHMARKS_MD = "benchmarks.json", "BENCHMARKS.md"
@@ -411,12 +412,14 @@ def render(results):
     return "\n".join(out)
 
 
-def config_triple(text):
-    """An argparse type: ``PE,SIMD,N`` as three positive integers."""
+def config_tuple(text):
+    """An argparse type: ``PE,SIMD,N[,P]`` as three or four positive integers (P: pixels per
+    beat, default 1)."""
     parts = text.split(",")
-    if len(parts) != 3 or not all(part.isdigit() and int(part) > 0 for part in parts):
-        raise argparse.ArgumentTypeError(f"{text!r} is not PE,SIMD,N (three positive integers)")
-    return tuple(int(part) for part in parts)
+    if len(parts) not in (3, 4) or not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not PE,SIMD,N[,P] (three or four "
+                                         f"positive integers)")
+    return tuple(int(part) for part in parts) + (1,) * (4 - len(parts))
 
 
 def main(argv=None):
@@ -429,11 +432,12 @@ def main(argv=None):
                              "first time)")
     parser.add_argument("--config", type=Path, metavar="FILE",
                         help="TOML file with the sweep's grid (see benchmarks/sweep_config.py)")
-    parser.add_argument("--validate", type=config_triple, nargs="*",
-                        default=list(VALIDATED_CONFIGS), metavar="PE,SIMD,N",
+    parser.add_argument("--validate", type=config_tuple, nargs="*",
+                        default=list(VALIDATED_CONFIGS), metavar="PE,SIMD,N[,P]",
                         help="also simulate the accelerator at these configurations (output "
                              "channels per beat, input channels per beat, decoder symbols per "
-                             "cycle), for the analytical-vs-simulated table (default: "
+                             "cycle, pixels per beat: default 1), for the "
+                             "analytical-vs-simulated table (default: "
                              f"{' '.join(','.join(map(str, c)) for c in VALIDATED_CONFIGS)}; "
                              "none when given alone)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT,
@@ -451,8 +455,9 @@ def main(argv=None):
         return 2
     try:
         extra_configs = [AcceleratorConfig(pe=pe, simd_channels=simd,
-                                           decoder_symbols_per_cycle=symbols)
-                         for pe, simd, symbols in args.validate]
+                                           decoder_symbols_per_cycle=symbols,
+                                           pixels_per_beat=pixels)
+                         for pe, simd, symbols, pixels in args.validate]
     except ConfigError as error:
         print(f"error: --validate: {error}", file=sys.stderr)
         return 2

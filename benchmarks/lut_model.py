@@ -3,7 +3,8 @@
 Every configuration of the accelerator builds, but the whole design takes Yosys longer than its
 weight cache alone (too long at every configuration, below), so it is synthesised at the
 default configuration only: ``LUT(config) = LUT(accelerator, default) + sum over the
-configuration-dependent units u of instances(u) * (LUT(u, config) - LUT(u, default))``, each
+configuration-dependent units u of instances(u, config) * LUT(u, config) - instances(u, default)
+* LUT(u, default)``, each
 unit synthesised on its own at both configurations (:data:`SWEPT_UNITS`: the units of
 :data:`rtl.builder.UNITS` that depend on the configuration, as :class:`rtl.builder.UnitBuilder`
 builds them). It is a model: the sequencer's own logic is taken as constant, and Yosys
@@ -33,7 +34,8 @@ __all__ = ["SWEPT_UNITS", "SYNTH_DIR", "WEIGHT_CACHE_TERMS", "SweptUnit", "add_m
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SYNTH_DIR = REPO_ROOT / "build" / "synth" / "sweep"
 DEFAULT_CONFIG = AcceleratorConfig()
-_SHORT = {"pe": "pe", "simd_channels": "simd", "decoder_symbols_per_cycle": "n"}
+_SHORT = {"pe": "pe", "simd_channels": "simd", "decoder_symbols_per_cycle": "n",
+          "pixels_per_beat": "px"}
 
 
 def _progress(message):
@@ -46,16 +48,22 @@ def _tag(params):
 
 @dataclass(frozen=True)
 class SweptUnit:
-    """A term of the LUT model: its name, how many copies count (``instances``; -1 subtracts
-    one), the configuration keys it depends on, the unit of :data:`rtl.builder.UNITS` it
-    synthesises (``unit``, default ``name``; terms of the same unit share its designs) and
-    configuration values it is always built with (``fixed``, (key, value) pairs)."""
+    """A term of the LUT model: its name, how many copies count (``instances``, times the
+    pixels per beat if ``per_pixel``; -1 subtracts one), the configuration keys it depends on,
+    the unit of :data:`rtl.builder.UNITS` it synthesises (``unit``, default ``name``; terms of
+    the same unit share its designs) and configuration values it is always built with
+    (``fixed``, (key, value) pairs)."""
 
     name: str
     instances: int
     depends_on: tuple
     unit: str = ""
     fixed: tuple = ()
+    per_pixel: bool = False
+
+    def count(self, config):
+        """The copies at ``config``."""
+        return self.instances * (config.pixels_per_beat if self.per_pixel else 1)
 
     def design(self, config):
         """The :class:`synth.yosys.Design` of this term at ``config`` (nothing is built yet)."""
@@ -88,7 +96,7 @@ WEIGHT_CACHE_TERMS = tuple(unit.name for unit in WEIGHT_CACHE_UNITS)
 # activation (written pe and read simd_channels wide) and feature-map (pe wide) memories, and
 # the weight cache's terms. The stem (thermometer encoder, conv, input BN) and the pixel memory
 # do not depend on the configuration.
-SWEPT_UNITS = (*(SweptUnit(name, spec.instances, spec.depends_on)
+SWEPT_UNITS = (*(SweptUnit(name, spec.instances, spec.depends_on, per_pixel=spec.per_pixel)
                  for name, spec in UNITS.items()
                  if spec.depends_on and name not in ("weight_cache", "huffman_decoder")),
                *WEIGHT_CACHE_UNITS)
@@ -103,7 +111,7 @@ def whole_weight_cache_design(config=DEFAULT_CONFIG):
 def weight_cache_check(unit_luts, config=DEFAULT_CONFIG, units=SWEPT_UNITS):
     """The weight cache's LUTs at ``config`` synthesised whole against the model's terms for
     it (``unit_luts``: design name -> LUTs, including :func:`whole_weight_cache_design`)."""
-    modelled = sum(unit.instances * unit_luts[unit.design(config).name]
+    modelled = sum(unit.count(config) * unit_luts[unit.design(config).name]
                    for unit in units if unit.name in WEIGHT_CACHE_TERMS)
     whole = unit_luts[whole_weight_cache_design(config).name]
     return {"synthesised_whole": whole, "modelled": modelled, "difference": modelled - whole}
@@ -135,26 +143,34 @@ def synthesise_units(designs, out_dir=SYNTH_DIR, synthesise=None, progress=_prog
     return entries
 
 
-def lut_model(accelerator_lut, default_unit_luts, config_unit_luts, instances):
+def lut_model(accelerator_lut, default_unit_luts, config_unit_luts, default_instances,
+              config_instances=None):
     """The modelled LUTs of the accelerator at some configuration: the measured
     ``accelerator_lut`` at the default configuration, with each unit ``u``'s
-    ``instances[u]`` copies changed from ``default_unit_luts[u]`` to ``config_unit_luts[u]``
-    (all measured on the units alone)."""
-    if set(default_unit_luts) != set(instances) or set(config_unit_luts) != set(instances):
+    ``default_instances[u]`` copies of ``default_unit_luts[u]`` LUTs replaced by
+    ``config_instances[u]`` (default: as many) copies of ``config_unit_luts[u]`` (all measured
+    on the units alone)."""
+    config_instances = default_instances if config_instances is None else config_instances
+    names = set(default_instances)
+    if (set(default_unit_luts) != names or set(config_unit_luts) != names
+            or set(config_instances) != names):
         raise ValueError(f"LUTs for units {sorted(default_unit_luts)} / "
-                         f"{sorted(config_unit_luts)}, instances for {sorted(instances)}")
-    return accelerator_lut + sum(count * (config_unit_luts[name] - default_unit_luts[name])
-                                 for name, count in instances.items())
+                         f"{sorted(config_unit_luts)}, instances for {sorted(names)} / "
+                         f"{sorted(config_instances)}")
+    return accelerator_lut + sum(config_instances[name] * config_unit_luts[name]
+                                 - default_instances[name] * default_unit_luts[name]
+                                 for name in names)
 
 
 def add_modelled_luts(points, accelerator_lut, unit_luts, units=SWEPT_UNITS):
     """Set each point's ``lut`` from the LUT model: ``accelerator_lut`` is the whole
     accelerator's at the default configuration, ``unit_luts`` maps the design names of
     :func:`unit_designs` to their measured LUTs. Returns ``points``."""
-    instances = {unit.name: unit.instances for unit in units}
+    instances = {unit.name: unit.count(DEFAULT_CONFIG) for unit in units}
     default = {unit.name: unit_luts[unit.design(DEFAULT_CONFIG).name] for unit in units}
     for point in points:
         config = AcceleratorConfig(**{key: point[key] for key in CONFIG_KEYS})
         swept = {unit.name: unit_luts[unit.design(config).name] for unit in units}
-        point["lut"] = lut_model(accelerator_lut, default, swept, instances)
+        point["lut"] = lut_model(accelerator_lut, default, swept, instances,
+                                 {unit.name: unit.count(config) for unit in units})
     return points

@@ -37,7 +37,8 @@ def pareto_plot(points, clock_mhz, path, *, paper, device_luts, default=None):
     labels = {}
     for point in front:
         labels.setdefault((point["lut"], point["images_per_s"]), []).append(
-            f"{point['pe']}x{point['simd_channels']}/{point['decoder_symbols_per_cycle']}")
+            f"{point['pe']}x{point['simd_channels']}/{point['decoder_symbols_per_cycle']}"
+            f"/{point['pixels_per_beat']}")
     for (lut, images), names in labels.items():
         axes.annotate(", ".join(names), (lut, images), textcoords="offset points",
                       xytext=(5, -9), fontsize=6.5, color="crimson")

@@ -13,6 +13,8 @@ default, so an empty file is the default sweep::
     # divides at least one of the simd_channels values; a point whose simd_channels it does
     # not divide is left out (the decoder fills whole rows of simd_channels kernels).
     decoder_symbols_per_cycle = [1, 2, 4, 8]
+    # Output pixels per beat in the stride-1 layers: 1 or 2.
+    pixels_per_beat = [1, 2]
     # Clock at which images/s are reported, in MHz (a positive number up to 10000).
     clock_mhz = 250
 
@@ -22,7 +24,7 @@ every (pe, simd_channels), half a minute to ten minutes each, and the whole grid
 ``benchmarks/full_grid.toml`` is every configuration the accelerator accepts.
 
 Each array key takes a list of integers or a single integer. The sweep's points are every
-combination of the three lists (those the accelerator's :class:`rtl.schedule.AcceleratorConfig`
+combination of the four lists (those the accelerator's :class:`rtl.schedule.AcceleratorConfig`
 accepts). The widths must divide every layer's channel count (16, 32 and 64), as
 :class:`~rtl.schedule.AcceleratorConfig` requires.
 
@@ -36,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fracbnn_golden.model import STEM_CHANNELS
-from rtl.schedule import CONFIG_KEYS, AcceleratorConfig, ConfigError
+from rtl.schedule import CONFIG_KEYS, PIXELS_PER_BEAT, AcceleratorConfig, ConfigError
 
 __all__ = ["DEFAULT_GRID", "SweepConfigError", "SweepGrid", "load_sweep_config"]
 
@@ -65,15 +67,18 @@ class SweepGrid:
     pe: tuple = DEFAULT_WIDTHS
     simd_channels: tuple = DEFAULT_WIDTHS
     decoder_symbols_per_cycle: tuple = DECODER_SYMBOLS
+    pixels_per_beat: tuple = PIXELS_PER_BEAT
     clock_mhz: float = DEFAULT_CLOCK_MHZ
     source: str = field(default="the default grid", compare=False)
 
     def configs(self):
         """Every valid :class:`~rtl.schedule.AcceleratorConfig` of the grid, in a fixed order
-        (pe, then simd_channels, then the decoder's symbols per cycle)."""
-        return [AcceleratorConfig(pe=pe, simd_channels=simd, decoder_symbols_per_cycle=symbols)
+        (pe, then simd_channels, the decoder's symbols per cycle, the pixels per beat)."""
+        return [AcceleratorConfig(pe=pe, simd_channels=simd, decoder_symbols_per_cycle=symbols,
+                                  pixels_per_beat=pixels)
                 for pe in self.pe for simd in self.simd_channels
-                for symbols in self.decoder_symbols_per_cycle if simd % symbols == 0]
+                for symbols in self.decoder_symbols_per_cycle if simd % symbols == 0
+                for pixels in self.pixels_per_beat]
 
     def as_dict(self):
         return {key: list(value) if isinstance(value, tuple) else value
@@ -130,6 +135,10 @@ def grid_from_table(table, source):
     for key in ("pe", "simd_channels"):
         if key in values:
             _check_widths(key, values[key], f"{source}: {SECTION}.{key}")
+    for pixels in values.get("pixels_per_beat", ()):
+        if pixels not in PIXELS_PER_BEAT:
+            raise SweepConfigError(f"{source}: {SECTION}.pixels_per_beat: {pixels} is not "
+                                   f"allowed; allowed: {', '.join(map(str, PIXELS_PER_BEAT))}")
     if "clock_mhz" in section:
         clock = section["clock_mhz"]
         if not isinstance(clock, int | float) or isinstance(clock, bool) \

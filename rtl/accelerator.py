@@ -13,7 +13,7 @@ from .lookup import constant_table
 from .pipeline import delay_line
 from .schedule import IMAGE_SIZE, PIXELS, AcceleratorConfig
 from .thermometer import COUNT_SHAPE
-from .window import divmod3_layout
+from .window import divmod_layout
 
 __all__ = ["FracBNNAccelerator", "Phase", "StemPhase"]
 
@@ -24,12 +24,13 @@ __all__ = ["FracBNNAccelerator", "Phase", "StemPhase"]
 RESIDUAL_SELECT_LATENCY = 1
 
 
-def _step(coordinate, step):
-    """Statements adding ``step`` (1 or 2) to a (quotient, remainder)-of-3 coordinate."""
+def _step(coordinate, step, divisor=3):
+    """Statements adding ``step`` (1 or 2, at most ``divisor``) to a (quotient, remainder)
+    coordinate of a division by ``divisor``."""
     remainder = coordinate.remainder + step
-    wraps = remainder >= 3
+    wraps = remainder >= divisor
     return [coordinate.quotient.eq(coordinate.quotient + wraps),
-            coordinate.remainder.eq(Mux(wraps, remainder - 3, remainder))]
+            coordinate.remainder.eq(Mux(wraps, remainder - divisor, remainder))]
 
 
 def _clear(*coordinates):
@@ -49,9 +50,10 @@ def _taps_inside(y, x, size):
 class _PhaseConstants:
     """The layers' sequencer's per-layer constants: :attr:`rows` ``[l]`` for PG layer ``l`` and
     a last row that repeats layer 0's (what ``upcoming`` holds in the last layer: the next
-    image's first), each a dict of :attr:`layout`'s fields. ``out_last`` is the last output row
-    (and column), ``out_size - 1``: the scan compares with it, and a subtraction in front of
-    the compares lengthened the sequencer's path. ``groups_residual`` is a layer's input groups
+    image's first), each a dict of :attr:`layout`'s fields. ``pair``: the layer computes two
+    output pixels per beat; ``last_column`` is the column of a row's last beat (its first
+    pixel), ``out_size - pixels``: the scan compares with it, and a subtraction in front of the
+    compares lengthened the sequencer's path. ``groups_residual`` is a layer's input groups
     of ``pe`` channels (the residual's groups). The map sizes give buffer 0's and 1's row
     length (``ceil(size / 3)``, :class:`rtl.window.WindowMemory`) and half width
     (:class:`rtl.fm_memory.FeatureMapMemory`): layer ``l > 0`` reads buffer ``l % 2`` and
@@ -63,9 +65,10 @@ class _PhaseConstants:
         def row(plan):
             sizes = [plan.in_size if plan.index % 2 == buffer else plan.out_size
                      for buffer in range(2)]
-            return {"in_size": plan.in_size, "out_last": plan.out_size - 1,
-                    "stride2": plan.stride == 2, "groups_in": plan.groups_in,
-                    "groups_out": plan.groups_out, "groups_residual": plan.cin // pe,
+            return {"in_size": plan.in_size, "last_column": plan.out_size - plan.pixels,
+                    "pair": plan.pixels == 2, "stride2": plan.stride == 2,
+                    "groups_in": plan.groups_in, "groups_out": plan.groups_out,
+                    "groups_residual": plan.cin // pe,
                     "param_base": plan.param_row, "reads_stem": plan.index == 0,
                     "last": plan.index == len(plans) - 1, "beats": plan.beats,
                     "row_length": [-(-size // 3) for size in sizes],
@@ -78,9 +81,9 @@ class _PhaseConstants:
             return range(max(int(r[key]) for r in self.rows) + 1)
 
         self.layout = data.StructLayout({
-            **{key: field(key) for key in ("in_size", "out_last", "stride2", "groups_in",
-                                           "groups_out", "groups_residual", "param_base",
-                                           "reads_stem", "last", "beats")},
+            **{key: field(key) for key in ("in_size", "last_column", "pair", "stride2",
+                                           "groups_in", "groups_out", "groups_residual",
+                                           "param_base", "reads_stem", "last", "beats")},
             "row_length": data.ArrayLayout(range(-(-IMAGE_SIZE // 3) + 1), 2),
             "half_width": data.ArrayLayout(range(IMAGE_SIZE // 2 + 1), 2),
         })
@@ -116,16 +119,17 @@ class FracBNNAccelerator(wiring.Component):
     cycle for each of its ``16 / pe`` output groups: the conv computes all 16 channels every
     cycle and the group's ``pe`` are written, as a PG layer writes its output groups), the 18
     PG layers (:mod:`rtl.schedule`: one beat per cycle on the conv engine, MSB and LSB planes
-    together) and HEAD. Two sequencers run side by side: the stem's, into buffers of its own,
-    and the layers'; so on a stream of images the next image loads and goes through its stem
-    while the one before it is in its layers, and the head finishes an image while the next
-    one is in its first layers. Feature maps stay on chip: 2-bit activations in
-    :class:`rtl.window.WindowMemory` banks (a 3x3 window per cycle; written ``pe`` channels
-    and read ``simd_channels`` at a time), FM codes in :class:`rtl.fm_memory.FeatureMapMemory`
-    banks (a 2x2 block per cycle for the stride-2 shortcut), three of each: the stem writes its
-    own, which layer 0 reads; layer ``l > 0`` reads buffer ``l % 2`` and writes the other.
-    Weights are stored Huffman-compressed in the :class:`rtl.weight_cache.WeightCache`, which
-    decodes layer ``l + 1`` into one buffer while layer ``l`` reads the other.
+    together, for ``pixels_per_beat`` output pixels of a row in the stride-1 layers) and HEAD.
+    Two sequencers run side by side: the stem's, into buffers of its own, and the layers'; so
+    on a stream of images the next image loads and goes through its stem while the one before
+    it is in its layers, and the head finishes an image while the next one is in its first
+    layers. Feature maps stay on chip: 2-bit activations in :class:`rtl.window.WindowMemory`
+    banks (a beat's 3x3 windows per cycle; written ``pe`` channels and read ``simd_channels``
+    at a time), FM codes in :class:`rtl.fm_memory.FeatureMapMemory` banks (a 2x2 block per
+    cycle: a pair's residuals, or the stride-2 shortcut's window), three of each: the stem
+    writes its own, which layer 0 reads; layer ``l > 0`` reads buffer ``l % 2`` and writes the
+    other. Weights are stored Huffman-compressed in the :class:`rtl.weight_cache.WeightCache`,
+    which decodes the next layers into its other buffers while a layer reads one.
 
     Parameters
     ----------
@@ -162,10 +166,11 @@ class FracBNNAccelerator(wiring.Component):
         Observation: the input-channel beat the conv engine issues in LAYER.
     writeback, stem_writeback : Out(stream.Signature(StructLayout({...}), always_ready=True))
         Observation: every feature-map word the layers (``writeback``) and the stem
-        (``stem_writeback``) write, one transfer per word; the payload has ``layer`` (0 for the
-        stem, ``l + 1`` for PG layer ``l``), the pixel ``y``, ``x``, the output channel
-        ``group`` and the ``pe`` FM codes ``fm``. Testbenches compare them with the golden
-        trace.
+        (``stem_writeback``) write, one transfer per beat's words; the payload has ``layer``
+        (0 for the stem, ``l + 1`` for PG layer ``l``), the (first) pixel ``y``, ``x``, the
+        output channel ``group``, the ``pixels`` written (1, or 2: ``(y, x)`` and
+        ``(y, x + 1)``) and their FM codes ``fm``, ``pe`` per pixel. Testbenches compare them
+        with the golden trace.
 
     Protocol
     --------
@@ -194,7 +199,9 @@ class FracBNNAccelerator(wiring.Component):
         writeback = stream.Signature(data.StructLayout({
             "layer": range(len(self.plans) + 1), "y": range(IMAGE_SIZE),
             "x": range(IMAGE_SIZE), "group": range(max(p.groups_out for p in self.plans)),
-            "fm": data.ArrayLayout(FM_SHAPE, config.pe)}), always_ready=True)
+            "pixels": range(1, config.pixels_per_beat + 1),
+            "fm": data.ArrayLayout(FM_SHAPE, config.pe * config.pixels_per_beat)}),
+            always_ready=True)
         super().__init__({
             "pixels": In(stream.Signature(data.StructLayout({
                 "rgb": data.ArrayLayout(unsigned(8), COLOURS)}))),
@@ -219,7 +226,7 @@ class FracBNNAccelerator(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg, plans, units = self.config, self.plans, self.units
-        pe, simd = cfg.pe, cfg.simd_channels
+        pe, simd, pixels = cfg.pe, cfg.simd_channels, cfg.pixels_per_beat
         groups_max = max(plan.groups_out for plan in plans)
         beats_max = max(plan.groups_in for plan in plans)
         last_layer_index = len(plans) - 1
@@ -245,13 +252,17 @@ class FracBNNAccelerator(wiring.Component):
         m.submodules.encoder = encoder = units.thermometer_encoder()
         m.submodules.stem_conv = stem_conv = units.thermometer_conv()
         m.submodules.stem_bn = stem_bn = units.input_batch_norm()
-        arrays = units.instances("xnor_popcount_array")          # MSB plane, LSB plane
-        m.submodules.msb_array, m.submodules.lsb_array = arrays
+        # MSB and LSB plane of each pixel of a beat: arrays[2 * p + plane].
+        arrays = units.instances("xnor_popcount_array")
+        for index, array in enumerate(arrays):
+            pixel, plane = divmod(index, 2)
+            name = ("msb", "lsb")[plane] + "_array" + (str(pixel) if pixel else "")
+            m.submodules[name] = array
         m.submodules.gate = gate = units.precision_gate()
         m.submodules.merge = merge = units.merge_unit()
         m.submodules.shortcut = shortcut = units.shortcut_pool()
-        quantizer, stem_quantizer = units.instances("activation_quantizer")
-        m.submodules.quantizer, m.submodules.stem_quantizer = quantizer, stem_quantizer
+        m.submodules.quantizer = quantizer = units.activation_quantizer()
+        m.submodules.stem_quantizer = stem_quantizer = units.stem_quantizer()
         m.submodules.head = head = units.head()
         # Inside a phase nothing stalls: every unit's consumer is always ready.
         for unit in (encoder, stem_conv, stem_bn, *arrays, gate, merge, shortcut, quantizer,
@@ -291,7 +302,8 @@ class FracBNNAccelerator(wiring.Component):
         constants_table = constant_table([rows.const(row).as_bits() for row in rows.rows])
         current, upcoming = Signal(rows.layout, init=rows.rows[0]), Signal(rows.layout)
         m.d.sync += upcoming.eq(constants_table[layer + 1])
-        in_size, out_last, stride2 = current.in_size, current.out_last, current.stride2
+        in_size, last_column, stride2, pair = (current.in_size, current.last_column,
+                                               current.stride2, current.pair)
         groups_in, groups_out, groups_residual, param_base = (
             current.groups_in, current.groups_out, current.groups_residual, current.param_base)
         for index in range(2):
@@ -308,7 +320,11 @@ class FracBNNAccelerator(wiring.Component):
         # Pixels go to count buffer ``load_buffer`` whenever it is free; a buffer is ``full``
         # from its image's last count until the stem has read it. ``now`` stamps each image's
         # first pixel transfer (``started``) for its ``cycles``.
-        coordinate = divmod3_layout(IMAGE_SIZE + 2)
+        # Rows (and the count buffers' columns) as quotient and remainder by 3; the activation
+        # buffers' columns by their banks across (pixels + 2: a beat's windows side by side).
+        coordinate = divmod_layout(IMAGE_SIZE + 2, 3)
+        columns = pixels + 2
+        column = divmod_layout(IMAGE_SIZE + 2, columns)
         load_buffer, stem_buffer = Signal(), Signal()
         full = [Signal(name=f"full{index}") for index in range(2)]
         loaded = Signal(range(PIXELS + 1))
@@ -364,6 +380,7 @@ class FracBNNAccelerator(wiring.Component):
         # same by 3, the count buffers' coordinates).
         stem_i, stem_j = Signal(range(IMAGE_SIZE)), Signal(range(IMAGE_SIZE))
         stem_i3, stem_j3 = Signal(coordinate), Signal(coordinate)
+        stem_jc = Signal(column)            # stem_j in the activation buffers' columns
         stem_og = Signal(range(cfg.stem_groups))
         issue_stem = Signal()
         stem_window = self.latencies["stem_window"]
@@ -396,20 +413,24 @@ class FracBNNAccelerator(wiring.Component):
         # Where a stem output goes, travelling beside it.
         stem_tag = Signal(data.StructLayout({
             "valid": 1, "y": range(IMAGE_SIZE), "x": range(IMAGE_SIZE), "y3": coordinate,
-            "x3": coordinate, "group": range(cfg.stem_groups)}))
+            "xc": column, "group": range(cfg.stem_groups)}))
         m.d.comb += [stem_tag.valid.eq(issue_stem), stem_tag.y.eq(stem_i),
-                     stem_tag.x.eq(stem_j), stem_tag.y3.eq(stem_i3), stem_tag.x3.eq(stem_j3),
+                     stem_tag.x.eq(stem_j), stem_tag.y3.eq(stem_i3), stem_tag.xc.eq(stem_jc),
                      stem_tag.group.eq(stem_og)]
         stem_out = delay_line(m, stem_tag, stem_latency, "stem_tag")[-1]
         # The conv and the BN compute the 16 channels in every cycle; the tag's group picks the
         # pe written.
         stem_fm = stem_bn.o.payload.fm.as_value().word_select(stem_out.group, word_width)
+        # The stem writes a pixel per cycle: into the FM buffer as the pixel of its column's
+        # parity (its write port takes a pixel pair from an even column), into the activation
+        # buffer as the first pixel (its write port takes any column).
+        fm_stem_pixel = stem_out.x[0] if pixels == 2 else 0
         m.d.comb += [
-            fm_stem.write.en.eq(stem_out.valid),
+            fm_stem.write.en.eq(stem_out.valid << fm_stem_pixel),
             fm_stem.write.y.eq(stem_out.y),
             fm_stem.write.x.eq(stem_out.x),
             fm_stem.write.group.eq(stem_out.group),
-            fm_stem.write.data.eq(stem_fm),
+            fm_stem.write.data.eq(Cat(stem_fm for _ in range(pixels))),
             stem_quantizer.i.valid.eq(stem_out.valid),
             stem_quantizer.i.payload.fm.eq(stem_fm),
             self.stem_writeback.valid.eq(stem_out.valid),
@@ -417,31 +438,34 @@ class FracBNNAccelerator(wiring.Component):
             self.stem_writeback.payload.y.eq(stem_out.y),
             self.stem_writeback.payload.x.eq(stem_out.x),
             self.stem_writeback.payload.group.eq(stem_out.group),
+            self.stem_writeback.payload.pixels.eq(1),
             self.stem_writeback.payload.fm.eq(stem_fm),
         ]
         stem_q_tag = delay_line(m, stem_out, stem_quantizer.latency, "stem_q_tag")[-1]
         m.d.comb += [
             q_stem.write.en.eq(stem_quantizer.o.valid),
             q_stem.write.y.eq(stem_q_tag.y3),
-            q_stem.write.x.eq(stem_q_tag.x3),
+            q_stem.write.x.eq(stem_q_tag.xc),
             q_stem.write.group.eq(stem_q_tag.group),
-            q_stem.write.data.eq(Cat(stem_quantizer.o.payload.q)),
+            q_stem.write.data[0].eq(Cat(stem_quantizer.o.payload.q)),
         ]
 
         # ---- PG layers: windows and weights -> XNOR-popcount arrays -> gate -> merge ------------
-        i, j = Signal(range(IMAGE_SIZE)), Signal(range(IMAGE_SIZE))       # output pixel
-        i3, j3 = Signal(coordinate), Signal(coordinate)                     # the same, by 3
-        y3, x3 = Signal(coordinate), Signal(coordinate)                     # window centre, by 3
+        # The beat's (first) output pixel; the same as row by 3 and column by ``columns``; the
+        # (first) window's centre, the same way.
+        i, j = Signal(range(IMAGE_SIZE)), Signal(range(IMAGE_SIZE))
+        i3, jc = Signal(coordinate), Signal(column)
+        y3, xc = Signal(coordinate), Signal(column)
         og, cb = Signal(range(groups_max)), Signal(range(beats_max))
         issue_layer = Signal()
-        clear_scan = [i.eq(0), j.eq(0), og.eq(0), cb.eq(0), *_clear(i3, j3, y3, x3)]
+        clear_scan = [i.eq(0), j.eq(0), og.eq(0), cb.eq(0), *_clear(i3, jc, y3, xc)]
         centre_y, centre_x = Mux(stride2, i << 1, i), Mux(stride2, j << 1, j)
         last_beat = cb == groups_in - 1
         for buffer in (*q_buffers, q_stem):
             m.d.comb += [
                 buffer.read.en.eq(1),
                 buffer.read.y.eq(y3),
-                buffer.read.x.eq(x3),
+                buffer.read.x.eq(xc),
                 buffer.read.group.eq(cb),
             ]
         # The weight cache's buffer of the layer (``weight_buffer``) and of the next one: the
@@ -460,8 +484,10 @@ class FracBNNAccelerator(wiring.Component):
         # The row meets the window: registered for the cycles the window memory takes longer.
         weight_row = delay_line(m, weights.read.data, window_latency - weights.latency,
                                 "weight_row")[-1]
-        beat_inside = delay_line(m, _taps_inside(centre_y, centre_x, in_size), window_latency,
-                                 "beat_inside")
+        # The taps inside the map, of each pixel's window (the second's right of the first's).
+        beat_inside = delay_line(m, Cat(_taps_inside(centre_y, centre_x + pixel, in_size)
+                                        for pixel in range(pixels)),
+                                 window_latency, "beat_inside")
         beat_valid = delay_line(m, issue_layer, window_latency, "beat_valid")
         beat_last = delay_line(m, last_beat, window_latency, "beat_last")
         reads_stem = current.reads_stem
@@ -473,15 +499,16 @@ class FracBNNAccelerator(wiring.Component):
                        Mux(beat.read_buffer, ports[1].as_value(), ports[0].as_value()))
 
         # Where an output (pixel, channel group) goes, travelling beside its beats.
+        # ``pair``: the beat's second pixel is computed too.
         tag = Signal(data.StructLayout({
-            "valid": 1, "y": range(IMAGE_SIZE), "x": range(IMAGE_SIZE), "y3": coordinate,
-            "x3": coordinate, "group": range(groups_max), "residual_group": range(groups_max),
-            "row": range(len(merge.params)), "stride2": 1, "head": 1,
-            "layer": range(len(plans)), "read_buffer": 1, "reads_stem": 1}))
+            "valid": 1, "pair": 1, "y": range(IMAGE_SIZE), "x": range(IMAGE_SIZE),
+            "y3": coordinate, "xc": column, "group": range(groups_max),
+            "residual_group": range(groups_max), "row": range(len(merge.params)), "stride2": 1,
+            "head": 1, "layer": range(len(plans)), "read_buffer": 1, "reads_stem": 1}))
         m.d.comb += [
-            tag.valid.eq(issue_layer & last_beat),
+            tag.valid.eq(issue_layer & last_beat), tag.pair.eq(pair),
             tag.layer.eq(layer), tag.read_buffer.eq(read_buffer), tag.reads_stem.eq(reads_stem),
-            tag.y.eq(i), tag.x.eq(j), tag.y3.eq(i3), tag.x3.eq(j3), tag.group.eq(og),
+            tag.y.eq(i), tag.x.eq(j), tag.y3.eq(i3), tag.xc.eq(jc), tag.group.eq(og),
             # A stride-2 layer duplicates its input channels: group og reads og mod
             # groups_residual.
             tag.residual_group.eq(Mux(og >= groups_residual, og - groups_residual, og)),
@@ -490,10 +517,14 @@ class FracBNNAccelerator(wiring.Component):
             tag.head.eq(current.last),
         ]
         tags = delay_line(m, tag, layer_latency, "tag")
-        taps = input_buffer([buffer.read.data for buffer in (*q_buffers, q_stem)],
-                            tags[window_latency - 1])
-        for plane, array in enumerate(arrays):          # plane 0: MSB (bit 1 of q), 1: LSB
+        windows = input_buffer([buffer.read.data for buffer in (*q_buffers, q_stem)],
+                               tags[window_latency - 1])
+        window_bits = TAPS * 2 * simd
+        for index, array in enumerate(arrays):
+            pixel, plane = divmod(index, 2)             # plane 0: MSB (bit 1 of q), 1: LSB
             bit = 1 - plane
+            taps = windows[pixel * window_bits:(pixel + 1) * window_bits]
+            inside = beat_inside[-1][pixel * TAPS:(pixel + 1) * TAPS]
             m.d.comb += [
                 array.i.valid.eq(beat_valid[-1]),
                 array.i.payload.last.eq(beat_last[-1]),
@@ -505,17 +536,19 @@ class FracBNNAccelerator(wiring.Component):
                 m.d.comb += array.i.payload.weights[p].eq(
                     weight_row[p * TAPS * simd:(p + 1) * TAPS * simd])
             for tap in range(TAPS):
-                m.d.comb += array.i.payload.count[tap].eq(Mux(beat_inside[-1][tap], simd, 0))
+                m.d.comb += array.i.payload.count[tap].eq(Mux(inside[tap], simd, 0))
 
         at_gate, at_residual, at_merge = tags[gate_at - 1], tags[residual_read_at - 1], \
             tags[merge_at - 1]
-        lsb_sums = delay_line(m, arrays[1].o.payload, gate.latency, "lsb_sums")
+        lsb_sums = delay_line(m, Cat(array.o.payload.as_value() for array in arrays[1::2]),
+                              gate.latency, "lsb_sums")
         m.d.comb += [
             gate.i.valid.eq(at_gate.valid),
-            gate.i.payload.msb.eq(arrays[0].o.payload),
+            gate.i.payload.msb.eq(Cat(array.o.payload.as_value() for array in arrays[0::2])),
             gate.i.payload.row.eq(at_gate.row),
         ]
-        # Residual: the input map at the output pixel, or its 2x2 block pooled (stride 2).
+        # Residual: the input map at the output pixels, or the 2x2 block pooled (stride 2; one
+        # pixel per beat). A beat's two pixels are in one block: the first's column is even.
         for buffer in (*fm_buffers, fm_stem):
             m.d.comb += [
                 buffer.read.en.eq(1),
@@ -529,16 +562,18 @@ class FracBNNAccelerator(wiring.Component):
         m.d.sync += block.eq(input_buffer([buffer.read.data for buffer in (*fm_buffers, fm_stem)],
                                           tags[residual_read_at + fm_latency - 1]))
         at_block = tags[block_at - 1]                           # the beat of ``block``
-        pixel = Array(block[k * word_width:(k + 1) * word_width] for k in range(4))[
-            Cat(at_block.x[0], at_block.y[0])]
-        pixel_late = delay_line(m, pixel, shortcut.latency, "residual_pixel")
+        block_words = Array(block[k * word_width:(k + 1) * word_width] for k in range(4))
+        pixel_late = delay_line(
+            m, Cat(block_words[Cat(at_block.x[0] ^ pixel, at_block.y[0])]
+                   for pixel in range(pixels)), shortcut.latency, "residual_pixels")[-1]
         m.d.comb += shortcut.i.valid.eq(at_block.valid & at_block.stride2)
         for k in range(4):
             for lane in range(pe):
                 start = k * word_width + lane * FM_SHAPE.width
                 m.d.comb += shortcut.i.payload.window[k][lane].eq(
                     block[start:start + FM_SHAPE.width])
-        residual = Mux(at_merge.stride2, shortcut.o.payload.as_value(), pixel_late[-1])
+        residual = Cat(Mux(at_merge.stride2, shortcut.o.payload.as_value(),
+                           pixel_late[:word_width]), pixel_late[word_width:])
         m.d.comb += [
             merge.i.valid.eq(gate.o.valid),
             merge.i.payload.msb.eq(gate.o.payload.msb),
@@ -551,13 +586,22 @@ class FracBNNAccelerator(wiring.Component):
         # ---- write-back: FM codes, their 2-bit activations, and the head ------------------------
         out_tag, out_fm = tags[-1], merge.o.payload.fm.as_value()
         write_buffer = ~out_tag.read_buffer
+        # The pixels written: the first, and the second with ``pair``. The FM buffers' write
+        # ports take a pair from an even column: a beat of one pixel (a stride-2 layer's) writes
+        # the pixel of its column's parity.
+        out_pixels = Cat(out_tag.valid, out_tag.valid & out_tag.pair)[:pixels]
+        if pixels == 2:
+            fm_pixels = Mux(out_tag.pair, out_pixels, out_tag.valid << out_tag.x[0])
+            fm_words = Mux(out_tag.pair, out_fm, Cat(out_fm[:word_width], out_fm[:word_width]))
+        else:
+            fm_pixels, fm_words = out_pixels, out_fm
         for index in range(2):
             m.d.comb += [
-                fm_buffers[index].write.en.eq(out_tag.valid & (write_buffer == index)),
+                fm_buffers[index].write.en.eq(Mux(write_buffer == index, fm_pixels, 0)),
                 fm_buffers[index].write.y.eq(out_tag.y),
                 fm_buffers[index].write.x.eq(out_tag.x),
                 fm_buffers[index].write.group.eq(out_tag.group),
-                fm_buffers[index].write.data.eq(out_fm),
+                fm_buffers[index].write.data.eq(fm_words),
             ]
         m.d.comb += [
             self.writeback.valid.eq(out_tag.valid),
@@ -565,6 +609,7 @@ class FracBNNAccelerator(wiring.Component):
             self.writeback.payload.y.eq(out_tag.y),
             self.writeback.payload.x.eq(out_tag.x),
             self.writeback.payload.group.eq(out_tag.group),
+            self.writeback.payload.pixels.eq(Mux(out_tag.pair, 2, 1)),
             self.writeback.payload.fm.eq(out_fm),
             quantizer.i.valid.eq(out_tag.valid),
             quantizer.i.payload.fm.eq(out_fm),
@@ -573,11 +618,12 @@ class FracBNNAccelerator(wiring.Component):
         ]
         q_tag = delay_line(m, out_tag, quantizer.latency, "q_tag")[-1]
         q_write_buffer = delay_line(m, write_buffer, quantizer.latency, "q_write_buffer")[-1]
+        q_pixels = Cat(quantizer.o.valid, quantizer.o.valid & q_tag.pair)[:pixels]
         for index in range(2):
             m.d.comb += [
-                q_buffers[index].write.en.eq(quantizer.o.valid & (q_write_buffer == index)),
+                q_buffers[index].write.en.eq(Mux(q_write_buffer == index, q_pixels, 0)),
                 q_buffers[index].write.y.eq(q_tag.y3),
-                q_buffers[index].write.x.eq(q_tag.x3),
+                q_buffers[index].write.x.eq(q_tag.xc),
                 q_buffers[index].write.group.eq(q_tag.group),
                 q_buffers[index].write.data.eq(Cat(quantizer.o.payload.q)),
             ]
@@ -597,9 +643,11 @@ class FracBNNAccelerator(wiring.Component):
                 m.d.comb += issue_stem.eq(1)
                 m.d.sync += stem_og.eq(stem_og + 1)
                 with m.If(stem_og == cfg.stem_groups - 1):
-                    m.d.sync += [stem_og.eq(0), stem_j.eq(stem_j + 1), *_step(stem_j3, 1)]
+                    m.d.sync += [stem_og.eq(0), stem_j.eq(stem_j + 1), *_step(stem_j3, 1),
+                                 *_step(stem_jc, 1, columns)]
                     with m.If(stem_j == IMAGE_SIZE - 1):
-                        m.d.sync += [stem_j.eq(0), *_clear(stem_j3), stem_i.eq(stem_i + 1),
+                        m.d.sync += [stem_j.eq(0), *_clear(stem_j3, stem_jc),
+                                     stem_i.eq(stem_i + 1),
                                      *_step(stem_i3, 1)]
                         with m.If(stem_i == IMAGE_SIZE - 1):
                             m.d.sync += [stem_i.eq(0), *_clear(stem_i3), stem_wait.eq(stem_drain)]
@@ -671,10 +719,13 @@ class FracBNNAccelerator(wiring.Component):
                 with m.If(last_beat):
                     m.d.sync += [cb.eq(0), og.eq(og + 1)]
                     with m.If(og == groups_out - 1):
-                        m.d.sync += [og.eq(0), j.eq(j + 1), *_step(j3, 1),
-                                     *_step(x3, Mux(stride2, 2, 1))]
-                        with m.If(j == out_last):
-                            m.d.sync += [j.eq(0), *_clear(j3, x3), i.eq(i + 1), *_step(i3, 1),
+                        # The next column: a pair's two pixels on, a stride-2 window's centre
+                        # two columns on.
+                        m.d.sync += [og.eq(0), j.eq(j + Mux(pair, 2, 1)),
+                                     *_step(jc, Mux(pair, 2, 1), columns),
+                                     *_step(xc, Mux(stride2 | pair, 2, 1), columns)]
+                        with m.If(j == last_column):
+                            m.d.sync += [j.eq(0), *_clear(jc, xc), i.eq(i + 1), *_step(i3, 1),
                                          *_step(y3, Mux(stride2, 2, 1))]
                 with m.If(layer_end):
                     # The layer's weight rows have been read: free their buffer; layer 0 has

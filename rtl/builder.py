@@ -23,7 +23,14 @@ from .gate import PrecisionGate
 from .head import Head, head_latency
 from .merge import MergeUnit
 from .quantizer import ActivationQuantizer
-from .schedule import CONFIG_KEYS, PLANES, AcceleratorConfig, estimate_cycles, plan_layers
+from .schedule import (
+    CONFIG_KEYS,
+    PLANES,
+    AcceleratorConfig,
+    estimate_cycles,
+    plan_layers,
+    stem_ready_cycles,
+)
 from .shortcut import ShortcutPool
 from .tables import (
     classifier,
@@ -34,7 +41,7 @@ from .tables import (
     stem_weight,
 )
 from .thermometer import COUNT_SHAPE, InputBatchNorm, ThermometerConv, ThermometerEncoder
-from .weight_cache import WEIGHT_BUFFERS, WeightCache, decoder_for, layer_decode_cycles
+from .weight_cache import MAX_WEIGHT_BUFFERS, WeightCache, decoder_for, layer_decode_cycles
 from .window import WindowMemory
 from .xnor_popcount import XnorPopcountArray, array_latency
 
@@ -49,36 +56,44 @@ BUFFERS = 3
 
 @dataclass(frozen=True)
 class UnitSpec:
-    """A unit of the accelerator: how many ``instances`` it holds and the configuration keys
+    """A unit of the accelerator: how many ``instances`` it holds (times the pixels per beat
+    for a unit of each pixel, ``per_pixel``) and the configuration keys
     (:data:`rtl.schedule.CONFIG_KEYS`) the unit's parameters depend on (``depends_on``; empty:
     the model's alone)."""
 
     instances: int
     depends_on: tuple
+    per_pixel: bool = False
+
+    def count(self, config):
+        """The instances at ``config`` (an :class:`rtl.schedule.AcceleratorConfig`)."""
+        return self.instances * (config.pixels_per_beat if self.per_pixel else 1)
 
 
 # Every unit UnitBuilder builds, by the name of its method.
 UNITS = {
-    # The conv engine: an XNOR-popcount array per bit plane, then gate, merge, the stride-2
-    # shortcut, the activation quantiser and the classifier head, pe lanes each.
-    "xnor_popcount_array": UnitSpec(PLANES, ("pe", "simd_channels")),
-    "precision_gate": UnitSpec(1, ("pe",)),
-    "merge_unit": UnitSpec(1, ("pe",)),
+    # The conv engine: an XNOR-popcount array per bit plane and output pixel of a beat, then
+    # gate, merge, the activation quantiser and the classifier head, pe lanes per pixel (the
+    # pixels share their parameter rows), and the stride-2 shortcut (one pixel per beat).
+    "xnor_popcount_array": UnitSpec(PLANES, ("pe", "simd_channels"), per_pixel=True),
+    "precision_gate": UnitSpec(1, ("pe", "pixels_per_beat")),
+    "merge_unit": UnitSpec(1, ("pe", "pixels_per_beat")),
     "shortcut_pool": UnitSpec(1, ("pe",)),
-    # The layers' write-back has one quantiser, the stem's write-back the other.
-    "activation_quantizer": UnitSpec(2, ("pe",)),
-    "head": UnitSpec(1, ("pe",)),
+    "activation_quantizer": UnitSpec(1, ("pe", "pixels_per_beat")),
+    "head": UnitSpec(1, ("pe", "pixels_per_beat")),
     # The maps (BUFFERS): 2-bit activations written pe and read simd_channels at a time, FM
-    # codes written pe at a time.
-    "activation_buffer": UnitSpec(BUFFERS, ("pe", "simd_channels")),
-    "feature_map_buffer": UnitSpec(BUFFERS, ("pe",)),
+    # codes written pe at a time, a beat's pixels at once.
+    "activation_buffer": UnitSpec(BUFFERS, ("pe", "simd_channels", "pixels_per_beat")),
+    "feature_map_buffer": UnitSpec(BUFFERS, ("pe", "pixels_per_beat")),
     # Rows of pe x 9 x simd_channels weights, decoded N kernels per cycle; its Huffman decoder
     # (inside the cache, not a unit of the accelerator's own) depends on pe (the blocks) and N.
     "weight_cache": UnitSpec(1, ("pe", "simd_channels", "decoder_symbols_per_cycle")),
     "huffman_decoder": UnitSpec(0, ("pe", "decoder_symbols_per_cycle")),
     # The stem: the pixels' thermometer counts (double-buffered: an image loads while the one
-    # before it is in its layers), the thermometer conv and its BN.
+    # before it is in its layers), the thermometer conv, its BN and its activation quantiser
+    # (one pixel per cycle).
     "count_memory": UnitSpec(2, ()),
+    "stem_quantizer": UnitSpec(1, ("pe",)),
     "thermometer_encoder": UnitSpec(1, ()),
     "thermometer_conv": UnitSpec(1, ()),
     "input_batch_norm": UnitSpec(1, ()),
@@ -98,7 +113,7 @@ def unit_config(name, **keys):
         raise ValueError(f"unknown configuration key(s) {', '.join(unknown)}; the keys are "
                          f"{', '.join(CONFIG_KEYS)}")
     neutral = {"pe": STEM_CHANNELS, "simd_channels": STEM_CHANNELS,
-               "decoder_symbols_per_cycle": 1}
+               "decoder_symbols_per_cycle": 1, "pixels_per_beat": 1}
     return AcceleratorConfig(**(neutral | keys))
 
 
@@ -151,7 +166,7 @@ class UnitBuilder:
 
     def instances(self, name):
         """As many units ``name`` as the accelerator holds (:data:`UNITS`)."""
-        return [self.build(name) for _ in range(UNITS[name].instances)]
+        return [self.build(name) for _ in range(UNITS[name].count(self.config))]
 
     # ---- parameters -------------------------------------------------------------------------
 
@@ -175,21 +190,27 @@ class UnitBuilder:
 
     def precision_gate(self):
         return PrecisionGate(self.config.pe, gate_threshold_rows(self.net, self.config),
-                             PG_SUM_SHAPE.width)
+                             PG_SUM_SHAPE.width, pixels=self.config.pixels_per_beat)
 
     def merge_unit(self):
         return MergeUnit(self.config.pe, merge_param_rows(self.net, self.config),
-                         PG_SUM_SHAPE.width)
+                         PG_SUM_SHAPE.width, pixels=self.config.pixels_per_beat)
 
     def shortcut_pool(self):
         return ShortcutPool(self.config.pe)
 
     def activation_quantizer(self):
+        """The layers' quantiser: a beat's pixels at once."""
+        return ActivationQuantizer(self.config.pe * self.config.pixels_per_beat)
+
+    def stem_quantizer(self):
         return ActivationQuantizer(self.config.pe)
 
     def head(self):
+        """The head, taking the last layer's pixels of a beat at once."""
         weight, bias = classifier(self.net)
-        return Head(weight, bias, lanes=self.config.pe, positions=self._head_positions)
+        return Head(weight, bias, lanes=self.config.pe, positions=self._head_positions,
+                    pixels=self.plans[-1].pixels)
 
     def activation_buffer(self):
         """The 2-bit activations in words of the wider of ``pe`` (the quantiser writes them)
@@ -197,16 +218,18 @@ class UnitBuilder:
         pe, simd = self.config.pe, self.config.simd_channels
         channels = max(pe, simd)
         return WindowMemory(2 * channels, self.buffer_maps(channels), read_width=2 * simd,
-                            write_width=2 * pe)
+                            write_width=2 * pe, pixels=self.config.pixels_per_beat)
 
     def feature_map_buffer(self):
         pe = self.config.pe
-        return FeatureMapMemory(FM_SHAPE.width * pe, self.buffer_maps(pe))
+        return FeatureMapMemory(FM_SHAPE.width * pe, self.buffer_maps(pe),
+                                pixels=self.config.pixels_per_beat)
 
     def weight_cache(self):
         return WeightCache(self.compressed, self.plans, pe=self.config.pe,
                            simd_channels=self.config.simd_channels,
-                           symbols_per_cycle=self.config.decoder_symbols_per_cycle)
+                           symbols_per_cycle=self.config.decoder_symbols_per_cycle,
+                           buffers=self.weight_buffers())
 
     def huffman_decoder(self):
         """The weight cache's decoder, alone."""
@@ -243,10 +266,23 @@ class UnitBuilder:
         return layer_decode_cycles(self.compressed, self.plans,
                                    self.config.decoder_symbols_per_cycle)
 
+    def weight_buffers(self):
+        """The weight cache's buffers of rows: as many (up to
+        :data:`rtl.weight_cache.MAX_WEIGHT_BUFFERS`) as its decoder fills, from reset, before
+        the first image can start its layers (its LOAD and stem), so that the first image does
+        not wait for weights either and the cache runs that many layers ahead after."""
+        ahead = stem_ready_cycles(self.config.stem_groups, self.latencies(),
+                                  ThermometerEncoder.latency)
+        decode = self.decode_cycles()
+        return max(buffers for buffers in range(2, MAX_WEIGHT_BUFFERS + 1)
+                   if sum(decode[:buffers]) <= ahead)
+
     def estimate_cycles(self):
         """The analytical cycle model (:func:`rtl.schedule.estimate_cycles`) of one image."""
         weight, _ = classifier(self.net)
         return estimate_cycles(self.plans, self.config.stem_groups, self.latencies(),
                                ThermometerEncoder.latency,
-                               head_latency(weight.shape[1]), self.decode_cycles(),
-                               WEIGHT_BUFFERS)
+                               head_latency(weight.shape[1], self.plans[-1].pixels,
+                                            self.config.pe),
+                               self.decode_cycles(),
+                               self.weight_buffers())

@@ -16,21 +16,48 @@ __all__ = ["Head", "head_latency"]
 
 # Index bits a LUT of the weight ROM takes.
 _LUT_INPUTS = 6
+# The accumulator's fraction bits below an FM code's. An FM value adds nothing to them, so they
+# change only when the sum saturates: to all ones at the maximum, to zeros at the minimum. The
+# head keeps them as one bit, ``ones``, beside the ``high`` bits: the accumulator is
+# ``high * 2**_LOW_BITS + ones * (2**_LOW_BITS - 1)``, and its saturating sum a narrow one.
+_LOW_BITS = POOL_FRAC - FM_FRAC
+_HIGH_SHAPE = signed(POOL_BITS - _LOW_BITS)
 
 
-def head_latency(channels):
-    """:attr:`Head.latency` of a head over ``channels`` channels, without building one."""
-    return channels + 4
+def _add_saturating(high, ones, fm):
+    """The accumulator ``(high, ones)`` plus the FM code ``fm``, saturated to POOL_BITS: the
+    high part saturates to its own range, and where it does the low bits go to all ones
+    (maximum) or zeros (minimum)."""
+    total = high + fm
+    top = (1 << (_HIGH_SHAPE.width - 1)) - 1
+    return (saturate(total, _HIGH_SHAPE.width),
+            Mux(total > top, 1, Mux(total < -top - 1, 0, ones)))
+
+
+def _handover_position(channels, lanes, pixels):
+    """The position of the last transfer after whose addition the head starts the linear layer:
+    the later positions are added while it reads the first ``channels - lanes`` channels, which
+    the last transfer's group does not hold."""
+    return max(0, pixels - 1 - (channels - lanes))
+
+
+def head_latency(channels, pixels=1, lanes=None):
+    """:attr:`Head.latency` of a head over ``channels`` channels with ``pixels`` positions of
+    ``lanes`` channels per transfer (None: all channels, the longest), without building one."""
+    return channels + 4 + _handover_position(channels, channels if lanes is None else lanes,
+                                             pixels)
 
 
 class Head(wiring.Component):
     """Global average pool of the last feature map and the linear classifier.
 
     Each input value is added to its channel's 32-bit accumulator (22 fraction bits),
-    saturating after each addition, in arrival order. After the last transfer the head
-    computes, one channel per cycle, the pooled FM value ``Q(trunc(acc / positions))`` and
-    ``y = Q(y + x[c] * w[c])`` for all classes at once (``y`` starts at the bias; weights and
-    bias re-rounded to FM), then offers the logits.
+    saturating after each addition, in arrival order: one position of a transfer per cycle,
+    through one adder per lane shared by the channel groups (its accumulators kept as their top
+    17 bits and one bit for the 15 below, which change only on saturation). After the last
+    transfer the head computes, one channel per cycle, the pooled FM value
+    ``Q(trunc(acc / positions))`` and ``y = Q(y + x[c] * w[c])`` for all classes at once (``y``
+    starts at the bias; weights and bias re-rounded to FM), then offers the logits.
 
     Parameters
     ----------
@@ -41,31 +68,40 @@ class Head(wiring.Component):
     lanes : int
         Channels per input transfer; a divisor of ``channels``.
     positions : int
-        Pixels of the feature map; a power of two (the division is a shift).
+        Pixels of the feature map; a power of two (the division is a shift) and a multiple of
+        ``pixels``.
+    pixels : int
+        Positions per input transfer.
 
     Members
     -------
-    i : In(stream.Signature(StructLayout({"fm": ArrayLayout(FM_SHAPE, lanes)})))
-        The feature map as ``positions * channels / lanes`` transfers of ``lanes`` FM codes,
-        position-major (for each position in row-major order, the channel groups in order:
-        lane ``k`` of group ``g`` is channel ``g * lanes + k``).
+    i : In(stream.Signature(StructLayout({"fm": ArrayLayout(FM_SHAPE, pixels * lanes)})))
+        The feature map as ``positions * channels / (lanes * pixels)`` transfers of
+        ``pixels * lanes`` FM codes, position-major (for each run of ``pixels`` positions in
+        row-major order, the channel groups in order: lane ``p * lanes + k`` of group ``g`` is
+        channel ``g * lanes + k`` of the run's position ``p``).
     o : Out(stream.Signature(StructLayout({"logits": ArrayLayout(FM_SHAPE, classes)})))
         The logits (FM codes), one transfer per feature map.
 
     Protocol
     --------
-    Streams with back-pressure: ``i.ready`` is low from the last input transfer until the
-    logits are taken.
+    Streams with back-pressure. The head accepts a transfer every ``pixels`` cycles: it adds
+    the transfer's first position as it accepts it and holds the later ones in a register,
+    adding one per cycle with ``i.ready`` low. ``i.ready`` is also low from the last input
+    transfer until the logits are taken.
 
     Latency
     -------
     The logits are valid :attr:`latency` = ``channels + 4`` cycles (:func:`head_latency`) after
     the last input transfer: one cycle per channel, then three for the last channel to be
     pooled, multiplied and added (one pipeline stage each, after its accumulator's selection),
-    and one to offer the logits.
+    and one to offer the logits. The last transfer's later positions are added while the linear
+    layer reads the ``channels - lanes`` channels before the last group; only where there are
+    more of them (one group and several pixels) does it start as many cycles later:
+    ``channels + 4 + max(0, pixels - 1 - (channels - lanes))`` in all.
     """
 
-    def __init__(self, weight, bias, lanes=16, positions=64):
+    def __init__(self, weight, bias, lanes=16, positions=64, pixels=1):
         weight, bias = np.asarray(weight), np.asarray(bias)
         if weight.ndim != 2 or bias.shape != weight.shape[:1] or weight.size == 0:
             raise ValueError(f"Head weight must be [classes, channels] and bias [classes], not "
@@ -74,19 +110,22 @@ class Head(wiring.Component):
         check_wt_codes("Head", "bias", bias)
         check_positive_int("Head", "lanes", lanes)
         check_positive_int("Head", "positions", positions)
+        check_positive_int("Head", "pixels", pixels)
         self.classes, self.channels = weight.shape
         if self.channels % lanes:
             raise ValueError(f"Head lanes={lanes} must divide the {self.channels} channels")
         if positions & (positions - 1):
             raise ValueError(f"Head positions={positions} must be a power of two")
-        self.lanes, self.positions = lanes, positions
-        self.latency = head_latency(self.channels)
+        if positions % pixels:
+            raise ValueError(f"Head pixels={pixels} must divide the {positions} positions")
+        self.lanes, self.positions, self.pixels = lanes, positions, pixels
+        self.latency = head_latency(self.channels, pixels, lanes)
         # The linear layer works in FM: parameters re-rounded from 8 to 7 fraction bits.
         self.weight_fm = golden_to_fm(weight.astype(np.int64), WT_FRAC)
         self.bias_fm = golden_to_fm(bias.astype(np.int64), WT_FRAC)
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
-                "fm": data.ArrayLayout(FM_SHAPE, lanes)}))),
+                "fm": data.ArrayLayout(FM_SHAPE, pixels * lanes)}))),
             "o": Out(stream.Signature(data.StructLayout({
                 "logits": data.ArrayLayout(FM_SHAPE, self.classes)}))),
         })
@@ -94,40 +133,73 @@ class Head(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         groups = self.channels // self.lanes
-        accumulators = [Signal(signed(POOL_BITS), name=f"acc{c}") for c in range(self.channels)]
+        highs = [Signal(_HIGH_SHAPE, name=f"acc{c}_high") for c in range(self.channels)]
+        ones = [Signal(name=f"acc{c}_ones") for c in range(self.channels)]
         group = Signal(range(groups))
-        transfers = Signal(range(self.positions * groups))
+        image_transfers = self.positions // self.pixels * groups
+        transfers = Signal(range(image_transfers))
         channel = Signal(range(self.channels + 3))
         linear = Signal()
-        products, products_valid = self._pool_and_multiply(m, accumulators, channel, linear,
+        products, products_valid = self._pool_and_multiply(m, highs, ones, channel, linear,
                                                             platform)
 
-        # Accumulate: lane k of the current group adds into channel group * lanes + k.
+        # The position of the current transfer added in this cycle: 0 as it is accepted, then
+        # the later ones from `later`, rotated down a position per cycle (not shifted: at two
+        # pixels the rotation is no change, and `later` only loads).
+        position = Signal(range(self.pixels))
+        accept, add, last_position = Signal(), Signal(), Signal()
+        m.d.comb += [
+            accept.eq(self.i.valid & self.i.ready),
+            add.eq(accept | (position != 0)),
+            last_position.eq(position == self.pixels - 1),
+        ]
+        values = [self.i.payload.fm[k] for k in range(self.lanes)]
+        if self.pixels > 1:
+            later = Signal(data.ArrayLayout(FM_SHAPE, (self.pixels - 1) * self.lanes))
+            fm_bits = self.i.payload.fm.as_value()
+            with m.If(accept):
+                m.d.sync += later.eq(fm_bits[self.lanes * FM_SHAPE.width:])
+            with m.Elif(add):
+                m.d.sync += later.eq(later.as_value().rotate_right(self.lanes * FM_SHAPE.width))
+            values = [Mux(position == 0, value, later[k]) for k, value in enumerate(values)]
+
+        # Accumulate: lane k adds its value into channel group * lanes + k. The accumulators
+        # clear as the logits are taken: here, not in the FSM's OUTPUT state, where Yosys found
+        # no flip-flop enables and put a LUT in front of every accumulator bit.
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += [part.eq(0) for part in highs + ones]
+        with m.Elif(add):
+            for k, value in enumerate(values):
+                lane_highs, lane_ones = highs[k::self.lanes], ones[k::self.lanes]
+                high, one = _add_saturating(
+                    Cat(*lane_highs).word_select(group, _HIGH_SHAPE.width).as_signed(),
+                    Cat(*lane_ones).bit_select(group, 1), value)
+                for g in range(groups):
+                    with m.If(group == g):
+                        m.d.sync += [lane_highs[g].eq(high), lane_ones[g].eq(one)]
+        with m.If(add):
+            m.d.sync += position.eq(Mux(last_position, 0, position + 1))
+            with m.If(last_position):
+                m.d.sync += [
+                    group.eq(Mux(group == groups - 1, 0, group + 1)),
+                    transfers.eq(Mux(transfers == image_transfers - 1, 0, transfers + 1)),
+                ]
+
+        handover = _handover_position(self.channels, self.lanes, self.pixels)
         with m.FSM() as fsm:
             with m.State("ACCUMULATE"):
-                with m.If(self.i.valid):
-                    for g in range(groups):
-                        with m.If(group == g):
-                            for k in range(self.lanes):
-                                acc = accumulators[g * self.lanes + k]
-                                value = self.i.payload.fm[k] << (POOL_FRAC - FM_FRAC)
-                                m.d.sync += acc.eq(saturate(acc + value, POOL_BITS))
-                    m.d.sync += group.eq(Mux(group == groups - 1, 0, group + 1))
-                    m.d.sync += transfers.eq(transfers + 1)
-                    with m.If(transfers == self.positions * groups - 1):
-                        m.d.sync += transfers.eq(0)
-                        m.next = "LINEAR"
+                with m.If(add & (transfers == image_transfers - 1) & (position == handover)):
+                    m.next = "LINEAR"
             with m.State("LINEAR"):
                 self._add_products(m, channel, products, products_valid)
             with m.State("OUTPUT"):
                 with m.If(self.o.ready):
-                    m.d.sync += [acc.eq(0) for acc in accumulators]
                     m.next = "ACCUMULATE"
         # Outside the FSM's states, so the Verilog has continuous assignments: Yosys writes
         # comb logic inside states as `always @*` blocks, which Icarus (-g2012) does not run at
         # time 0 while their inputs stay at their initial values (ready would read X).
         m.d.comb += [
-            self.i.ready.eq(fsm.ongoing("ACCUMULATE")),
+            self.i.ready.eq(fsm.ongoing("ACCUMULATE") & (position == 0)),
             self.o.valid.eq(fsm.ongoing("OUTPUT")),
             linear.eq(fsm.ongoing("LINEAR")),
         ]
@@ -151,7 +223,7 @@ class Head(wiring.Component):
             m.d.comb += weights.as_value()[bit].eq(output)
         return weights
 
-    def _pool_and_multiply(self, m, accumulators, channel, linear, platform):
+    def _pool_and_multiply(self, m, highs, ones, channel, linear, platform):
         """The first three stages of the linear layer, for channel ``channel`` while ``linear``:
         cycle c selects channel c's accumulator and reads its weights, c + 1 pools it, c + 2
         multiplies it by every class's weight (a DSP48E2 per class, the product registered at
@@ -161,7 +233,9 @@ class Head(wiring.Component):
         shift = (self.positions - 1).bit_length()
         index = channel[:Shape.cast(range(self.channels)).width]
         weights = self._weight_rom(m, index, platform)
-        selected = Signal(signed(POOL_BITS), name="pool_acc")
+        selected_high = Signal(_HIGH_SHAPE, name="pool_acc_high")
+        selected_ones = Signal(name="pool_acc_ones")
+        selected = Cat(selected_ones.replicate(_LOW_BITS), selected_high).as_signed()
         pooled = Signal(FM_SHAPE)
         selected_weights = Signal.like(weights, name="pool_acc_weights")
         channel_weights = Signal.like(weights, name="pool_weights")
@@ -171,7 +245,8 @@ class Head(wiring.Component):
         # A word select (a shift, continuous in Verilog) rather than an Array (a case
         # statement in an `always @*`, X under Icarus until an accumulator changes).
         m.d.sync += [
-            selected.eq(Cat(*accumulators).word_select(index, POOL_BITS)),
+            selected_high.eq(Cat(*highs).word_select(index, _HIGH_SHAPE.width)),
+            selected_ones.eq(Cat(*ones).bit_select(index, 1)),
             selected_valid.eq(linear & (channel < self.channels)),
             pooled.eq(to_fm(trunc_div_pow2(selected, shift), POOL_FRAC)),
             selected_weights.eq(weights),

@@ -28,7 +28,8 @@ ROUNDED_BIAS_SHAPE = signed(WT_BITS + 1)
 
 
 class MergeUnit(wiring.Component):
-    """``lanes`` output channels of a PG conv from their conv sums to the block output.
+    """``lanes`` output channels of ``pixels`` output pixels of a PG conv from their conv sums
+    to the block output.
 
     Per lane, bit-exact with :func:`fracbnn_golden.layers.merge`::
 
@@ -40,10 +41,12 @@ class MergeUnit(wiring.Component):
     Q rounds half up and saturates to FM. The per-channel parameters are not in the stream: they
     fill read-only memories, and each transfer names its ``row``; every stage reads the
     parameters it needs with the row that travels along, so parameters never ride the pipeline.
-    Each of the five products (``171``, ``85``, ``s0``, ``alpha``, ``s1``) maps to a DSP48E2
-    per lane, with the addend and the rounding constant (half an FM unit) of its ``Q`` in the
-    same sum, the DSP's post-adder; a pipeline register follows it (the DSP's PREG, for Vivado),
-    and the next stage drops the extra fraction bits and saturates.
+    The ``pixels`` pixels of a transfer share the row: each memory is read once per transfer
+    and its ``lanes`` columns serve every pixel. Each of the five products (``171``, ``85``,
+    ``s0``, ``alpha``, ``s1``) maps to a DSP48E2 per lane (``pixels * lanes`` lanes), with the
+    addend and the rounding constant (half an FM unit) of its ``Q`` in the same sum, the DSP's
+    post-adder; a pipeline register follows it (the DSP's PREG, for Vivado), and the next stage
+    drops the extra fraction bits and saturates.
 
     Parameters
     ----------
@@ -54,14 +57,18 @@ class MergeUnit(wiring.Component):
         output channels.
     sum_width : int
         Width of the signed conv sums.
+    pixels : int
+        Output pixels per transfer, all of the same ``lanes`` channels (one parameter row).
 
     Members
     -------
     i : In(stream.Signature(StructLayout({"msb", "lsb", "gate", "residual", "row"})))
-        The MSB and LSB conv sums (``lanes`` x ``signed(sum_width)``), the gate bits, the
-        residual FM codes and the parameter ``row``.
-    o : Out(stream.Signature(StructLayout({"fm": ArrayLayout(FM_SHAPE, lanes)})))
-        The block output, FM codes.
+        The MSB and LSB conv sums (``pixels * lanes`` x ``signed(sum_width)``), the gate bits
+        (``pixels * lanes``), the residual FM codes (``pixels * lanes``) and the parameter
+        ``row`` (one). Lane ``p * lanes + k`` is channel ``k`` of pixel ``p`` and uses column
+        ``k`` of the row.
+    o : Out(stream.Signature(StructLayout({"fm": ArrayLayout(FM_SHAPE, pixels * lanes)})))
+        The block output, FM codes, in the lanes of the input.
 
     Protocol
     --------
@@ -74,9 +81,10 @@ class MergeUnit(wiring.Component):
 
     latency = 14
 
-    def __init__(self, lanes, params, sum_width=PG_SUM_SHAPE.width):
+    def __init__(self, lanes, params, sum_width=PG_SUM_SHAPE.width, pixels=1):
         check_positive_int("MergeUnit", "lanes", lanes)
         check_positive_int("MergeUnit", "sum_width", sum_width, minimum=2)
+        check_positive_int("MergeUnit", "pixels", pixels)
         params = np.asarray(params)
         if params.ndim != 3 or params.shape[1:] != (lanes, len(MERGE_PARAMS)):
             raise ValueError(f"MergeUnit params must have shape [rows, {lanes}, "
@@ -87,17 +95,18 @@ class MergeUnit(wiring.Component):
         self.lanes = lanes
         self.params = params.astype(np.int64)
         self.sum_width = sum_width
-        sums = data.ArrayLayout(signed(sum_width), lanes)
+        self.pixels = pixels
+        sums = data.ArrayLayout(signed(sum_width), pixels * lanes)
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
                 "msb": sums,
                 "lsb": sums,
-                "gate": lanes,
-                "residual": data.ArrayLayout(FM_SHAPE, lanes),
+                "gate": pixels * lanes,
+                "residual": data.ArrayLayout(FM_SHAPE, pixels * lanes),
                 "row": range(len(params)),
             }))),
             "o": Out(stream.Signature(data.StructLayout({
-                "fm": data.ArrayLayout(FM_SHAPE, lanes)}))),
+                "fm": data.ArrayLayout(FM_SHAPE, pixels * lanes)}))),
         })
 
     def _table(self, m, name, columns):
@@ -115,7 +124,7 @@ class MergeUnit(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        lanes = range(self.lanes)
+        lanes = range(self.pixels * self.lanes)
         # One table per stage that needs parameters: the row is on its read port one cycle
         # before the stage computes, so the data arrives with the stage's operands.
         bn = self._table(m, "bn_table", ("bn_weight", "bn_bias"))
@@ -123,6 +132,11 @@ class MergeUnit(wiring.Component):
         prelu = self._table(m, "prelu_table", ("prelu",))
         shift_y = self._table(m, "shift_y_table", ("shift_y",))
         bn_out = self._table(m, "bn_out_table", ("bn_out_weight", "bn_out_bias"))
+
+        def column(port, k):
+            """The parameters of lane ``k``: channel ``k % lanes`` of the row read (the pixels
+            share the read)."""
+            return port.data[k % self.lanes]
 
         def carry(stage, port=None):
             if port is not None:
@@ -158,7 +172,8 @@ class MergeUnit(wiring.Component):
 
         def batch_norm(stage):
             # The bias column holds bias + 1: the sum is rounded up already.
-            t0 = [bn.data[k][0] * stage["t0"][k] + (bn.data[k][1] << FM_FRAC) for k in lanes]
+            t0 = [column(bn, k)[0] * stage["t0"][k] + (column(bn, k)[1] << FM_FRAC)
+                  for k in lanes]
             return {"t0": t0, **carry(stage)}
 
         def batch_norm_fm(stage):
@@ -166,14 +181,15 @@ class MergeUnit(wiring.Component):
             return {"t0": t0, **carry(stage, shift_x)}
 
         def add_shift_x(stage):
-            t0 = [to_fm((stage["t0"][k] << (WT_FRAC - FM_FRAC)) + shift_x.data[k][0], WT_FRAC)
+            t0 = [to_fm((stage["t0"][k] << (WT_FRAC - FM_FRAC)) + column(shift_x, k)[0], WT_FRAC)
                   for k in lanes]
             return {"t0": t0, **carry(stage, prelu)}
 
         # Slope alpha for t0 < 0; slope 1 (256/256, exact) leaves t0 >= 0 as it is, so the DSP
         # always multiplies by alpha and the next stage chooses.
         def prelu_slope(stage):
-            product = [round_up(stage["t0"][k] * prelu.data[k][0], PRODUCT_FRAC) for k in lanes]
+            product = [round_up(stage["t0"][k] * column(prelu, k)[0], PRODUCT_FRAC)
+                       for k in lanes]
             return {"product": product, "t0": stage["t0"], **carry(stage)}
 
         def prelu_slope_fm(stage):
@@ -182,7 +198,7 @@ class MergeUnit(wiring.Component):
             return {"t0": t0, **carry(stage, shift_y)}
 
         def add_shift_y(stage):
-            t0 = [to_fm((stage["t0"][k] << (WT_FRAC - FM_FRAC)) + shift_y.data[k][0], WT_FRAC)
+            t0 = [to_fm((stage["t0"][k] << (WT_FRAC - FM_FRAC)) + column(shift_y, k)[0], WT_FRAC)
                   for k in lanes]
             return {"t0": t0, **carry(stage)}
 
@@ -191,8 +207,8 @@ class MergeUnit(wiring.Component):
             return {"summed": summed, **carry(stage, bn_out)}
 
         def output_batch_norm(stage):
-            return {"fm": [bn_out.data[k][0] * stage["summed"][k]
-                           + (bn_out.data[k][1] << FM_FRAC) for k in lanes]}
+            return {"fm": [column(bn_out, k)[0] * stage["summed"][k]
+                           + (column(bn_out, k)[1] << FM_FRAC) for k in lanes]}
 
         def output_batch_norm_fm(stage):
             return {"fm": [rounded_to_fm(stage["fm"][k], PRODUCT_FRAC) for k in lanes]}

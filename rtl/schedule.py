@@ -1,10 +1,12 @@
 """The accelerator's configuration, its layer-by-layer schedule and the analytical cycle model.
 
 The conv engine computes, per beat (one cycle), the 9 taps x ``simd_channels`` input channels of
-one output pixel for ``pe`` output channels, for the MSB and the LSB plane at once. A PG layer
-therefore takes ``out_pixels * (cin / simd_channels) * (cout / pe)`` beats; stride-2 layers
-visit only the output pixels. The stem (the thermometer conv) takes one cycle per pixel and
-group of ``pe`` of its 16 output channels (:attr:`AcceleratorConfig.stem_groups`).
+``pixels_per_beat`` horizontally adjacent output pixels for ``pe`` output channels, for the MSB and
+the LSB plane at once. A stride-1 PG layer therefore takes ``out_pixels / pixels_per_beat *
+(cin / simd_channels) * (cout / pe)`` beats; a stride-2 layer visits only its output pixels, one
+per beat (two of its windows span five columns, which the window memories do not read at once).
+The stem (the thermometer conv) takes one cycle per pixel and group of ``pe`` of its 16 output
+channels (:attr:`AcceleratorConfig.stem_groups`).
 """
 
 from dataclasses import dataclass, fields
@@ -12,12 +14,14 @@ from dataclasses import dataclass, fields
 from fracbnn_golden.conv import TAPS
 from fracbnn_golden.model import IMAGE_SIZE, PG_CONVS, PIXELS, STEM_CHANNELS
 
-__all__ = ["CONFIG_KEYS", "IMAGE_SIZE", "PIXELS", "PLANES", "STEM_HANDOVER_CYCLES",
-           "AcceleratorConfig", "ConfigError", "CycleEstimate", "LayerPlan", "estimate_cycles",
-           "plan_layers"]
+__all__ = ["CONFIG_KEYS", "IMAGE_SIZE", "PIXELS", "PIXELS_PER_BEAT", "PLANES",
+           "STEM_HANDOVER_CYCLES", "AcceleratorConfig", "ConfigError", "CycleEstimate",
+           "LayerPlan", "estimate_cycles", "plan_layers", "stem_ready_cycles"]
 
 # The bit planes of the 2-bit activations (MSB and LSB), computed side by side.
 PLANES = 2
+# The output pixels per beat the engine can compute (``AcceleratorConfig.pixels_per_beat``).
+PIXELS_PER_BEAT = (1, 2)
 # Cycles between the stem's last write reaching its buffer (its drain counted out) and layer 0's
 # first beat: the stem's sequencer marks its buffer full in the next cycle, and the layers'
 # sequencer, which sees that flag registered, issues in the one after.
@@ -35,11 +39,14 @@ class AcceleratorConfig:
     ``pe``: output channels per beat; ``simd_channels``: input channels per beat (times 9 taps
     and 2 bit planes). Both must divide every layer's channel count (16, 32, 64).
     ``decoder_symbols_per_cycle``: kernels the weight cache's Huffman decoder emits per cycle;
-    it must divide ``simd_channels``.
+    it must divide ``simd_channels``. ``pixels_per_beat``: output pixels of a row per beat in
+    the stride-1 layers, 1 or 2 (two: the engine's arrays, gate, merge and quantiser twice as
+    wide, sharing each beat's weight row and parameter row).
     """
     pe: int = 16
     simd_channels: int = 16
     decoder_symbols_per_cycle: int = 4
+    pixels_per_beat: int = 2
 
     def __post_init__(self):
         for name in CONFIG_KEYS:
@@ -50,6 +57,9 @@ class AcceleratorConfig:
             value = getattr(self, name)
             if STEM_CHANNELS % value:
                 raise ConfigError(f"{name}={value} must divide the layer widths 16, 32 and 64")
+        if self.pixels_per_beat not in PIXELS_PER_BEAT:
+            raise ConfigError(f"pixels_per_beat={self.pixels_per_beat} must be one of "
+                              f"{', '.join(map(str, PIXELS_PER_BEAT))}")
         if self.simd_channels % self.decoder_symbols_per_cycle:
             raise ConfigError(f"decoder_symbols_per_cycle={self.decoder_symbols_per_cycle} must "
                               f"divide simd_channels={self.simd_channels}")
@@ -62,8 +72,9 @@ class AcceleratorConfig:
 
     @property
     def lanes(self):
-        """BMAC lanes: input bits times output channels per beat, both planes."""
-        return PLANES * TAPS * self.simd_channels * self.pe
+        """BMAC lanes: input bits times output channels per beat and pixel, both planes, times
+        the pixels per beat."""
+        return PLANES * TAPS * self.simd_channels * self.pe * self.pixels_per_beat
 
 
 # The configuration's parameters, in order: what a sweep varies.
@@ -83,10 +94,11 @@ class LayerPlan:
     groups_in: int           # input channel groups (beats per output accumulation)
     groups_out: int          # output channel groups of ``pe``
     param_row: int           # first gate/merge parameter row
+    pixels: int              # output pixels per beat
 
     @property
     def beats(self):
-        return self.out_size * self.out_size * self.groups_in * self.groups_out
+        return self.out_size * self.out_size // self.pixels * self.groups_in * self.groups_out
 
 
 def plan_layers(config):
@@ -95,8 +107,9 @@ def plan_layers(config):
     for index, conv in enumerate(PG_CONVS):
         groups_in = conv.cin // config.simd_channels
         groups_out = conv.cout // config.pe
+        pixels = config.pixels_per_beat if conv.stride == 1 else 1
         plans.append(LayerPlan(index, conv.name, conv.cin, conv.cout, conv.stride, conv.size,
-                               conv.out_size, groups_in, groups_out, param_row))
+                               conv.out_size, groups_in, groups_out, param_row, pixels))
         param_row += groups_out
     return plans
 
@@ -151,6 +164,13 @@ def _layer_chain(plans, decode_cycles, buffers, images):
     return starts, waits
 
 
+def stem_ready_cycles(stem_groups, latencies, encoder_latency):
+    """Cycles from an image's first pixel to the first cycle its layer 0 may issue, when it
+    finds the accelerator idle: its LOAD and its stem (see :func:`estimate_cycles`)."""
+    return (PIXELS + encoder_latency + PIXELS * stem_groups + latencies["stem_drain"]
+            + STEM_HANDOVER_CYCLES)
+
+
 def estimate_cycles(plans, stem_groups, latencies, encoder_latency, head_latency, decode_cycles,
                     buffers):
     """The analytical cycle model of :class:`rtl.accelerator.FracBNNAccelerator`.
@@ -176,8 +196,9 @@ def estimate_cycles(plans, stem_groups, latencies, encoder_latency, head_latency
     ``buffers`` layers, which the cache decodes from reset on, are decoded before that image's
     stem has ended.
     """
-    stem = PIXELS * stem_groups + latencies["stem_drain"] + STEM_HANDOVER_CYCLES
-    phases = {"load": PIXELS + encoder_latency, "stem": stem}
+    phases = {"load": PIXELS + encoder_latency}
+    stem = phases["stem"] = (stem_ready_cycles(stem_groups, latencies, encoder_latency)
+                             - phases["load"])
     for plan in plans:
         phases[plan.name] = plan.beats
     phases["head"] = latencies["layer"] + head_latency - 1

@@ -1,8 +1,8 @@
 """The binarised input layer: thermometer encoding, the prefix-sum first conv and its BN."""
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.hdl import Cat, Module, Mux, Shape, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from fracbnn_golden.conv import TAPS, THERMOMETER_BITS, thermometer_tables
@@ -12,9 +12,16 @@ from .fixedpoint import FM_SHAPE, STEM_SUM_SHAPE, sum_shape, to_fm
 from .params import check_positive_int, check_wt_codes
 from .pipeline import lockstep_pipeline
 
-__all__ = ["ThermometerEncoder", "ThermometerConv", "InputBatchNorm", "COUNT_SHAPE"]
+__all__ = ["ThermometerEncoder", "ThermometerConv", "InputBatchNorm", "COUNT_SHAPE", "ENTRY_SHAPE",
+           "PORT_CHANNELS"]
 
 COUNT_SHAPE = Shape.cast(range(THERMOMETER_BITS + 1))       # a thermometer count, 0..32
+# A ThermometerConv table entry: a table value T (-32..32, even) / 4, rounded down: -8..8.
+ENTRY_SHAPE = signed(5)
+# Output channels per ThermometerConv memory word: seven entries fill a block RAM's 36-bit port.
+PORT_CHANNELS = 7
+# Address distance between the two lookups' tables in one ThermometerConv memory.
+_LOOKUP_STRIDE = 1 << COUNT_SHAPE.width
 
 
 class ThermometerEncoder(wiring.Component):
@@ -78,12 +85,20 @@ class ThermometerEncoder(wiring.Component):
 
 
 class ThermometerConv(wiring.Component):
-    """A binary 3x3 conv on thermometer input computed from prefix-sum tables.
+    """A binary 3x3 conv on thermometer input computed from prefix-sum tables in block RAM.
 
     A thermometer code is a prefix of ones, so one colour's 32-bit dot product with a tap's ±1
-    weights is ``2 * P(n) - S`` (:func:`fracbnn_golden.conv.thermometer_tables`): per output
-    channel, colour and tap a 33-entry constant table indexed by the count ``n`` replaces 32
-    XNOR-popcount lanes (a 6-input LUT ROM per result bit).
+    weights is ``T(n) = 2 * P(n) - S`` (:func:`fracbnn_golden.conv.thermometer_tables`): per
+    output channel, colour and tap a 33-entry constant table indexed by the count ``n``
+    replaces 32 XNOR-popcount lanes.
+
+    ``T`` is even, and ``Q = T / 2`` (-16..16) has the parity of ``n + S / 2`` (``P(n)`` is a
+    sum of ``n`` odd weights), so the tables hold ``Q >> 1`` (-8..8, :data:`ENTRY_SHAPE`) and the
+    count's bit 0 gives back ``Q``'s low bit. The tables are read-only memories in block RAM: a
+    memory word holds the entries of up to :data:`PORT_CHANNELS` output channels (35 bits, one
+    36-bit port), and each memory holds the tables of two lookups (two (tap, colour) pairs, the
+    lookup in the address's high bit), read through its two ports: one memory per channel group
+    and pair of lookups.
 
     Parameters
     ----------
@@ -100,14 +115,16 @@ class ThermometerConv(wiring.Component):
 
     Protocol
     --------
-    Streams with back-pressure, a lock-step pipeline (:func:`rtl.pipeline.lockstep_pipeline`).
+    Streams with back-pressure, a lock-step pipeline (:func:`rtl.pipeline.lockstep_pipeline`);
+    the memories' read ports are enabled by the pipeline's advance, so their data hold while
+    ``o`` stalls.
 
     Latency
     -------
-    :attr:`latency` = 4 cycles (table lookups, colour sums, masked tap sums by threes, final
-    sum). The lookups are registered on their own: in the whole accelerator every count bit
-    drives over a hundred table bits, and synthesis merged the lookups into the colour sums'
-    adders (12 LUT levels).
+    :attr:`latency` = 4 cycles (table reads, colour sums, masked tap sums by threes, final
+    sum). The input counts are the memories' addresses: the synchronous reads are the first
+    stage (their data come from the block RAMs' output latches), with the counts' bits 0 and
+    the padding mask registered beside them.
     """
 
     latency = 4
@@ -131,21 +148,54 @@ class ThermometerConv(wiring.Component):
                 "sums": data.ArrayLayout(self.sum_shape, self.out_channels)}))),
         })
 
+    def _memory(self, m, name, lookups, channels):
+        """A read-only memory of the entries ``Q >> 1`` of ``channels`` for each (tap, colour)
+        of ``lookups`` (one or two), lookup ``k`` at the addresses ``k * 64 + n``; returns a
+        read port per lookup."""
+        halved = self.tables[channels] // 2                  # Q, -16..16
+        init = []
+        for index, (tap, colour) in enumerate(lookups):
+            init += [[0] * len(channels)] * (index * _LOOKUP_STRIDE - len(init))
+            init += [[int(q) >> 1 for q in halved[:, colour, tap, n]]
+                     for n in range(THERMOMETER_BITS + 1)]
+        m.submodules[name] = rom = memory.Memory(
+            shape=data.ArrayLayout(ENTRY_SHAPE, len(channels)), depth=len(init), init=init,
+            attrs={"ram_style": "block"})
+        return [rom.read_port() for _ in lookups]
+
     def elaborate(self, platform):
         m = Module()
         out_channels, colours = range(self.out_channels), range(self.colours)
-        entry = signed(7)                                    # table values are in -32..32
+        lookups = [(tap, colour) for tap in range(TAPS) for colour in colours]
+        groups = [list(range(start, min(start + PORT_CHANNELS, self.out_channels)))
+                  for start in range(0, self.out_channels, PORT_CHANNELS)]
+        # ports[tap, colour][g]: the read port of the lookup's entries of channel group g.
+        ports = {lookup: [] for lookup in lookups}
+        for pair in range(0, len(lookups), 2):
+            paired = lookups[pair:pair + 2]
+            for group_index, group in enumerate(groups):
+                read = self._memory(m, f"tables{pair // 2}_{group_index}", paired, group)
+                for lookup, port in zip(paired, read):
+                    ports[lookup].append(port)
 
-        def lookup(payload):
-            return {"values": [[[Array(Const(int(v), entry) for v in self.tables[o, c, tap])
-                                 [payload.count[tap][c]] for c in colours]
-                                for tap in range(TAPS)] for o in out_channels],
+        def read_tables(payload):
+            for index, (tap, colour) in enumerate(lookups):
+                address = Cat(payload.count[tap][colour], index % 2)
+                m.d.comb += [port.addr.eq(address) for port in ports[tap, colour]]
+            return {"low": [[payload.count[tap][c][0] for c in colours] for tap in range(TAPS)],
                     "valid": payload.valid}
+
+        def value(stage, o, tap, colour):
+            """``Q`` of channel ``o``'s table at the lookup's count: its low bit, then the
+            entry. ``Q(n)`` has the parity of ``n + Q(0)``."""
+            group_index, lane = divmod(o, PORT_CHANNELS)
+            low = stage["low"][tap][colour] ^ (int(self.tables[o, colour, tap, 0] // 2) & 1)
+            return Cat(low, ports[tap, colour][group_index].data[lane]).as_signed()
 
         # Padding taps are masked in the next stage, not behind the colour sums' adders.
         def sum_colours(stage):
-            return {"tap_sums": [[sum(per_colour) for per_colour in per_tap]
-                                 for per_tap in stage["values"]],
+            return {"tap_sums": [[sum(value(stage, o, tap, c) for c in colours)
+                                  for tap in range(TAPS)] for o in out_channels],
                     "valid": stage["valid"]}
 
         def sum_threes(stage):
@@ -153,10 +203,13 @@ class ThermometerConv(wiring.Component):
             return [[sum(Mux(valid[tap], per_tap[tap], 0) for tap in range(j, j + 3))
                      for j in range(0, TAPS, 3)] for per_tap in stage["tap_sums"]]
 
+        # The sums of Q, doubled: the sums of T.
         def final_sum(partials):
-            return {"sums": [sum(partial) for partial in partials]}
+            return {"sums": [sum(partial) << 1 for partial in partials]}
 
-        lockstep_pipeline(m, self.i, self.o, [lookup, sum_colours, sum_threes, final_sum])
+        advance = lockstep_pipeline(m, self.i, self.o,
+                                    [read_tables, sum_colours, sum_threes, final_sum])
+        m.d.comb += [port.en.eq(advance) for read in ports.values() for port in read]
         return m
 
 

@@ -11,13 +11,15 @@ from .huffman import FIRST_WINDOW_WORDS, HuffmanDecoder, block_words, decode_cyc
 from .interfaces import PortSignature
 from .lookup import constant_table
 
-__all__ = ["WEIGHT_BUFFERS", "WeightCache", "decoder_for", "first_word_cycles",
+__all__ = ["MAX_WEIGHT_BUFFERS", "WeightCache", "decoder_for", "first_word_cycles",
            "layer_decode_cycles"]
 
-# Buffers of decoded rows: the engine reads one layer while the cache decodes the next two, so
-# that a layer of slow decoding (stage 3's: a kernel per cycle and lane) can start before the
-# layer in front of it has finished.
-WEIGHT_BUFFERS = 3
+# The most buffers of decoded rows the accelerator gives its cache: the engine reads one layer
+# while the cache decodes the ones after it, so that a layer of slow decoding (stage 3's, whose
+# 4,096 kernels take longer than the layer's beats with two pixels per beat) starts without a
+# wait once the cache has run far enough ahead (the accelerator's count:
+# :meth:`rtl.builder.UnitBuilder.weight_buffers`).
+MAX_WEIGHT_BUFFERS = 8
 
 
 def _word_bits(symbols_per_cycle):
@@ -114,7 +116,8 @@ class WeightCache(wiring.Component):
     symbols_per_cycle : int
         Kernels the decoder emits per cycle; a divisor of ``simd_channels``.
     buffers : int
-        Buffers of rows (at least 2; :data:`WEIGHT_BUFFERS` in the accelerator).
+        Buffers of rows (at least 2; the accelerator's:
+        :meth:`rtl.builder.UnitBuilder.weight_buffers`).
 
     Members
     -------
@@ -193,7 +196,7 @@ class WeightCache(wiring.Component):
     ReadPort.Signature.interface = ReadPort
 
     def __init__(self, compressed, plans, *, pe, simd_channels, symbols_per_cycle=4,
-                 buffers=WEIGHT_BUFFERS):
+                 buffers=MAX_WEIGHT_BUFFERS):
         if not isinstance(compressed, CompressedModel):
             raise TypeError(f"compressed must be a CompressedModel, not {compressed!r}")
         if len(compressed.layers) != len(plans):

@@ -200,11 +200,12 @@ def activation_case(lanes=4):
                        {"quantizer": {"lanes": lanes}, "shortcut": {"lanes": lanes}})
 
 
-def thermometer_case(model_channels=(0, 9), sum_width=STEM_SUM_SHAPE.width):
+def thermometer_case(model_channels=tuple(range(16)), sum_width=STEM_SUM_SHAPE.width):
     """The input layer's units under ``sim/tb_thermometer.py``: the encoder (3 colours);
     :class:`rtl.thermometer.ThermometerConv` with conv1's kernels of ``model_channels``, then an
-    all-ones and an all-zeros kernel (the largest sums of either sign); and
-    :class:`rtl.thermometer.InputBatchNorm` with bn1's channels ``model_channels``, then two
+    all-ones and an all-zeros kernel (the largest sums of either sign; by default 18 channels,
+    so its tables span full and partial memory words, :data:`rtl.thermometer.PORT_CHANNELS`);
+    and :class:`rtl.thermometer.InputBatchNorm` with bn1's channels ``model_channels``, then two
     lanes with extreme scale and bias."""
     net = _model()
     channels = list(model_channels)
@@ -228,11 +229,12 @@ _G = TWO_THIRDS
 _CORNER_TAUS = (WT_MIN, WT_MAX, 0, 1, -1, _G, -_G, _G - 1, -_G - 1, 2 * _G, 11 * _G, -11 * _G,
                 11 * _G - 1, -11 * _G - 1, _G + 1, -_G + 1)
 
-def pg_case(lanes=4, layers=TRACE_LAYERS, random_rows=2, seed=2021):
+def pg_case(lanes=4, layers=TRACE_LAYERS, random_rows=2, seed=2021, pixels=1):
     """:class:`rtl.gate.PrecisionGate` and :class:`rtl.merge.MergeUnit` under
     ``sim/tb_pg.py``, with the thresholds and merge parameters of ``layers`` (rows of ``lanes``
     channels, in order) and corner rows after them: thresholds at the edges of the comparison;
-    merge parameters all at the WT maximum, all at the minimum, then ``random_rows`` uniform."""
+    merge parameters all at the WT maximum, all at the minimum, then ``random_rows`` uniform.
+    ``pixels`` output pixels per transfer."""
     net = _model()
     taus, first = _model_rows(layers, lanes, lambda layer: layer_thresholds(net, layer))
     corners = np.resize(np.array(_CORNER_TAUS), -(-len(_CORNER_TAUS) // lanes) * lanes)
@@ -242,36 +244,45 @@ def pg_case(lanes=4, layers=TRACE_LAYERS, random_rows=2, seed=2021):
     rng = np.random.default_rng(seed)
     table = np.concatenate([rows, np.full(shape, WT_MAX), np.full(shape, WT_MIN),
                             rng.integers(WT_MIN, WT_MAX + 1, (random_rows, *shape[1:]))])
-    return _group_case(f"units_pg_l{lanes}", "sim.tb_pg", {
+    return _group_case(f"units_pg_l{lanes}{_pixels_suffix(pixels)}", "sim.tb_pg", {
         "gate": {"lanes": lanes, "thresholds": _lists(thresholds),
-                 "sum_width": PG_SUM_SHAPE.width},
-        "merge": {"lanes": lanes, "params": _lists(table), "sum_width": PG_SUM_SHAPE.width},
+                 "sum_width": PG_SUM_SHAPE.width, "pixels": pixels},
+        "merge": {"lanes": lanes, "params": _lists(table), "sum_width": PG_SUM_SHAPE.width,
+                  "pixels": pixels},
     }, bench={"trace_rows": first})
 
 
-def head_case(lanes=16, small_lanes=4, small_positions=4, seed=96):
+def head_case(lanes=16, small_lanes=4, small_positions=4, seed=96, pixels=1):
     """Two :class:`rtl.head.Head` under ``sim/tb_head.py``: ``head`` with the model's classifier
     (64 channels, 8x8 positions, ``lanes`` per transfer); ``small_head`` with 4 classes, 8
-    channels, ``small_positions`` positions and extreme (classes 0, 1) or random parameters,
-    where the linear layer saturates easily."""
+    channels, ``small_lanes`` per transfer, ``small_positions`` positions and extreme (classes
+    0, 1) or random parameters, where the linear layer saturates easily. Both take ``pixels``
+    positions per transfer."""
     model_weight, model_bias = classifier(_model())
     rng = np.random.default_rng(seed)
     weight = rng.integers(WT_MIN, WT_MAX + 1, (4, 8))
     weight[0], weight[1] = WT_MAX, WT_MIN
     bias = rng.integers(WT_MIN, WT_MAX + 1, 4)
-    return _group_case(f"units_head_l{lanes}", "sim.tb_head", {
+    return _group_case(f"units_head_l{lanes}{_pixels_suffix(pixels)}", "sim.tb_head", {
         "head": {"weight": _lists(model_weight), "bias": _lists(model_bias), "lanes": lanes,
-                 "positions": 64},
+                 "positions": 64, "pixels": pixels},
         "small_head": {"weight": _lists(weight), "bias": _lists(bias), "lanes": small_lanes,
-                       "positions": small_positions},
+                       "positions": small_positions, "pixels": pixels},
     })
+
+
+def _pixels_suffix(pixels):
+    """The case name's mark of ``pixels`` pixels per transfer (none for one)."""
+    return f"_p{pixels}" if pixels > 1 else ""
 
 
 UNIT_CASES = [
     activation_case(),
     thermometer_case(),
-    pg_case(),
-    head_case(),
+    # The PG units and the head with one and with two output pixels per transfer; at two, the
+    # small head is one channel group, so that its linear layer waits for the last transfer's
+    # second position (Head.latency one more).
+    pg_case(), pg_case(pixels=2), head_case(), head_case(pixels=2, small_lanes=8),
 ]
 
 REGRESSION = [

@@ -140,15 +140,18 @@ class WritebackMonitor:
             if not valid.value:
                 continue
             word = int(payload.value)
-            layer, y, x = (self._field(word, name) for name in ("layer", "y", "x"))
-            group, fm = self._field(word, "group"), self._field(word, "fm")
+            layer, y, x, group, pixels, fm = (
+                self._field(word, name) for name in ("layer", "y", "x", "group", "pixels", "fm"))
+            # A transfer holds ``pixels`` pixels of a row, (y, x) first, of one image.
             image = self._written[layer] // self._words[layer]
-            self._written[layer] += 1
+            self._written[layer] += pixels
             while len(self._images) <= image:
                 self._images.append(self._empty())
-            for lane in range(self._pe):
-                code = _signed((fm >> (FM_BITS * lane)) & FM_MASK, FM_BITS)
-                self._images[image][layer][group * self._pe + lane, y, x] = code
+            for pixel in range(pixels):
+                for lane in range(self._pe):
+                    code = _signed((fm >> (FM_BITS * (pixel * self._pe + lane))) & FM_MASK,
+                                   FM_BITS)
+                    self._images[image][layer][group * self._pe + lane, y, x + pixel] = code
 
 
 async def classify(dut, images, *, pixel_idle=0.0, logit_stall=0.0, seed=0, monitor=None,

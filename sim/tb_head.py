@@ -7,9 +7,9 @@ classifier, 64 channels, 8x8 positions) and ``small_head`` (few channels and pos
 parameters). Parameters (:func:`sim.runner.testbench_params`): each head's constructor arguments
 under its name and ``latencies`` (cycles from the last input transfer to valid logits).
 
-One image is ``positions * channels / lanes`` input transfers and one output (the logits), so
-the scoreboard checks the logits per image; the public vectors' last feature maps must give the
-official accelerator's logits.
+One image is ``positions * channels / (lanes * pixels)`` input transfers (``pixels`` positions
+of ``lanes`` channels each) and one output (the logits), so the scoreboard checks the logits per
+image; the public vectors' last feature maps must give the official accelerator's logits.
 """
 
 from collections import Counter
@@ -33,15 +33,20 @@ class HeadModel:
         self.bias = np.asarray(params["bias"], dtype=np.int64)
         self.classes, self.channels = self.weight.shape
         self.lanes, self.positions = params["lanes"], params["positions"]
+        self.pixels = params["pixels"]
         self.groups = self.channels // self.lanes
-        self.transfers = self.positions * self.groups
+        self.transfers = self.positions // self.pixels * self.groups
         self.latency = latency
 
     def item(self, fm, coverage=None):
         """``fm [channels, positions]`` FM codes -> (input transfers, [expected logits])."""
         fm = np.asarray(fm, dtype=np.int64)
-        transfers = [{"fm": [int(v) for v in fm[g * self.lanes:(g + 1) * self.lanes, p]]}
-                     for p in range(self.positions) for g in range(self.groups)]
+        # For each run of ``pixels`` positions, the channel groups in order: position by
+        # position, the group's ``lanes`` channels.
+        transfers = [{"fm": [int(v) for v in fm[g * self.lanes:(g + 1) * self.lanes,
+                                                 run:run + self.pixels].T.reshape(-1)]}
+                     for run in range(0, self.positions, self.pixels)
+                     for g in range(self.groups)]
         _, pooled = global_pool(fm[None, :, :, None])
         logits = linear(pooled, self.weight, self.bias)[0]
         if coverage is not None:
@@ -49,15 +54,21 @@ class HeadModel:
         return transfers, [{"logits": [int(v) for v in logits]}]
 
     def count_corners(self, fm, coverage):
-        """The saturation and half-way rounding cases of the pool and the linear layer."""
+        """The saturation and half-way rounding cases of the pool and the linear layer (and a
+        pool saturating at a transfer's position before its last, then moving off the
+        bound: where one saturating sum per transfer would differ)."""
         high, low = (1 << (POOL_BITS - 1)) - 1, -(1 << (POOL_BITS - 1))
         pooled = []
         for values in fm:
             acc = 0
-            for value in values:
+            for position, value in enumerate(values):
                 acc += int(value) << (POOL_FRAC - 7)
                 if acc > high or acc < low:
                     coverage[f"pool saturated {'high' if acc > 0 else 'low'}"] += 1
+                    if position % self.pixels != self.pixels - 1:
+                        following = int(values[position + 1])
+                        if following < 0 if acc > high else following > 0:
+                            coverage["pool saturated inside a transfer, then back"] += 1
                 acc = min(max(acc, low), high)
             quotient = abs(acc) // self.positions * (1 if acc >= 0 else -1)
             shift = POOL_FRAC - 7
@@ -114,6 +125,13 @@ HEAD_CORNERS = ("pool saturated high", "pool saturated low", "pool half-way",
                 "linear saturated high", "linear saturated low", "linear half-way")
 
 
+def wanted_corners(model):
+    """:data:`HEAD_CORNERS`, and with several positions per transfer the saturation inside
+    one."""
+    inside = ("pool saturated inside a transfer, then back",) if model.pixels > 1 else ()
+    return HEAD_CORNERS + inside
+
+
 @cocotb.test()
 async def head_public_traces(dut):
     """The 24 public vectors' last feature maps: the logits must equal the official
@@ -143,7 +161,7 @@ async def corners(dut, unit, images):
                                      coverage))
     await bench.drain(settle_cycles=model.latency + 10)
     dut._log.info("%s corners: %s", unit, dict(sorted(coverage.items())))
-    return coverage
+    return coverage, model
 
 
 @cocotb.test()
@@ -151,8 +169,8 @@ async def head_corners(dut):
     """Images at the FM range ends (the pool accumulator saturates), made to round half-way,
     large and random, with the model's classifier (its small weights never saturate the linear
     layer: the small head covers that); random gaps and output stalls."""
-    coverage = await corners(dut, "head", 24)
-    missing = [name for name in HEAD_CORNERS
+    coverage, model = await corners(dut, "head", 24)
+    missing = [name for name in wanted_corners(model)
                if not coverage[name] and not name.startswith("linear saturated")]
     assert not missing, f"corners not exercised: {missing}"
 
@@ -161,15 +179,15 @@ async def head_corners(dut):
 async def small_head_corners(dut):
     """The same kinds of images on the small head, whose extreme weights saturate the linear
     layer in both directions."""
-    coverage = await corners(dut, "small_head", 240)
-    missing = [name for name in HEAD_CORNERS if not coverage[name]]
+    coverage, model = await corners(dut, "small_head", 240)
+    missing = [name for name in wanted_corners(model) if not coverage[name]]
     assert not missing, f"corners not exercised: {missing}"
 
 
 async def timing(bench):
-    """Without stalls: every input transfer of an image in consecutive cycles, the logits
-    ``latency`` cycles after the last, and the next image's first transfer right after the
-    logits are taken."""
+    """Without stalls: the input transfers of an image one every ``pixels`` cycles (the head
+    adds a position per cycle), the logits ``latency`` cycles after the last, and the next
+    image's first transfer right after the logits are taken."""
     model = bench.model
     for kind in ("random", "large", "random"):
         queue_item(bench, model.item(random_image(bench, model, kind)))
@@ -178,8 +196,9 @@ async def timing(bench):
     assert len(ins) == 3 * model.transfers and len(outs) == 3
     for image in range(3):
         cycles = ins[image * model.transfers:(image + 1) * model.transfers]
-        assert cycles == list(range(cycles[0], cycles[0] + model.transfers)), (
-            f"image {image}: input not one transfer per cycle")
+        assert cycles == list(range(cycles[0], cycles[0] + model.transfers * model.pixels,
+                                    model.pixels)), (
+            f"image {image}: input not one transfer every {model.pixels} cycles")
         assert outs[image] - cycles[-1] == model.latency, (
             f"logits {outs[image] - cycles[-1]} cycles after the last input, "
             f"documented {model.latency}")

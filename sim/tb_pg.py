@@ -5,9 +5,10 @@ golden model and the public vectors.
 The design is a :class:`sim.regression.UnitGroup` with the units ``gate`` and ``merge``.
 Parameters (:func:`sim.runner.testbench_params`): each unit's constructor arguments under its
 name (``thresholds``: WT codes ``tau`` ``[rows, lanes]``; ``params``: ``[rows, lanes, 7]`` in
-:data:`rtl.merge.MERGE_PARAMS` order), ``latencies`` and ``bench.trace_rows`` (for each model
-layer whose parameters fill rows of both tables, its first row; the rows after the model layers
-hold corner values).
+:data:`rtl.merge.MERGE_PARAMS` order; ``pixels``), ``latencies`` and ``bench.trace_rows`` (for
+each model layer whose parameters fill rows of both tables, its first row; the rows after the
+model layers hold corner values). A transfer carries ``pixels`` pixels of the same channels
+(one row): ``pixels * lanes`` lanes, pixel by pixel.
 
 The public-vector tests run the model layers' PG convs on the traced feature maps: the gates
 must equal the official accelerator's traced gates and the merge outputs its traced block
@@ -70,26 +71,33 @@ def pg_conv_sums(layer, images=TRACE_IMAGES):
 
 
 def traced_positions(bench, count=200):
-    """For each model layer of the tables (``bench.trace_rows``), ``count`` random outputs of
-    its PG conv on the traced images (:func:`pg_conv_sums`): ``(layer, sums, at, row)`` with
-    ``at`` the index ``(image, lanes' channels, y, x)`` into ``sums`` and ``row`` the table row
-    of those channels."""
+    """For each model layer of the tables (``bench.trace_rows``), ``count`` random transfers of
+    its PG conv's outputs on the traced images (:func:`pg_conv_sums`): ``(layer, lanes, row)``
+    with ``lanes[key]`` the transfer's values of each array of the sums (``bench.pixels``
+    random positions of one image, the same ``bench.lanes`` channels at each, pixel by pixel)
+    and ``row`` the table row of those channels."""
     for layer, first in bench.trace_rows.items():
         sums = pg_conv_sums(layer)
         n, cout, ho, wo = sums["msb"].shape
         for _ in range(count):
-            image, y, x = (bench.rng.randrange(size) for size in (n, ho, wo))
+            image = bench.rng.randrange(n)
             group = bench.rng.randrange(cout // bench.lanes)
-            at = (image, slice(group * bench.lanes, (group + 1) * bench.lanes), y, x)
-            yield layer, sums, at, first + group
+            channels = slice(group * bench.lanes, (group + 1) * bench.lanes)
+            ats = [(image, channels, bench.rng.randrange(ho), bench.rng.randrange(wo))
+                   for _ in range(bench.pixels)]
+            lanes = {key: np.concatenate([values[at] for at in ats])
+                     for key, values in sums.items()}
+            yield layer, lanes, first + group
 
 
 def new_bench(dut, unit, **kwargs):
     """A :class:`StreamBench` on ``unit`` of the group (see
-    :func:`sim.regression.group_bench`) with its ``lanes``, ``trace_rows``, ``sum_range`` and
-    golden ``model``; the other unit's ports are held idle."""
+    :func:`sim.regression.group_bench`) with its ``lanes`` (channels), ``pixels``, ``width``
+    (lanes of a transfer), ``trace_rows``, ``sum_range`` and golden ``model``; the other unit's
+    ports are held idle."""
     bench = group_bench(dut, unit, **kwargs)
-    bench.lanes = bench.params["lanes"]
+    bench.lanes, bench.pixels = bench.params["lanes"], bench.params["pixels"]
+    bench.width = bench.pixels * bench.lanes
     bench.trace_rows = bench.bench_params["trace_rows"]
     width = bench.params["sum_width"]
     bench.sum_range = (-(1 << (width - 1)), (1 << (width - 1)) - 1)
@@ -107,11 +115,14 @@ class GateModel:
     def __init__(self, params):
         self.thresholds = np.asarray(params["thresholds"], dtype=np.int64)
         self.rows = len(self.thresholds)
+        self.lanes = params["lanes"]
 
     def item(self, msb, row):
+        """``msb``: the ``pixels * lanes`` sums of a transfer, pixel by pixel."""
         msb = [int(v) for v in msb]
-        gate = precision_gate(np.asarray(msb)[None], self.thresholds[row])[0]
-        return [{"msb": msb, "row": row}], [{"msb": msb, "gate": bits(gate)}]
+        # The golden gate of [pixels, channels]: every pixel with the row's thresholds.
+        gate = precision_gate(np.reshape(msb, (-1, self.lanes)), self.thresholds[row])
+        return [{"msb": msb, "row": row}], [{"msb": msb, "gate": bits(gate.reshape(-1))}]
 
 
 @cocotb.test()
@@ -121,9 +132,9 @@ async def gate_public_traces(dut):
     bench = new_bench(dut, "gate", idle=0.3, stall=0.3)
     model = bench.model
     await bench.start()
-    for _, sums, at, row in traced_positions(bench):
-        inputs, outputs = model.item(sums["msb"][at], row)
-        assert outputs[0]["gate"] == bits(sums["gate"][at])
+    for _, lanes, row in traced_positions(bench):
+        inputs, outputs = model.item(lanes["msb"], row)
+        assert outputs[0]["gate"] == bits(lanes["gate"])
         queue_item(bench, (inputs, outputs))
     await bench.drain()
 
@@ -145,17 +156,18 @@ async def gate_corners(dut):
             tau = model.thresholds[row]
             for kind in ("edge", "below", "above", "extreme", "random"):
                 msb = []
-                for lane in range(bench.lanes):
-                    edge = int(tau[lane]) // TWO_THIRDS
+                for lane in range(bench.width):
+                    tau_lane = int(tau[lane % bench.lanes])
+                    edge = tau_lane // TWO_THIRDS
                     value = {"edge": edge, "below": edge - 1, "above": edge + 1,
                              "extreme": bench.rng.choice([low, high]),
                              "random": bench.rng.randint(low, high)}[kind]
                     msb.append(value)
-                    coverage["2/3 * msb == tau"] += TWO_THIRDS * value == tau[lane]
-                    coverage["gate on"] += TWO_THIRDS * value > tau[lane]
-                    coverage["gate off"] += TWO_THIRDS * value <= tau[lane]
+                    coverage["2/3 * msb == tau"] += TWO_THIRDS * value == tau_lane
+                    coverage["gate on"] += TWO_THIRDS * value > tau_lane
+                    coverage["gate off"] += TWO_THIRDS * value <= tau_lane
                     coverage["sum at a range end"] += value in (low, high)
-                    coverage["tau at a WT range end"] += int(tau[lane]) in (WT_MIN, WT_MAX)
+                    coverage["tau at a WT range end"] += tau_lane in (WT_MIN, WT_MAX)
                 queue_item(bench, model.item(msb, row))
     await bench.drain()
     missing = [name for name in ("2/3 * msb == tau", "gate on", "gate off", "sum at a range end",
@@ -219,17 +231,21 @@ class MergeModel:
     def __init__(self, params):
         self.table = np.asarray(params["params"], dtype=np.int64)     # [rows, lanes, 7]
         self.rows = len(self.table)
+        self.lanes = params["lanes"]
 
     def item(self, msb, lsb, gate, residual, row, coverage=None):
+        """The ``pixels * lanes`` lanes of a transfer, pixel by pixel, on table row ``row``."""
         msb, lsb, residual = ([int(v) for v in values] for values in (msb, lsb, residual))
         gate = [bool(g) for g in gate]
         p = self.table[row]
-        out = merge(np.asarray(msb)[None], np.where(gate, lsb, 0)[None], np.asarray(residual)[None],
-                    bn=(p[:, 0], p[:, 1]), rprelu=(p[:, 2], p[:, 3], p[:, 4]),
-                    bn_out=(p[:, 5], p[:, 6]))[0]
+        # The golden merge of [pixels, channels]: every pixel with the row's parameters.
+        pixels = (-1, self.lanes)
+        out = merge(np.reshape(msb, pixels), np.reshape(np.where(gate, lsb, 0), pixels),
+                    np.reshape(residual, pixels), bn=(p[:, 0], p[:, 1]),
+                    rprelu=(p[:, 2], p[:, 3], p[:, 4]), bn_out=(p[:, 5], p[:, 6])).reshape(-1)
         if coverage is not None:
-            steps = [merge_steps(*lane, coverage)
-                     for lane in zip(msb, lsb, gate, residual, p)]
+            steps = [merge_steps(*lane, p[k % self.lanes], coverage)
+                     for k, lane in enumerate(zip(msb, lsb, gate, residual))]
             assert steps == [int(v) for v in out], "the step model disagrees with the golden"
         return ([{"msb": msb, "lsb": lsb, "gate": bits(gate), "residual": residual, "row": row}],
                 [{"fm": [int(v) for v in out]}])
@@ -243,10 +259,10 @@ async def merge_public_traces(dut):
     bench = new_bench(dut, "merge", idle=0.3, stall=0.3)
     model = bench.model
     await bench.start()
-    for layer, sums, at, row in traced_positions(bench):
-        inputs, outputs = model.item(sums["msb"][at], sums["lsb"][at], sums["gate"][at],
-                                     sums["residual"][at], row)
-        assert outputs[0]["fm"] == [int(v) for v in sums["out"][at]], layer
+    for layer, lanes, row in traced_positions(bench):
+        inputs, outputs = model.item(lanes["msb"], lanes["lsb"], lanes["gate"],
+                                     lanes["residual"], row)
+        assert outputs[0]["fm"] == [int(v) for v in lanes["out"]], layer
         queue_item(bench, (inputs, outputs))
     await bench.drain()
 
@@ -279,7 +295,7 @@ async def merge_corners(dut):
     for _ in range(1500):
         row = (bench.rng.randrange(model_rows, rows) if bench.rng.random() < 0.5
                else bench.rng.randrange(rows))
-        lanes = range(bench.lanes)
+        lanes = range(bench.width)
         queue_item(bench, model.item([sum_value() for _ in lanes], [sum_value() for _ in lanes],
                                      [bench.rng.random() < 0.6 for _ in lanes],
                                      [residual_value() for _ in lanes], row, coverage))
@@ -293,12 +309,12 @@ async def merge_corners(dut):
 
 def random_gate_item(bench, spread, row):
     """MSB sums in ``-spread..spread`` on table row ``row``."""
-    return bench.model.item([bench.rng.randint(-spread, spread) for _ in range(bench.lanes)], row)
+    return bench.model.item([bench.rng.randint(-spread, spread) for _ in range(bench.width)], row)
 
 
 def random_merge_item(bench, spread, residual, gate, row):
     """Conv sums in ``-spread..spread``, residuals in ``-residual..residual``, ``gate(lane)``."""
-    lanes = range(bench.lanes)
+    lanes = range(bench.width)
     return bench.model.item([bench.rng.randint(-spread, spread) for _ in lanes],
                             [bench.rng.randint(-spread, spread) for _ in lanes],
                             [gate(lane) for lane in lanes],

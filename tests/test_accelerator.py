@@ -70,14 +70,16 @@ def test_bad_configurations(kwargs, words):
 # Configurations other than the default, one of each way pe and simd_channels can differ from
 # it: the arrays read a part of each activation word (pe > simd_channels, and the weight cache
 # makes the engine wait); the quantiser writes a part of it and the stem writes its 16 channels
-# as four groups (pe < simd_channels); both narrow, with sixteen times the default's beats.
+# as four groups (pe < simd_channels), here with one pixel per beat; both narrow, with sixteen
+# times the default's beats.
 OTHER_CONFIGS = [AcceleratorConfig(pe=16, simd_channels=8, decoder_symbols_per_cycle=2),
-                 AcceleratorConfig(pe=4, simd_channels=16),
+                 AcceleratorConfig(pe=4, simd_channels=16, pixels_per_beat=1),
                  AcceleratorConfig(pe=4, simd_channels=4)]
 
 
 @pytest.mark.parametrize("config", OTHER_CONFIGS, ids=lambda config: (
-    f"pe{config.pe}_simd{config.simd_channels}_n{config.decoder_symbols_per_cycle}"))
+    f"pe{config.pe}_simd{config.simd_channels}_n{config.decoder_symbols_per_cycle}"
+    f"_p{config.pixels_per_beat}"))
 def test_other_configurations_bit_exact_and_cycles_as_estimated(public_vectors, config):
     rng = np.random.default_rng(config.lanes)
     pixels = np.stack([public_vectors["pixels"][0],

@@ -25,7 +25,7 @@ def test_quick_bench_without_simulation_runs_the_sweep(tmp_path, quick_bench):
     assert "verilator_over_icarus" not in figures           # simulation was skipped
     sweep = figures["sweep"]
     assert sweep["accelerator_lut"] is None                 # no synthesis: cycles only
-    assert len(sweep["points"]) == 33       # pe, simd in {4, 8, 16}; N in {1, 2, 4, 8} | simd
+    assert len(sweep["points"]) == 66   # pe, simd in {4, 8, 16}; N in {1, 2, 4, 8} | simd; 1, 2 px
     assert (tmp_path / "docs" / "cycle_breakdown.png").exists()
     assert not (tmp_path / "docs" / "pareto.png").exists()
     text = (tmp_path / "BENCHMARKS.md").read_text()

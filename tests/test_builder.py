@@ -5,7 +5,15 @@ the units it builds; the buffers hold every feature map; configurations for sing
 import pytest
 
 from rtl.builder import UNITS, UnitBuilder, pipeline_latencies, unit_config
-from rtl.schedule import CONFIG_KEYS, AcceleratorConfig, ConfigError, plan_layers
+from rtl.schedule import (
+    CONFIG_KEYS,
+    AcceleratorConfig,
+    ConfigError,
+    plan_layers,
+    stem_ready_cycles,
+)
+from rtl.thermometer import ThermometerEncoder
+from rtl.weight_cache import MAX_WEIGHT_BUFFERS
 
 CONFIGS = [AcceleratorConfig(), AcceleratorConfig(pe=4, simd_channels=8,
                                                   decoder_symbols_per_cycle=2),
@@ -21,6 +29,13 @@ def test_timing_is_that_of_the_built_units(net, config):
     cache = builder.weight_cache()
     assert builder.decode_cycles() == [cache.decode_cycles(index)
                                        for index in range(len(builder.plans))]
+    # As many row buffers as the decoder fills during the first image's LOAD and stem, one
+    # more would not be.
+    buffers = builder.weight_buffers()
+    assert cache.buffers == buffers
+    ahead = stem_ready_cycles(config.stem_groups, builder.latencies(), ThermometerEncoder.latency)
+    assert sum(builder.decode_cycles()[:buffers]) <= ahead
+    assert buffers == MAX_WEIGHT_BUFFERS or sum(builder.decode_cycles()[:buffers + 1]) > ahead
     assert builder.huffman_decoder().symbols_per_cycle == config.decoder_symbols_per_cycle
     estimate = builder.estimate_cycles()
     assert estimate.phases["head"] == builder.latencies()["layer"] + builder.head().latency - 1
@@ -47,9 +62,10 @@ def test_every_unit_is_built_and_depends_on_configuration_keys(net):
 
 def test_unit_config_fills_the_keys_a_unit_does_not_depend_on():
     assert unit_config("precision_gate", pe=4) == AcceleratorConfig(
-        pe=4, simd_channels=16, decoder_symbols_per_cycle=1)
+        pe=4, simd_channels=16, decoder_symbols_per_cycle=1, pixels_per_beat=1)
     assert unit_config("huffman_decoder", pe=2, decoder_symbols_per_cycle=8) == \
-        AcceleratorConfig(pe=2, simd_channels=16, decoder_symbols_per_cycle=8)
+        AcceleratorConfig(pe=2, simd_channels=16, decoder_symbols_per_cycle=8, pixels_per_beat=1)
+    assert unit_config("merge_unit", pixels_per_beat=2).pixels_per_beat == 2
     with pytest.raises(ValueError, match="unknown configuration key"):
         unit_config("head", lanes=4)
     with pytest.raises(ValueError, match="unknown unit"):

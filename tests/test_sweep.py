@@ -42,7 +42,7 @@ def by_config(points):
 def test_default_point_is_the_accelerators_own_estimate(points, net):
     from rtl.accelerator import FracBNNAccelerator
 
-    default = by_config(points)[(16, 16, AcceleratorConfig().decoder_symbols_per_cycle)]
+    default = by_config(points)[tuple(getattr(AcceleratorConfig(), key) for key in CONFIG_KEYS)]
     estimate = FracBNNAccelerator(net).estimate_cycles()
     assert default["cycles_per_image"] == estimate.interval
     assert default["latency_cycles"] == estimate.total
@@ -55,7 +55,8 @@ def test_every_configuration_of_the_grid_has_a_point(points):
     assert len(by_config(points)) == len(points)
 
 
-@pytest.mark.parametrize("key", ["pe", "simd_channels", "decoder_symbols_per_cycle"])
+@pytest.mark.parametrize("key", ["pe", "simd_channels", "decoder_symbols_per_cycle",
+                                 "pixels_per_beat"])
 def test_more_parallelism_never_costs_cycles(points, key):
     table = by_config(points)
     compared = 0
@@ -76,9 +77,17 @@ def test_array_width_divides_the_layer_beats(points, key):
     # Doubling a width halves every PG layer's beats, which dominate the smallest arrays'
     # cycles (the fixed phases, LOAD and the head, are a small part of them).
     table = by_config(points)
-    small = table[(1, 1, 1)]["cycles_per_image"]
-    doubled = table[(2, 1, 1) if key == "pe" else (1, 2, 1)]["cycles_per_image"]
+    small = table[(1, 1, 1, 1)]["cycles_per_image"]
+    doubled = table[(2, 1, 1, 1) if key == "pe" else (1, 2, 1, 1)]["cycles_per_image"]
     assert doubled < 0.55 * small
+
+
+def test_two_pixels_per_beat_halve_the_stride_1_layers(points):
+    # Every layer but the two stride-2 ones takes half the beats; the smallest arrays' cycles
+    # are nearly all beats.
+    table = by_config(points)
+    one, two = (table[(1, 1, 1, pixels)]["cycles_per_image"] for pixels in (1, 2))
+    assert 0.5 * one < two < 0.56 * one
 
 
 def test_cycles_scale_with_the_images_per_second(points):
@@ -128,8 +137,9 @@ def test_unit_designs_cover_every_point_once():
     designs = lut_model.unit_designs(configs)
     names = [design.name for design in designs]
     assert len(names) == len(set(names))
-    # A unit that depends on pe alone is one design per pe value.
-    assert sum(name.startswith("sweep_precision_gate_") for name in names) == len(DEFAULT_GRID.pe)
+    # A unit that depends on pe and the pixels per beat alone is one design per pair.
+    assert sum(name.startswith("sweep_precision_gate_") for name in names) == \
+        len(DEFAULT_GRID.pe) * len(DEFAULT_GRID.pixels_per_beat)
     # The decoder at N = 1, subtracted from the weight cache, is the decoder unit's N = 1 design.
     assert sum(name.startswith("sweep_huffman_decoder_") for name in names) == \
         len(DEFAULT_GRID.pe) * len(DEFAULT_GRID.decoder_symbols_per_cycle)
@@ -139,7 +149,12 @@ def test_unit_designs_cover_every_point_once():
     luts = {name: 100 for name in names}
     points = [{key: getattr(config, key) for key in CONFIG_KEYS} for config in configs]
     lut_model.add_modelled_luts(points, 30_000, luts)
-    assert all(point["lut"] == 30_000 for point in points)
+    # Equal units: a point differs from the default by its units' copies alone (the arrays,
+    # one pair per pixel of a beat).
+    default = AcceleratorConfig()
+    for config, point in zip(configs, points):
+        assert point["lut"] == 30_000 + 100 * sum(unit.count(config) - unit.count(default)
+                                                  for unit in lut_model.SWEPT_UNITS)
 
 
 # ---- the LUT model ----------------------------------------------------------------------------
@@ -162,6 +177,9 @@ def test_lut_model_arithmetic():
     assert lut_model.lut_model(40_000, default, default, instances) == 40_000
     assert lut_model.lut_model(40_000, default, {"array": 400, "gate": 130}, instances) == \
         40_000 - 2 * 600 + 30
+    # Twice the arrays (two pixels per beat) at a configuration.
+    assert lut_model.lut_model(40_000, default, {"array": 400, "gate": 130}, instances,
+                               {"array": 4, "gate": 1}) == 40_000 - 2 * 1000 + 4 * 400 + 30
     with pytest.raises(ValueError, match="instances"):
         lut_model.lut_model(40_000, default, {"array": 1}, instances)
 
@@ -172,17 +190,20 @@ def test_modelled_luts_at_the_default_are_the_measured_accelerator():
     points = [{key: getattr(config, key) for key in CONFIG_KEYS} for config in configs]
     lut_model.add_modelled_luts(points, 37_974, luts)
     table = by_config(points)
-    assert table[(16, 16, AcceleratorConfig().decoder_symbols_per_cycle)]["lut"] == 37_974
+    default = AcceleratorConfig()
+    assert table[tuple(getattr(default, key) for key in CONFIG_KEYS)]["lut"] == 37_974
     # Each point differs from the default by its units' differences, instances counted (the
     # N = 1 decoder is subtracted).
-    config = AcceleratorConfig(pe=4, simd_channels=8, decoder_symbols_per_cycle=2)
-    expected = 37_974 + sum(
-        unit.instances * (luts[unit.design(config).name]
-                          - luts[unit.design(AcceleratorConfig()).name])
-        for unit in lut_model.SWEPT_UNITS)
-    assert table[(4, 8, 2)]["lut"] == expected
+    for pixels in (1, 2):
+        config = AcceleratorConfig(pe=4, simd_channels=8, decoder_symbols_per_cycle=2,
+                                   pixels_per_beat=pixels)
+        expected = 37_974 + sum(
+            unit.count(config) * luts[unit.design(config).name]
+            - unit.count(default) * luts[unit.design(default).name]
+            for unit in lut_model.SWEPT_UNITS)
+        assert table[(4, 8, 2, pixels)]["lut"] == expected
     # Stand-in units that grow with the parameters make smaller arrays smaller designs.
-    assert table[(4, 4, 1)]["lut"] < table[(16, 16, 8)]["lut"]
+    assert table[(4, 4, 1, 1)]["lut"] < table[(16, 16, 8, 2)]["lut"]
 
 
 # ---- the Pareto front -------------------------------------------------------------------------

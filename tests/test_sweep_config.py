@@ -37,10 +37,11 @@ def test_the_full_grid_file_is_every_configuration_the_accelerator_accepts():
     for pe in range(1, 17):
         for simd in range(1, 17):
             for symbols in (1, 2, 4, 8):
-                try:
-                    accepted.append(AcceleratorConfig(pe, simd, symbols))
-                except ValueError:
-                    pass
+                for pixels in (1, 2, 3):
+                    try:
+                        accepted.append(AcceleratorConfig(pe, simd, symbols, pixels))
+                    except ValueError:
+                        pass
     assert sorted(configs, key=repr) == sorted(accepted, key=repr)
 
 
@@ -57,6 +58,7 @@ def test_values_lists_and_single_integers(tmp_path):
         pe = [8, 4, 8]
         simd_channels = [4, 2]
         decoder_symbols_per_cycle = [1, 4]
+        pixels_per_beat = 1
         clock_mhz = 300.5
     """))
     assert grid.pe == (4, 8)                    # sorted, duplicates dropped
@@ -82,6 +84,7 @@ def test_values_lists_and_single_integers(tmp_path):
      ["sweep.decoder_symbols_per_cycle", "3", "divides none"]),
     ("[sweep]\nsimd_channels = [1, 2]\ndecoder_symbols_per_cycle = [4]\n",
      ["sweep.decoder_symbols_per_cycle", "4", "[1, 2]"]),
+    ("[sweep]\npixels_per_beat = [1, 4]\n", ["sweep.pixels_per_beat", "4", "allowed: 1, 2"]),
     ("[sweep]\nclock_mhz = 0\n", ["sweep.clock_mhz", "positive"]),
     ('[sweep]\nclock_mhz = "fast"\n', ["sweep.clock_mhz", "'fast'"]),
     ("[sweep]\npes = [1]\n", ["sweep.pes", "unknown", "simd_channels"]),
@@ -151,5 +154,5 @@ def test_bench_rejects_an_impossible_validation_point(tmp_path, capsys):
         main(["--validate", "16,16", "--out", str(tmp_path)])
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
-    assert "--validate" in error and "'16,16' is not PE,SIMD,N" in error
+    assert "--validate" in error and "'16,16' is not PE,SIMD,N[,P]" in error
     assert not any(tmp_path.iterdir())

@@ -130,8 +130,11 @@ def test_accelerator_view(net):
     # writeback is an always-ready stream: its valid and its payload's fields, no ready.
     writeback = next(item for item in view
                      if isinstance(item, gtkw.Group) and item.name == "writeback")
-    assert [trace.alias for trace in writeback.items[:6]] == [
-        "writeback.valid", "writeback.layer", "writeback.y", "writeback.x", "writeback.group",
+    # Its payload (two pixels' 32 FM codes and their place) is a closed group of its own.
+    valid, payload = writeback.items
+    assert valid.alias == "writeback.valid" and payload.closed
+    assert [trace.alias for trace in payload.items[:6]] == [
+        "writeback.layer", "writeback.y", "writeback.x", "writeback.group", "writeback.pixels",
         "writeback.fm[0]"]
     assert traces["writeback.valid"].port == "writeback__valid"
     assert traces["writeback.layer"].port == "writeback__payload"

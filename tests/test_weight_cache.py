@@ -138,10 +138,11 @@ def test_estimate_waits_only_for_slow_decoding():
 
 def test_estimate_with_a_third_buffer_decodes_a_layer_earlier():
     plans = plan_layers(CONFIG)
-    # With three buffers decoding layer 5 starts once layer 2 has issued its last beat: the
-    # same decoding that made it wait with two now fits in layer 3's beats.
+    # With three buffers decoding layer 5 starts once layer 2 has issued its last beat: a
+    # decoding that would make it wait with two (longer than layer 4's beats) now fits in
+    # layers 3 and 4's.
     slow = [1] * len(plans)
-    slow[5] = plans[4].beats + 1000
+    slow[5] = plans[4].beats + plans[3].beats // 2
     assert not any(estimate_cycles(plans, CONFIG.stem_groups, LATENCIES, 2, 3, slow,
                                    3).weight_waits.values())
     slow[5] = plans[3].beats + plans[4].beats + 1000
