@@ -16,9 +16,8 @@ quick look; without synthesis the sweep has cycles only); ``--config FILE`` give
 grid (TOML, see :mod:`benchmarks.sweep_config`); ``--validate PE,SIMD,N[,P] ...`` simulates the
 accelerator at those configurations (output channels, input channels, decoder symbols per
 cycle and pixels per beat, default 1) too, for the "analytical vs simulated" table next to the
-default configuration
-(default: :data:`VALIDATED_CONFIGS`, three more Verilator builds the first time;
-``--validate`` alone simulates none);
+default configuration (default: :data:`VALIDATED_CONFIGS`, three more Verilator builds the
+first time; ``--validate`` alone simulates none);
 ``--out DIR`` chooses where the two files and ``docs/`` go (default: the repository root).
 """
 
@@ -53,8 +52,8 @@ CLOCK_HZ = 250e6
 # Images streamed back to back for the steady-state interval (at least 8 for a median).
 INTERVAL_BATCH = 12
 # The analytical model is checked against simulation at the default configuration and at
-# these (pe, simd_channels, decoder_symbols_per_cycle): the slowest and the fastest decoder
-# (the weight waits differ most) and half the input channels per beat with a decoder of 2.
+# these (pe, simd_channels, decoder_symbols_per_cycle, pixels_per_beat): one pixel per beat,
+# the fastest decoder, and half the input channels per beat with a decoder of 2.
 VALIDATED_CONFIGS = ((16, 16, 4, 1), (16, 16, 8, 2), (16, 8, 2, 2))
 # The plots go here, relative to BENCHMARKS.md (the README shows docs/pareto.png).
 PLOTS_DIR = "docs"
