@@ -15,18 +15,28 @@ DPI = 120
 
 def pareto_plot(points, clock_mhz, path, *, paper, device_luts, default=None):
     """Images/s at ``clock_mhz`` against (modelled) LUTs of every point that has both, one
-    colour per decoder symbols per cycle, the Pareto front joined by a line; ``paper`` (a dict
+    colour per decoder symbols per cycle and one marker per pixels per beat, the Pareto front
+    joined by a line; ``paper`` (a dict
     with ``lut`` and ``images_per_s``) and the device's LUT capacity marked. Returns ``path``."""
     shown = [point for point in points
              if point.get("lut") is not None and point.get("images_per_s") is not None]
-    figure, axes = plt.subplots(figsize=(8, 5.5))
+    figure, axes = plt.subplots(figsize=(10, 5.5))
     decoders = sorted({point["decoder_symbols_per_cycle"] for point in shown})
     colours = plt.get_cmap("viridis")
+    markers = dict(zip(sorted({point["pixels_per_beat"] for point in shown}), "o^sD"))
     for rank, symbols in enumerate(decoders):
-        group = [point for point in shown if point["decoder_symbols_per_cycle"] == symbols]
-        axes.scatter([point["lut"] for point in group], [point["images_per_s"] for point in group],
-                     s=22, alpha=0.75, color=colours(rank / max(1, len(decoders) - 1)),
-                     label=f"decoder N = {symbols}")
+        colour = colours(rank / max(1, len(decoders) - 1))
+        for pixels, marker in markers.items():
+            group = [point for point in shown if point["decoder_symbols_per_cycle"] == symbols
+                     and point["pixels_per_beat"] == pixels]
+            axes.scatter([point["lut"] for point in group],
+                         [point["images_per_s"] for point in group], s=22, alpha=0.75,
+                         marker=marker, color=colour)
+        # The legend names the colours and the markers apart (empty scatters as its keys).
+        axes.scatter([], [], s=22, marker="o", color=colour, label=f"decoder N = {symbols}")
+    for pixels, marker in markers.items():
+        axes.scatter([], [], s=22, marker=marker, color="grey",
+                     label=f"{pixels} pixel{'s' if pixels > 1 else ''} per beat")
     front = [shown[index] for index in pareto_front(shown)]
     axes.step([point["lut"] for point in front], [point["images_per_s"] for point in front],
               where="post", color="crimson", linewidth=1.2)
@@ -60,10 +70,11 @@ def pareto_plot(points, clock_mhz, path, *, paper, device_luts, default=None):
               transform=axes.get_xaxis_transform())
     axes.set_xlabel("LUTs (Yosys estimate; sweep points: model from unit synthesis)")
     axes.set_ylabel(f"images/s at {clock_mhz:g} MHz (analytical cycle model)")
-    axes.set_title("FracBNN accelerator design space "
-                   "(front labels: pe x simd_channels / decoder N)")
+    axes.set_title("FracBNN accelerator design space\n"
+                   "(front labels: pe x simd_channels / decoder N / pixels per beat)")
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=8, loc="lower right")
+    # Beside the axes: the points fill the plot from corner to corner.
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
     figure.savefig(path, dpi=DPI)
     plt.close(figure)
