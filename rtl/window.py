@@ -11,7 +11,7 @@ from .interfaces import PortSignature
 from .params import check_maps, check_positive_int
 from .pipeline import delay_line
 
-__all__ = ["WindowMemory", "divmod3_layout", "divmod_layout"]
+__all__ = ["WindowMemory", "divmod_layout"]
 
 
 def divmod_layout(size, divisor):
@@ -19,12 +19,6 @@ def divmod_layout(size, divisor):
     ``0 <= v < size``."""
     return data.StructLayout({"quotient": range(max(1, -(-size // divisor))),
                               "remainder": range(divisor)})
-
-
-def divmod3_layout(size):
-    """:func:`divmod_layout` by 3: a :class:`WindowMemory`'s rows (and its columns when it reads
-    one pixel's window)."""
-    return divmod_layout(size, 3)
 
 
 def _parts(component, name, width, part_width):
